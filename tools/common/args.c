@@ -1,0 +1,85 @@
+#define _POSIX_C_SOURCE 200809L
+#include "args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int mm_arg_int(const char *tool, const char *what, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s must be an integer in %ld..%ld, got '%s'\n", tool, what, lo, hi,
+                s ? s : "");
+        return 1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int mm_arg_u64(const char *tool, const char *what, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = s ? strtoull(s, &end, 0) : 0;
+    if (!s || !*s || *end || errno || s[0] == '-') {
+        fprintf(stderr, "%s: %s must be a non-negative integer, got '%s'\n", tool, what, s ? s : "");
+        return 1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int mm_arg_float(const char *tool, const char *what, const char *s, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s must be a number in [%g, %g], got '%s'\n", tool, what, lo, hi,
+                s ? s : "");
+        return 1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int mm_arg_device(const char *tool, const char *s, mm_device *out) {
+    if (!s) s = getenv("MM_DEVICE");
+    if (!s || !strcmp(s, "cpu")) *out = MM_DEVICE_CPU;
+    else if (!strcmp(s, "cuda")) *out = MM_DEVICE_CUDA;
+    else {
+        fprintf(stderr, "%s: unknown device '%s' (cpu or cuda)\n", tool, s);
+        return 1;
+    }
+    return 0;
+}
+
+int mm_arg_precision(const char *tool, const char *s, mm_precision *out) {
+    if (!strcmp(s, "bf16")) *out = MM_PRECISION_BF16;
+    else if (!strcmp(s, "fp32")) *out = MM_PRECISION_FP32;
+    else {
+        fprintf(stderr, "%s: unknown precision '%s' (bf16 or fp32)\n", tool, s);
+        return 1;
+    }
+    return 0;
+}
+
+mm_model *mm_tool_open_model(const char *tool, const char *path) {
+    mm_model *m = NULL;
+    char *err = NULL;
+    if (mm_model_open(path, &m, &err) != MM_OK) {
+        fprintf(stderr, "%s: %s\n", tool, err ? err : "cannot open the model");
+        mm_free(err);
+        return NULL;
+    }
+    return m;
+}
+
+double mm_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,20 @@
+/* Shared command-line helpers of the tools (option parsing itself is getopt_long). */
+#ifndef MM_TOOLS_ARGS_H
+#define MM_TOOLS_ARGS_H
+#include <stdint.h>
+
+#include "mm.h"
+
+/* Strict number parsing: the whole string must be a number within [lo, hi]; otherwise prints
+ * "<tool>: <what> must be ..." to stderr and returns non-zero. */
+int mm_arg_int(const char *tool, const char *what, const char *s, long lo, long hi, int *out);
+int mm_arg_u64(const char *tool, const char *what, const char *s, uint64_t *out);
+int mm_arg_float(const char *tool, const char *what, const char *s, double lo, double hi, float *out);
+/* "cpu" / "cuda" (also from MM_DEVICE when s is NULL). */
+int mm_arg_device(const char *tool, const char *s, mm_device *out);
+/* "bf16" / "fp32". */
+int mm_arg_precision(const char *tool, const char *s, mm_precision *out);
+/* Opens a model or prints the library's message and returns NULL. */
+mm_model *mm_tool_open_model(const char *tool, const char *path);
+double mm_now_seconds(void);
+#endif
