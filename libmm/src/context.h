@@ -15,8 +15,14 @@ enum {
     WS_COUNT
 };
 
+/* Test hook: called with intermediate activations by name ("scene.x_in", "scene.block0.out",
+ * "gen.block0.out"), so parity tests can compare stages the public API does not expose. */
+typedef void (*mm_trace_fn)(void *user, const char *name, const float *data, size_t n);
+
 struct mm_context {
     mm_model *model;
+    mm_trace_fn trace;
+    void *trace_user;
     mm_backend *be;
     char errmsg[1024];
     float *ws[WS_COUNT];

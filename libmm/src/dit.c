@@ -140,6 +140,7 @@ static int generator(mm_context *ctx, int n_tiles, int n_parts, const mm_part_de
         const mm_block_w *w = &m->dit.gen[j];
         if (block_forward(ctx, w, x, n_tiles, N, u, rows, 1, &w->fc1[branch], &w->fc2[branch]))
             return 1;
+        if (ctx->trace && j == 0) ctx->trace(ctx->trace_user, "gen.block0.out", x, (size_t)(rows * H));
     }
     float *h = mm_ws(ctx, WS_NORM, (size_t)rows * H);
     if (!h) return 1;
@@ -172,11 +173,13 @@ int mm_dit_forward(mm_context *ctx, int n_tiles, int n_parts, const mm_part_dev 
             TRY(OPS->copy(BE, x + ((int64_t)b * S + (int64_t)p * N) * H, tok + (int64_t)b * N * H,
                           (size_t)N * H));
     }
+    if (ctx->trace) ctx->trace(ctx->trace_user, "scene.x_in", x, (size_t)(rows * H));
     for (int i = 0; i < c->dit.scene_depth; i++) {
         const mm_block_w *w = &m->dit.scene[i];
         if (block_forward(ctx, w, x, n_tiles, S, cond_silu, (int64_t)n_tiles * n_parts, N,
                           &w->fc1[0], &w->fc2[0]))
             return 1;
+        if (ctx->trace && i == 0) ctx->trace(ctx->trace_user, "scene.block0.out", x, (size_t)(rows * H));
     }
     const float *nw = OPS->resident(BE, m->dit.scene_norm_out.weight, H);
     const float *nb = OPS->resident(BE, m->dit.scene_norm_out.bias, H);

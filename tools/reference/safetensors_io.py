@@ -14,6 +14,8 @@ No dependency beyond numpy and torch (the `safetensors` package is not available
 """
 
 import json
+import math
+import os
 import struct
 
 import numpy as np
@@ -95,13 +97,14 @@ def read(path, validate=True):
     metadata: the "__metadata__" dict (or {}); dtypes: name -> stored dtype.
     With `validate`, applies the structural checks of docs/model-format.md.
     """
-    with open(path, "rb") as f:
-        buf = f.read()
-    if len(buf) < 8:
+    size = os.path.getsize(path)
+    if size < 8:
         raise ValueError("file shorter than 8 bytes")
-    (n,) = struct.unpack("<Q", buf[:8])
-    if n > MAX_HEADER or 8 + n > len(buf):
-        raise ValueError("bad header length")
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > MAX_HEADER or 8 + n > size:
+            raise ValueError("bad header length")
+        head = f.read(n)
 
     def no_dupes(pairs):
         d = {}
@@ -111,11 +114,11 @@ def read(path, validate=True):
             d[k] = v
         return d
 
-    header = json.loads(buf[8:8 + n].decode("utf-8"), object_pairs_hook=no_dupes)
+    header = json.loads(head.decode("utf-8"), object_pairs_hook=no_dupes)
     if not isinstance(header, dict):
         raise ValueError("header is not a JSON object")
     metadata = header.pop("__metadata__", {}) or {}
-    data = buf[8 + n:]
+    data_len = size - 8 - n
     entries = []
     for name, e in header.items():
         if validate:
@@ -128,10 +131,14 @@ def read(path, validate=True):
             if not isinstance(e["shape"], list) or len(e["shape"]) > 8 or any(
                     not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in e["shape"]):
                 raise ValueError(f"{name}: bad shape")
-            b, en = e["data_offsets"]
+            off = e["data_offsets"]
+            if not isinstance(off, list) or len(off) != 2 or any(
+                    not isinstance(o, int) or isinstance(o, bool) or o < 0 for o in off):
+                raise ValueError(f"{name}: bad data_offsets")
+            b, en = off
             if not b <= en:
                 raise ValueError(f"{name}: begin > end")
-            if en - b != int(np.prod(e["shape"], dtype=np.int64)) * DTYPE_SIZES[e["dtype"]]:
+            if en - b != math.prod(e["shape"]) * DTYPE_SIZES[e["dtype"]]:
                 raise ValueError(f"{name}: size does not match shape and dtype")
         entries.append((e["data_offsets"][0], e["data_offsets"][1], name, e))
     if validate:
@@ -143,8 +150,10 @@ def read(path, validate=True):
             if b != pos:
                 raise ValueError(f"{name}: gap or overlap in the data section")
             pos = en
-        if pos != len(data):
+        if pos != data_len:
             raise ValueError("tensors do not end exactly at the end of the file")
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n, shape=(data_len,)) \
+        if data_len else np.zeros(0, np.uint8)
     tensors, dtypes = {}, {}
     for b, en, name, e in entries:
         tensors[name] = torch.from_numpy(_decode(data[b:en], e["dtype"], e["shape"]).copy())

@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""Time ONE guided sampling step of the PyTorch reference on CPU.
+
+One step = the velocity of a translation step with classifier-free guidance: the scene module
+over [source; target] partitions and the generator for the target, once conditional and once
+unconditional (source replaced by noise at t = 1), combined as v_u + w (v_c - v_u).
+
+    /usr/bin/python3 tools/reference/bench_ref.py (--config CFG.json | --model FILE.safetensors)
+        [--batch 1] [--threads N] [--iters 3] [--warmup 1] [--modes fp32,bf16]
+        [--source sar] [--target rgb] [--guidance 1.5] [--seed 0]
+
+--config builds the model with export.py's seeded random weights; --model loads a model file
+(F32/F16/BF16), so the C engine and this reference run the same weights. Modes: fp32 eager, and
+bf16 = torch.autocast('cpu', dtype=torch.bfloat16) eager. Prints one line of JSON with the
+median seconds per step of each mode.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export  # noqa: E402
+import mm_ref as R  # noqa: E402
+
+
+@torch.no_grad()
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config")
+    src.add_argument("--model")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--modes", default="fp32,bf16")
+    ap.add_argument("--source", default="sar")
+    ap.add_argument("--target", default="rgb")
+    ap.add_argument("--guidance", type=float, default=1.5)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+
+    t0 = time.perf_counter()
+    if a.model:
+        model = R.load_model(a.model)
+    else:
+        with open(a.config) as f:
+            model = export.init_weights(R.build_model(json.load(f)), a.seed)
+    load_s = time.perf_counter() - t0
+    cfg = model.cfg
+    s, m = cfg["modalities"].index(a.source), cfg["modalities"].index(a.target)
+    shape = (model.C, model.L, model.L)
+    tiles = list(range(a.batch))
+    z_src = R.noise_batch(a.seed, tiles, 3, s, 0, shape)   # stand-in clean source latent
+    x_tgt = R.noise_batch(a.seed, tiles, R.PURPOSE_INIT, m, 0, shape)
+    unc = R.noise_batch(a.seed, tiles, R.PURPOSE_UNCOND, s, 0, shape)
+    t = torch.full((a.batch,), 0.5, dtype=torch.float64)
+
+    def step():
+        return R.predict_velocity(model, [(z_src, s)], [(x_tgt, m)], t, a.guidance, [unc])[0]
+
+    result = {"name": cfg.get("name", ""), "batch": a.batch, "threads": a.threads,
+              "tokens_per_modality": model.N, "hidden": model.H, "guidance": a.guidance,
+              "weights": a.model or "random", "load_s": round(load_s, 3)}
+    for mode in a.modes.split(","):
+        if mode == "fp32":
+            ctx = contextlib.nullcontext
+        elif mode == "bf16":
+            ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+        else:
+            sys.exit(f"unknown mode {mode}")
+        times = []
+        for i in range(a.warmup + a.iters):
+            t1 = time.perf_counter()
+            with ctx():
+                v = step()
+            dt = time.perf_counter() - t1
+            if i >= a.warmup:
+                times.append(dt)
+        assert torch.isfinite(v.float()).all()
+        result[f"{mode}_s_per_step"] = round(statistics.median(times), 6)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
