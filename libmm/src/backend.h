@@ -7,11 +7,11 @@
  * data crosses with upload()/download(). Every operation returns 0 or non-zero after setting the
  * backend's error message (mm_backend_errmsg).
  *
- * Determinism contract: every operation gives bit-identical results for a row / an element
- * whatever the number of rows in the call, the number of threads, or the call order. The CPU
- * backend gets this by running each matrix-product block single-threaded with a fixed shape
- * decomposition (see backend_cpu.c); backends must keep it, since the tools rely on a tile's
- * result not depending on what it was batched with.
+ * Determinism contract: every operation gives a tile bit-identical results whatever else is in
+ * the call (other tiles, their number and order) and whatever the number of threads. The CPU
+ * backend gets this by cutting every matrix product into blocks whose shapes depend only on the
+ * tile's own shape and running each block single-threaded (see backend_cpu.c); backends must
+ * keep it, since the tools rely on a tile's result not depending on what it was batched with.
  */
 #ifndef MM_BACKEND_H
 #define MM_BACKEND_H
@@ -57,9 +57,11 @@ typedef struct {
     int (*download)(mm_backend *b, float *dst, const float *src, size_t n);
     int (*copy)(mm_backend *b, float *dst, const float *src, size_t n);
 
-    /* y[M, W.rows] = act(x[M, W.cols] W^T + bias). */
-    int (*linear)(mm_backend *b, float *y, const float *x, int64_t M, const mm_weight *W,
-                  mm_activation act);
+    /* y[M, W.rows] = act(x[M, W.cols] W^T + bias). The rows form M / rows_per_item items (a
+     * tile's rows); a row's result may depend on its position within its item but never on the
+     * other items, their number, or the thread count. */
+    int (*linear)(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item,
+                  const mm_weight *W, mm_activation act);
 
     /* 2-D convolution, NCHW, weight W [cout, cin*k*k], square kernel k, stride s, padding
      * (top, left, bottom, right); output size from the usual formula. */

@@ -227,27 +227,36 @@ static void to_bf16(uint16_t *dst, const float *src, int64_t rows, int64_t cols,
         for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = mm_f32_to_bf16(src[r * ld + c]);
 }
 
-static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, const mm_weight *W,
-                      mm_activation act) {
+/* Column blocks depend on N alone, row blocks on the item size alone: every block of a tile has
+ * the same shape whatever the batch, so oneDNN picks the same kernel for it. */
+static int64_t col_block(int64_t N) { return N <= 768 ? N : 512; }
+static int64_t row_block(int64_t rows_per_item) {
+    const int64_t chunks = (rows_per_item + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
+    return (rows_per_item + chunks - 1) / chunks;
+}
+
+static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item,
+                      const mm_weight *W, mm_activation act) {
     cpu_backend *cb = cpu(b);
     const int64_t K = W->cols, N = W->rows;
+    if (rows_per_item <= 0 || M % rows_per_item) {
+        mm_backend_seterr(b, "linear: %lld rows are not a whole number of %lld-row items",
+                          (long long)M, (long long)rows_per_item);
+        return 1;
+    }
     const int bf = b->use_bf16 && W->bf16;
-    const int64_t mblocks = (M + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
-    /* split columns only when row blocks cannot keep the threads busy; the split does not
-     * change any element's bits (see the file comment) */
-    int64_t nsplit = 1;
-    if (mblocks < 2 * b->n_threads) nsplit = (2 * b->n_threads + mblocks - 1) / mblocks;
-    int64_t nb = (N + nsplit - 1) / nsplit;
-    nb = (nb + 63) / 64 * 64;
-    if (nb > N) nb = N;
-    const int64_t nblocks = (N + nb - 1) / nb;
+    const int64_t rb = row_block(rows_per_item);
+    const int64_t chunks = (rows_per_item + rb - 1) / rb;
+    const int64_t nb = col_block(N), nblocks = (N + nb - 1) / nb;
+    const int64_t mblocks = (M / rows_per_item) * chunks;
     int failed = 0;
 #pragma omp parallel for num_threads(b->n_threads) schedule(static) reduction(| : failed)
     for (int64_t item = 0; item < mblocks * nblocks; item++) {
         omp_set_num_threads(1); /* oneDNN inside: sequential even when this team has 1 thread */
-        int64_t m0 = (item / nblocks) * MM_ROW_BLOCK, n0 = (item % nblocks) * nb;
-        int64_t mb = M - m0 < MM_ROW_BLOCK ? M - m0 : MM_ROW_BLOCK;
-        int64_t nn = N - n0 < nb ? N - n0 : nb;
+        const int64_t mbi = item / nblocks, it = mbi / chunks, ch = mbi % chunks;
+        const int64_t m0 = it * rows_per_item + ch * rb, n0 = (item % nblocks) * nb;
+        const int64_t mb = rows_per_item - ch * rb < rb ? rows_per_item - ch * rb : rb;
+        const int64_t nn = N - n0 < nb ? N - n0 : nb;
         const void *a = x + m0 * K;
         if (bf) {
             uint16_t *st = scratch_get(&cb->a_stage[omp_get_thread_num()], (size_t)(mb * K * 2));
@@ -266,8 +275,9 @@ static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, const 
         const void *wb = bf ? (const void *)(W->bf16 + n0 * K) : (const void *)(W->f32 + n0 * K);
         failed |= run_prim(cb, e, a, wb, y + m0 * N + n0, W->bias ? W->bias + n0 : NULL);
     }
-    if (failed && !b->errmsg[0]) mm_backend_seterr(b, "matrix product %lldx%lldx%lld failed",
-                                                   (long long)M, (long long)K, (long long)N);
+    if (failed && !b->errmsg[0])
+        mm_backend_seterr(b, "matrix product %lldx%lldx%lld failed", (long long)M, (long long)K,
+                          (long long)N);
     return failed;
 }
 

@@ -36,17 +36,17 @@ static int block_forward(mm_context *ctx, const mm_block_w *w, float *x, int n_s
     float *y = mm_ws(ctx, WS_PROJ, (size_t)rows * H);
     float *f = mm_ws(ctx, WS_FFN, (size_t)rows * F);
     if (!mod || !h || !qkv || !att || !y || !f) return 1;
-    TRY(OPS->linear(BE, mod, cond_silu, n_groups, &w->ada, MM_ACT_NONE));
+    TRY(OPS->linear(BE, mod, cond_silu, n_groups, n_groups / n_seq, &w->ada, MM_ACT_NONE));
     mm_modulation m[6];
     for (int k = 0; k < 6; k++) m[k] = (mm_modulation){mod + (int64_t)k * H, 6 * H, rows_per_group};
     TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, m[0], m[1]));
-    TRY(OPS->linear(BE, qkv, h, rows, &w->qkv, MM_ACT_NONE));
+    TRY(OPS->linear(BE, qkv, h, rows, S, &w->qkv, MM_ACT_NONE));
     TRY(OPS->attention(BE, att, qkv, n_seq, S, c->dit.num_heads, H / c->dit.num_heads));
-    TRY(OPS->linear(BE, y, att, rows, &w->proj, MM_ACT_NONE));
+    TRY(OPS->linear(BE, y, att, rows, S, &w->proj, MM_ACT_NONE));
     TRY(OPS->gated_add(BE, x, y, rows, H, m[2]));
     TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, m[3], m[4]));
-    TRY(OPS->linear(BE, f, h, rows, fc1, MM_ACT_GELU_TANH));
-    TRY(OPS->linear(BE, y, f, rows, fc2, MM_ACT_NONE));
+    TRY(OPS->linear(BE, f, h, rows, S, fc1, MM_ACT_GELU_TANH));
+    TRY(OPS->linear(BE, y, f, rows, S, fc2, MM_ACT_NONE));
     TRY(OPS->gated_add(BE, x, y, rows, H, m[5]));
     return 0;
 }
@@ -62,7 +62,7 @@ static int embed_tokens(mm_context *ctx, float *tok, const float *latent, int n,
     const float *em = OPS->resident(BE, ctx->model->dit.modality_embed + (int64_t)modality * H, H);
     if (!patch || !pos || !em) return mm_ctx_backend_failed(ctx, "embedding buffers");
     TRY(OPS->patchify(BE, patch, latent, n, C, c->latent_size, p));
-    TRY(OPS->linear(BE, tok, patch, (int64_t)n * N, embed, MM_ACT_NONE));
+    TRY(OPS->linear(BE, tok, patch, (int64_t)n * N, N, embed, MM_ACT_NONE));
     TRY(OPS->add_rows(BE, tok, pos, (int64_t)n * N, N, H));
     TRY(OPS->add_rows(BE, tok, em, (int64_t)n * N, 1, H));
     return 0;
@@ -99,8 +99,8 @@ static int conditions(mm_context *ctx, int n_tiles, int n_parts, const mm_part_d
     float *hid = feat + G * fd, *em = hid + G * H;
     if (OPS->upload(BE, feat, feat_h, (size_t)(G * fd)) ||
         OPS->upload(BE, em, em_h, (size_t)(G * H)) ||
-        OPS->linear(BE, hid, feat, G, &m->dit.t_mlp0, MM_ACT_SILU) ||
-        OPS->linear(BE, cond, hid, G, &m->dit.t_mlp2, MM_ACT_NONE) ||
+        OPS->linear(BE, hid, feat, G, n_parts, &m->dit.t_mlp0, MM_ACT_SILU) ||
+        OPS->linear(BE, cond, hid, G, n_parts, &m->dit.t_mlp2, MM_ACT_NONE) ||
         OPS->axpby(BE, cond, 1.0f, em, 1.0f, (size_t)(G * H)) ||
         OPS->silu(BE, cs, cond, (size_t)(G * H))) {
         mm_ctx_backend_failed(ctx, "condition embedding");
@@ -144,10 +144,10 @@ static int generator(mm_context *ctx, int n_tiles, int n_parts, const mm_part_de
     }
     float *h = mm_ws(ctx, WS_NORM, (size_t)rows * H);
     if (!h) return 1;
-    TRY(OPS->linear(BE, gm, u, rows, &m->dit.final_ada, MM_ACT_NONE));
+    TRY(OPS->linear(BE, gm, u, rows, N, &m->dit.final_ada, MM_ACT_NONE));
     TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, (mm_modulation){gm, 2 * H, 1},
                                 (mm_modulation){gm + H, 2 * H, 1}));
-    TRY(OPS->linear(BE, out, h, rows, &m->dit.final_linear, MM_ACT_NONE));
+    TRY(OPS->linear(BE, out, h, rows, N, &m->dit.final_linear, MM_ACT_NONE));
     TRY(OPS->unpatchify(BE, v, out, n_tiles, C, c->latent_size, p));
     return 0;
 }

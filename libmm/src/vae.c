@@ -74,9 +74,9 @@ static int attention(mm_context *ctx, act *a, const mm_vae_attn_w *w) {
     if (!qkv) return 1;
     if (gn(ctx, a->buf[t1], a->buf[in], a, w->norm, 0)) return 1;
     TRY(OPS->transpose(BE, a->buf[t2], a->buf[t1], a->n, C, hw)); /* [n, hw, C] */
-    TRY(OPS->linear(BE, qkv, a->buf[t2], rows, &w->q, MM_ACT_NONE));
+    TRY(OPS->linear(BE, qkv, a->buf[t2], rows, hw, &w->q, MM_ACT_NONE));
     TRY(OPS->attention(BE, a->buf[t1], qkv, a->n, (int)hw, 1, C));
-    TRY(OPS->linear(BE, a->buf[t2], a->buf[t1], rows, &w->out, MM_ACT_NONE));
+    TRY(OPS->linear(BE, a->buf[t2], a->buf[t1], rows, hw, &w->out, MM_ACT_NONE));
     TRY(OPS->transpose(BE, a->buf[t3], a->buf[t2], a->n, hw, C)); /* back to [n, C, hw] */
     TRY(OPS->axpby(BE, a->buf[t3], 1.0f, a->buf[in], 1.0f, (size_t)(rows * C)));
     a->cur = t3;

@@ -30,6 +30,16 @@ import export  # noqa: E402
 import mm_ref as R  # noqa: E402
 
 
+def loaded_blas():
+    """Which BLAS library this process mapped (fp32 eager speed depends on it)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+        return ",".join(sorted(os.path.realpath(p) for p in libs)) or "none mapped"
+    except OSError:
+        return "unknown"
+
+
 @torch.no_grad()
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -59,7 +69,8 @@ def main():
     s, m = cfg["modalities"].index(a.source), cfg["modalities"].index(a.target)
     shape = (model.C, model.L, model.L)
     tiles = list(range(a.batch))
-    z_src = R.noise_batch(a.seed, tiles, 3, s, 0, shape)   # stand-in clean source latent
+    g = torch.Generator().manual_seed(a.seed)
+    z_src = 0.5 * torch.randn((a.batch,) + shape, generator=g)  # stand-in clean source latent
     x_tgt = R.noise_batch(a.seed, tiles, R.PURPOSE_INIT, m, 0, shape)
     unc = R.noise_batch(a.seed, tiles, R.PURPOSE_UNCOND, s, 0, shape)
     t = torch.full((a.batch,), 0.5, dtype=torch.float64)
@@ -69,7 +80,8 @@ def main():
 
     result = {"name": cfg.get("name", ""), "batch": a.batch, "threads": a.threads,
               "tokens_per_modality": model.N, "hidden": model.H, "guidance": a.guidance,
-              "weights": a.model or "random", "load_s": round(load_s, 3)}
+              "weights": a.model or "random", "load_s": round(load_s, 3),
+              "torch": torch.__version__, "blas": loaded_blas()}
     for mode in a.modes.split(","):
         if mode == "fp32":
             ctx = contextlib.nullcontext
