@@ -570,6 +570,32 @@ static void test_long_name(void **state)
     unsigned char *b = mkfile(hdr, NULL, 4, &len);
     expect_fail_buf(b, len, "1024", "1025-byte name");
     free(b);
+
+    /* control characters and long names are escaped and cut in messages */
+    char ctl[40 * 6 + 1] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(ctl, "\\u0001");
+    snprintf(hdr, sizeof hdr, "{\"%s\xc3\xa9\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+             ctl);
+    b = mkfile(hdr, NULL, 8, &len);
+    expect_fail_buf(b, len, "unsupported dtype", "control characters in a name");
+    assert_non_null(strstr(g_lastmsg, "'\\x01\\x01"));
+    assert_non_null(strstr(g_lastmsg, "...'"));
+    assert_null(memchr(g_lastmsg, 1, strlen(g_lastmsg)));
+    free(b);
+    char utf[200] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(utf, "\xc3\xa9"); /* 80 bytes of 2-byte characters, cut at 64 */
+    snprintf(hdr, sizeof hdr, "{\"x%s\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+             utf);
+    b = mkfile(hdr, NULL, 8, &len);
+    expect_fail_buf(b, len, "unsupported dtype", "long UTF-8 name");
+    const char *q = strchr(g_lastmsg, '\'');
+    assert_non_null(q);
+    const char *dots = strstr(q, "...'");
+    assert_non_null(dots);
+    assert_int_equal((size_t)(dots - q - 1), 63); /* 'x' + 31 whole characters */
+    free(b);
 }
 
 static void test_nul_in_header(void **state)

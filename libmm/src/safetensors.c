@@ -543,26 +543,37 @@ typedef struct {
 } semctx;
 
 /* Reads a non-negative integer (exact text) or fails with a message about `what`. */
-static int get_uint(semctx *s, const char *tname, const char *what, const cJSON *v, int64_t *out)
+static int get_uint(semctx *s, const char *tname, const char *what0, int index, const cJSON *v,
+                    int64_t *out)
 {
+    const jnum *num = NULL;
+    if (cJSON_IsNumber(v)) {
+        if (v->valueint < 0 || (size_t)v->valueint >= s->nnum) {
+            fail(s->e, "internal error: number index mismatch while reading the header");
+            return -1;
+        }
+        num = &s->nums[v->valueint];
+        if (num->kind == NUM_OK) {
+            *out = num->value;
+            return 0;
+        }
+    }
+    /* error: name the element */
     qbuf q;
-    if (!cJSON_IsNumber(v)) {
+    char what[48];
+    if (index >= 0)
+        snprintf(what, sizeof what, "%s[%d]", what0, index);
+    else
+        snprintf(what, sizeof what, "%s", what0);
+    if (!num) {
         fail(s->e, "tensor '%s': %s is %s, expected a non-negative integer", quote(&q, tname), what,
              jtype(v));
         return -1;
     }
-    if (v->valueint < 0 || (size_t)v->valueint >= s->nnum) {
-        fail(s->e, "internal error: number index mismatch while reading the header");
-        return -1;
-    }
-    const jnum *num = &s->nums[v->valueint];
-    const char *why = NULL;
-    switch (num->kind) {
-    case NUM_OK: *out = num->value; return 0;
-    case NUM_NEGATIVE: why = "expected a non-negative integer"; break;
-    case NUM_NOT_INTEGER: why = "not an integer (expected digits only, no '.' or exponent)"; break;
-    default: why = "too large (at most 2^63-1)"; break;
-    }
+    const char *why = num->kind == NUM_NEGATIVE      ? "expected a non-negative integer"
+                      : num->kind == NUM_NOT_INTEGER ? "not an integer (expected digits only, no "
+                                                       "'.' or exponent)"
+                                                     : "too large (at most 2^63-1)";
     fail(s->e, "tensor '%s': %s is %.*s, %s", quote(&q, tname), what, (int)num->len,
          (const char *)s->hdr + num->off, why);
     return -1;
@@ -668,9 +679,7 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
     t->ndim = ndim;
     int d = 0;
     for (const cJSON *c = sh->child; c; c = c->next, d++) {
-        char what[32];
-        snprintf(what, sizeof what, "shape[%d]", d);
-        if (get_uint(s, name, what, c, &t->shape[d]))
+        if (get_uint(s, name, "shape", d, c, &t->shape[d]))
             return -1;
     }
 
@@ -687,8 +696,8 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
         return -1;
     }
     int64_t b, en;
-    if (get_uint(s, name, "data_offsets[0] (begin)", off->child, &b) ||
-        get_uint(s, name, "data_offsets[1] (end)", off->child->next, &en))
+    if (get_uint(s, name, "data_offsets[0] (begin)", -1, off->child, &b) ||
+        get_uint(s, name, "data_offsets[1] (end)", -1, off->child->next, &en))
         return -1;
     if (b > en) {
         fail(s->e, "tensor '%s': data_offsets [%lld, %lld) has begin > end", quote(&q, name),

@@ -6,7 +6,8 @@
  * reference implementation (huggingface/safetensors):
  *   - the file is at least 8 bytes; N <= MM_ST_MAX_HEADER and 8 + N <= file size;
  *   - the header contains no NUL byte, is valid UTF-8 (no overlong forms, no surrogates), starts
- *     with '{' and is one RFC 8259 JSON object (trailing spaces allowed, nothing else after it);
+ *     with '{' and is one RFC 8259 JSON object (JSON whitespace may follow it: writers pad
+ *     with spaces; nothing else may);
  *     no duplicate keys in any object (keys compared after unescaping); strings must not contain
  *     an escaped NUL (\u0000) or an unpaired surrogate escape;
  *   - every entry but "__metadata__" is an object with exactly the keys "dtype" (string),

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Sets up a fresh Debian 12 machine (as root) for MetaEarth-MM, builds it, and runs one job:
+#   ./bootstrap.sh demo   build, then translate a synthetic SAR tile with the bundled test model
+#   ./bootstrap.sh test   build with -Werror, run the tests; then again under ASan + UBSan
+#   ./bootstrap.sh build  only install and build
+# Every Debian package the build and the tests need is named here; nothing else is assumed.
+set -eu
+cd "$(dirname "$0")"
+mode=${1:-build}
+
+PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "bootstrap: installing$missing"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bootstrap: missing packages:$missing; run as root or install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends $missing
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+build() { # dir, extra cmake args...
+    dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j "$jobs"
+}
+
+case "$mode" in
+build)
+    build build -DMM_WERROR=ON
+    ;;
+demo)
+    build build -DMM_WERROR=ON
+    mkdir -p out
+    build/mm_demo --out out
+    ;;
+test)
+    build build -DMM_WERROR=ON
+    (cd build && ctest --output-on-failure)
+    echo "bootstrap: the same tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+    build build-asan -DMM_WERROR=ON -DMM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure)
+    ;;
+*)
+    echo "usage: $0 [build|demo|test]" >&2
+    exit 2
+    ;;
+esac
