@@ -67,12 +67,55 @@ void mm_backend_seterr(mm_backend *b, const char *fmt, ...) {
     va_end(ap);
 }
 
-uint16_t mm_f32_to_bf16(float f) {
+/* Branch-free so that conversion loops vectorise. */
+static inline uint16_t bf16_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);                                           /* nearest even */
-    return (uint16_t)(u >> 16);
+    const uint32_t nan = (u & 0x7fffffffu) > 0x7f800000u;
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16; /* nearest even */
+    const uint32_t quiet = (u >> 16) | 0x40u;
+    return (uint16_t)(nan ? quiet : rounded);
+}
+
+uint16_t mm_f32_to_bf16(float f) { return bf16_bits(f); }
+
+static void convert_span(uint16_t *dst, const float *src, int64_t n);
+
+/* Rows of a matrix to bf16, in parallel. */
+static void rows_to_bf16(int n_threads, uint16_t *dst, const float *src, int64_t n) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t blk = 0; blk < (n + 4095) / 4096; blk++) {
+        const int64_t end = (blk + 1) * 4096 < n ? (blk + 1) * 4096 : n;
+        convert_span(dst + blk * 4096, src + blk * 4096, end - blk * 4096);
+    }
+}
+
+/* One softmax row, in place in `row` (scores), probabilities written to out as bf16 or fp32.
+ * Compiled for AVX-512, AVX2 and the baseline, chosen at load time. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+softmax_row(float *row, int S, float scale, void *out, int bf);
+
+/* exp for the softmax: Cody-Waite range reduction and a degree-6 polynomial, written so the
+ * compiler vectorises it (libm's expf is a scalar call). Relative error below 2e-7 on the
+ * softmax's range (x <= 0); the parity tests bound its effect. */
+static inline float fast_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    /* round to nearest by adding 1.5 * 2^23: no libm call, vectorises with plain SSE2 */
+    const float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - kf * 0.693359375f;
+    r = r + kf * 2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t k = (int32_t)kf;
+    uint32_t bits = (uint32_t)(k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
 }
 
 float mm_bf16_to_f32(uint16_t h) {
@@ -222,11 +265,6 @@ static int run_prim(cpu_backend *cb, prim_entry *e, const void *a, const void *b
     return bad;
 }
 
-static void to_bf16(uint16_t *dst, const float *src, int64_t rows, int64_t cols, int64_t ld) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = mm_f32_to_bf16(src[r * ld + c]);
-}
-
 /* Column blocks depend on N alone, row blocks on the item size alone: every block of a tile has
  * the same shape whatever the batch, so oneDNN picks the same kernel for it. */
 static int64_t col_block(int64_t N) { return N <= 768 ? N : 512; }
@@ -249,6 +287,16 @@ static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_
     const int64_t chunks = (rows_per_item + rb - 1) / rb;
     const int64_t nb = col_block(N), nblocks = (N + nb - 1) / nb;
     const int64_t mblocks = (M / rows_per_item) * chunks;
+    const uint16_t *xb = NULL;
+    if (bf) { /* once for all column blocks */
+        uint16_t *st = scratch_get(&cb->bstage, (size_t)(M * K) * 2);
+        if (!st) {
+            mm_backend_seterr(b, "linear: out of memory");
+            return 1;
+        }
+        rows_to_bf16(b->n_threads, st, x, M * K);
+        xb = st;
+    }
     int failed = 0;
 #pragma omp parallel for num_threads(b->n_threads) schedule(static) reduction(| : failed)
     for (int64_t item = 0; item < mblocks * nblocks; item++) {
@@ -257,16 +305,7 @@ static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_
         const int64_t m0 = it * rows_per_item + ch * rb, n0 = (item % nblocks) * nb;
         const int64_t mb = rows_per_item - ch * rb < rb ? rows_per_item - ch * rb : rb;
         const int64_t nn = N - n0 < nb ? N - n0 : nb;
-        const void *a = x + m0 * K;
-        if (bf) {
-            uint16_t *st = scratch_get(&cb->a_stage[omp_get_thread_num()], (size_t)(mb * K * 2));
-            if (!st) {
-                failed |= 1;
-                continue;
-            }
-            to_bf16(st, x + m0 * K, mb, K, K);
-            a = st;
-        }
+        const void *a = bf ? (const void *)(xb + m0 * K) : (const void *)(x + m0 * K);
         prim_entry *e = get_prim(cb, mb, K, nn, K, 0, K, 1, N, bf, act, W->bias != NULL);
         if (!e) {
             failed |= 1;
@@ -326,7 +365,7 @@ static int cpu_conv2d(mm_backend *b, float *y, const float *x, int n, int cin, i
                     const int ix = (int)(p % ow) * stride - pad[1] + kx;
                     float v = (iy >= 0 && iy < h && ix >= 0 && ix < w)
                                   ? xi[((int64_t)ci * h + iy) * w + ix] : 0.0f;
-                    if (bf) ((uint16_t *)col)[r * pb + q] = mm_f32_to_bf16(v);
+                    if (bf) ((uint16_t *)col)[r * pb + q] = bf16_bits(v);
                     else ((float *)col)[r * pb + q] = v;
                 }
             }
@@ -348,6 +387,49 @@ static int cpu_conv2d(mm_backend *b, float *y, const float *x, int n, int cin, i
     return failed;
 }
 
+/* Reductions use 16 partial lanes combined in a fixed order: the compiler can vectorise them,
+ * and the result is the same whatever vector width the CPU has. */
+#define LANES 16
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+softmax_row(float *row, int S, float scale, void *out, int bf) {
+    float lane[LANES];
+    for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
+    int j = 0;
+    for (; j + LANES <= S; j += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] = row[j + l] > lane[l] ? row[j + l] : lane[l];
+    float mx = -INFINITY;
+    for (int l = 0; l < LANES; l++) mx = lane[l] > mx ? lane[l] : mx;
+    for (; j < S; j++) mx = row[j] > mx ? row[j] : mx;
+    const float off = mx * scale;
+    for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+    for (j = 0; j + LANES <= S; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            const float e = fast_exp(row[j + l] * scale - off);
+            row[j + l] = e;
+            lane[l] += e;
+        }
+    float sum = 0.0f;
+    for (; j < S; j++) {
+        row[j] = fast_exp(row[j] * scale - off);
+        sum += row[j];
+    }
+    for (int l = 0; l < LANES; l++) sum += lane[l];
+    const float inv = 1.0f / sum;
+    if (bf) {
+        uint16_t *pr = out;
+        for (j = 0; j < S; j++) pr[j] = bf16_bits(row[j] * inv);
+    } else {
+        float *pr = out;
+        for (j = 0; j < S; j++) pr[j] = row[j] * inv;
+    }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+convert_span(uint16_t *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = bf16_bits(src[i]);
+}
+
 /* ---- attention: per (sequence, head), scores and values as single-threaded products ----- */
 
 static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh,
@@ -362,9 +444,7 @@ static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq,
             mm_backend_seterr(b, "attention: out of memory");
             return 1;
         }
-        const int64_t total = (int64_t)n_seq * S * ld;
-#pragma omp parallel for num_threads(b->n_threads) schedule(static)
-        for (int64_t i = 0; i < total; i++) st[i] = mm_f32_to_bf16(qkv[i]);
+        rows_to_bf16(b->n_threads, st, qkv, (int64_t)n_seq * S * ld);
         src = st;
     }
     const size_t esz = bf ? 2 : 4;
@@ -388,21 +468,9 @@ static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq,
             continue;
         }
         void *pm = sc + (int64_t)S * S; /* probabilities in the operand type */
-        for (int i = 0; i < S; i++) {
-            float *row = sc + (int64_t)i * S, mx = -INFINITY;
-            for (int j = 0; j < S; j++) mx = row[j] > mx ? row[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j < S; j++) {
-                row[j] = expf((row[j] - mx) * scale);
-                sum += row[j];
-            }
-            const float inv = 1.0f / sum;
-            for (int j = 0; j < S; j++) {
-                float pv = row[j] * inv;
-                if (bf) ((uint16_t *)pm)[(int64_t)i * S + j] = mm_f32_to_bf16(pv);
-                else ((float *)pm)[(int64_t)i * S + j] = pv;
-            }
-        }
+        for (int i = 0; i < S; i++)
+            softmax_row(sc + (int64_t)i * S, S, scale,
+                        bf ? (void *)((uint16_t *)pm + (int64_t)i * S) : (void *)((float *)pm + (int64_t)i * S), bf);
         prim_entry *e2 = get_prim(cb, S, S, hd, S, 0, ld, 0, H, bf, MM_ACT_NONE, 0);
         if (!e2 || run_prim(cb, e2, pm, v, out + s * S * H + hh * hd, NULL)) failed |= 1;
     }
@@ -412,12 +480,24 @@ static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq,
 
 /* ---- normalisation and element-wise --------------------------------------------------------- */
 
-static void row_stats(const float *x, int H, float eps, float *mean, float *rstd) {
-    double s = 0.0, ss = 0.0;
-    for (int i = 0; i < H; i++) s += x[i];
-    const double m = s / H;
-    for (int i = 0; i < H; i++) ss += (x[i] - m) * (x[i] - m);
-    *mean = (float)m;
+/* Mean and 1/std of a row, two passes over lanes (see LANES). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+row_stats(const float *x, int H, float eps, float *mean, float *rstd) {
+    float lane[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= H; i += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] += x[i + l];
+    double s = 0.0;
+    for (; i < H; i++) s += x[i];
+    for (int l = 0; l < LANES; l++) s += lane[l];
+    const float m = (float)(s / H);
+    for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+    for (i = 0; i + LANES <= H; i += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] += (x[i + l] - m) * (x[i + l] - m);
+    double ss = 0.0;
+    for (; i < H; i++) ss += (double)(x[i] - m) * (x[i] - m);
+    for (int l = 0; l < LANES; l++) ss += lane[l];
+    *mean = m;
     *rstd = (float)(1.0 / sqrt(ss / H + eps));
 }
 

@@ -76,13 +76,13 @@ int mm_st_open(const char *path, mm_st_file **out, char *err, size_t errlen);
  * Messages name the file "<memory>". */
 int mm_st_open_memory(const void *buf, size_t len, mm_st_file **out, char *err, size_t errlen);
 void mm_st_close(mm_st_file *f); /* NULL ok */
-size_t mm_st_count(const mm_st_file *f);                               /* 0 for NULL */
-const mm_st_tensor *mm_st_get(const mm_st_file *f, size_t i);          /* sorted by data offset
-                                                                          (ties: by name); NULL if
-                                                                          i >= count */
-const mm_st_tensor *mm_st_find(const mm_st_file *f, const char *name); /* NULL if absent; O(log n) */
-const char *mm_st_metadata(const mm_st_file *f, const char *key);      /* __metadata__ string
-                                                                          value or NULL */
+size_t mm_st_count(const mm_st_file *f); /* 0 for NULL */
+/* Sorted by data offset (ties, i.e. zero-size tensors: by end, then name); NULL if i >= count. */
+const mm_st_tensor *mm_st_get(const mm_st_file *f, size_t i);
+/* NULL if absent; O(log n). */
+const mm_st_tensor *mm_st_find(const mm_st_file *f, const char *name);
+/* The __metadata__ string value of key, or NULL. */
+const char *mm_st_metadata(const mm_st_file *f, const char *key);
 size_t mm_st_dtype_size(mm_st_dtype dt);        /* 4, 2, 2; 0 for an invalid value */
 const char *mm_st_dtype_name(mm_st_dtype dt);   /* "F32", "F16", "BF16"; "?" for an invalid value */
 
@@ -97,7 +97,12 @@ void mm_st_to_f32(const mm_st_tensor *t, float *dst);
  * bytes, unique and not "__metadata__"; metadata keys unique, keys and values valid UTF-8; ndim
  * 0..MM_ST_MAX_DIMS, shape entries >= 0; data may be NULL only when numel is 0. meta_keys and
  * meta_values may be NULL when n_meta is 0. Returns 0, or non-zero with a message in err. */
-typedef struct { const char *name; int ndim; const int64_t *shape; const float *data; } mm_st_write_tensor;
+typedef struct {
+    const char *name;
+    int ndim;
+    const int64_t *shape;
+    const float *data;
+} mm_st_write_tensor;
 int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t n,
                     const char *const *meta_keys, const char *const *meta_values, size_t n_meta,
                     char *err, size_t errlen);
