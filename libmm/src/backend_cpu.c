@@ -47,8 +47,18 @@ typedef struct {
     size_t cap;
 } scratch;
 
+/* MM_PROFILE=1 in the environment: time per operation, printed to stderr when the backend is
+ * destroyed (the "where the time goes" table of docs/performance.md). */
+enum { P_LINEAR, P_CONV, P_ATTN, P_NORM, P_ELTWISE, P_LAYOUT, P_COUNT };
+static const char *const prof_names[P_COUNT] = {"matrix products (linear)", "convolutions",
+                                                "attention", "layer/group norms",
+                                                "element-wise", "layout (patchify, copies)"};
+
 typedef struct {
     mm_backend base;
+    int profile;
+    double prof_s[P_COUNT];
+    double prof_flop[P_COUNT];
     dnnl_engine_t engine;
     dnnl_stream_t streams[MM_MAX_THREADS];
     prim_entry prims[MM_MAX_PRIMS];
@@ -136,6 +146,15 @@ static void *scratch_get(scratch *s, size_t bytes) {
 }
 
 static inline cpu_backend *cpu(mm_backend *b) { return (cpu_backend *)b; }
+
+#define PROF_BEGIN(b) const double prof_t0 = cpu(b)->profile ? omp_get_wtime() : 0.0
+#define PROF_END(b, kind, flop)                                                                \
+    do {                                                                                       \
+        if (cpu(b)->profile) {                                                                 \
+            cpu(b)->prof_s[kind] += omp_get_wtime() - prof_t0;                                 \
+            cpu(b)->prof_flop[kind] += (flop);                                                 \
+        }                                                                                      \
+    } while (0)
 
 /* ---- oneDNN matmul blocks ------------------------------------------------------------------ */
 
@@ -267,13 +286,17 @@ static int run_prim(cpu_backend *cb, prim_entry *e, const void *a, const void *b
 
 /* Column blocks depend on N alone, row blocks on the item size alone: every block of a tile has
  * the same shape whatever the batch, so oneDNN picks the same kernel for it. */
-static int64_t col_block(int64_t N) { return N <= 768 ? N : 512; }
+static int64_t col_block(int64_t N) {
+    if (N <= 768) return N;
+    const int64_t blocks = (N + 511) / 512; /* even blocks of at most 512, multiples of 64 */
+    return ((N + blocks - 1) / blocks + 63) / 64 * 64;
+}
 static int64_t row_block(int64_t rows_per_item) {
     const int64_t chunks = (rows_per_item + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
     return (rows_per_item + chunks - 1) / chunks;
 }
 
-static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item,
+static int cpu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item,
                       const mm_weight *W, mm_activation act) {
     cpu_backend *cb = cpu(b);
     const int64_t K = W->cols, N = W->rows;
@@ -298,7 +321,7 @@ static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_
         xb = st;
     }
     int failed = 0;
-#pragma omp parallel for num_threads(b->n_threads) schedule(static) reduction(| : failed)
+#pragma omp parallel for num_threads(b->n_threads) schedule(dynamic) reduction(| : failed)
     for (int64_t item = 0; item < mblocks * nblocks; item++) {
         omp_set_num_threads(1); /* oneDNN inside: sequential even when this team has 1 thread */
         const int64_t mbi = item / nblocks, it = mbi / chunks, ch = mbi % chunks;
@@ -322,7 +345,7 @@ static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_
 
 /* ---- convolution: im2col blocks of output pixels, each a single-threaded product -------- */
 
-static int cpu_conv2d(mm_backend *b, float *y, const float *x, int n, int cin, int h, int w,
+static int cpu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int cin, int h, int w,
                       const mm_weight *W, int k, int stride, const int pad[4]) {
     cpu_backend *cb = cpu(b);
     const int oh = (h + pad[0] + pad[2] - k) / stride + 1;
@@ -337,7 +360,7 @@ static int cpu_conv2d(mm_backend *b, float *y, const float *x, int n, int cin, i
     const int direct = (k == 1 && stride == 1 && !pad[0] && !pad[1] && !pad[2] && !pad[3]);
     const int64_t pblocks = (P + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
     int failed = 0;
-#pragma omp parallel for num_threads(b->n_threads) schedule(static) reduction(| : failed)
+#pragma omp parallel for num_threads(b->n_threads) schedule(dynamic) reduction(| : failed)
     for (int64_t item = 0; item < (int64_t)n * pblocks; item++) {
         omp_set_num_threads(1);
         const int img = (int)(item / pblocks);
@@ -432,47 +455,64 @@ convert_span(uint16_t *dst, const float *src, int64_t n) {
 
 /* ---- attention: per (sequence, head), scores and values as single-threaded products ----- */
 
-static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh,
-                         int hd) {
+static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n_seq, int S,
+                              int nh, int hd) {
     cpu_backend *cb = cpu(b);
-    const int64_t H = (int64_t)nh * hd, ld = 3 * H;
+    const int64_t H = (int64_t)nh * hd, ld = 3 * H, blk = (int64_t)S * hd;
     const int bf = b->use_bf16;
-    const void *src = qkv;
-    if (bf) {
-        uint16_t *st = scratch_get(&cb->bstage, (size_t)n_seq * S * ld * 2);
-        if (!st) {
-            mm_backend_seterr(b, "attention: out of memory");
-            return 1;
-        }
-        rows_to_bf16(b->n_threads, st, qkv, (int64_t)n_seq * S * ld);
-        src = st;
-    }
     const size_t esz = bf ? 2 : 4;
+    /* q, k and v of every head made contiguous ([seq][head][q|k|v][S][hd]): strided operands
+     * make oneDNN fall back from its AMX kernels to a generic one (3x slower, measured) */
+    char *stage = scratch_get(&cb->bstage, (size_t)n_seq * S * ld * esz);
+    if (!stage) {
+        mm_backend_seterr(b, "attention: out of memory");
+        return 1;
+    }
+#pragma omp parallel for num_threads(b->n_threads) schedule(static)
+    for (int64_t row = 0; row < (int64_t)n_seq * S; row++) {
+        const int64_t sq = row / S, t = row % S;
+        for (int64_t j = 0; j < 3; j++)
+            for (int64_t h = 0; h < nh; h++) {
+                const float *src = qkv + row * ld + j * H + h * hd;
+                const int64_t dst = (((sq * nh + h) * 3 + j) * S + t) * hd;
+                if (bf) convert_span((uint16_t *)stage + dst, src, hd);
+                else memcpy((float *)stage + dst, src, (size_t)hd * sizeof(float));
+            }
+    }
     const float scale = 1.0f / sqrtf((float)hd);
     int failed = 0;
-#pragma omp parallel for num_threads(b->n_threads) schedule(static) reduction(| : failed)
+#pragma omp parallel for num_threads(b->n_threads) schedule(dynamic) reduction(| : failed)
     for (int64_t item = 0; item < (int64_t)n_seq * nh; item++) {
         omp_set_num_threads(1);
-        const int64_t s = item / nh, hh = item % nh;
-        const char *base = (const char *)src + (s * S * ld + hh * hd) * esz;
-        const void *q = base, *kk = base + H * esz, *v = base + 2 * H * esz;
+        const int64_t sq = item / nh, hh = item % nh;
+        const char *base = stage + item * 3 * blk * esz;
+        const void *q = base, *kk = base + blk * esz, *v = base + 2 * blk * esz;
         const int tid = omp_get_thread_num();
-        float *sc = scratch_get(&cb->work[tid], (size_t)S * S * (4 + esz));
+        /* scores (fp32), probabilities (operand type), head output (fp32) */
+        float *sc = scratch_get(&cb->work[tid], (size_t)S * S * (4 + esz) + (size_t)blk * 4);
         if (!sc) {
             failed |= 1;
             continue;
         }
-        prim_entry *e1 = get_prim(cb, S, hd, S, ld, 0, ld, 1, S, bf, MM_ACT_NONE, 0);
+        void *pm = sc + (int64_t)S * S;
+        float *o = (float *)((char *)pm + (size_t)S * S * esz);
+        prim_entry *e1 = get_prim(cb, S, hd, S, hd, 0, hd, 1, S, bf, MM_ACT_NONE, 0);
         if (!e1 || run_prim(cb, e1, q, kk, sc, NULL)) {
             failed |= 1;
             continue;
         }
-        void *pm = sc + (int64_t)S * S; /* probabilities in the operand type */
         for (int i = 0; i < S; i++)
             softmax_row(sc + (int64_t)i * S, S, scale,
-                        bf ? (void *)((uint16_t *)pm + (int64_t)i * S) : (void *)((float *)pm + (int64_t)i * S), bf);
-        prim_entry *e2 = get_prim(cb, S, S, hd, S, 0, ld, 0, H, bf, MM_ACT_NONE, 0);
-        if (!e2 || run_prim(cb, e2, pm, v, out + s * S * H + hh * hd, NULL)) failed |= 1;
+                        bf ? (void *)((uint16_t *)pm + (int64_t)i * S)
+                           : (void *)((float *)pm + (int64_t)i * S),
+                        bf);
+        prim_entry *e2 = get_prim(cb, S, S, hd, S, 0, hd, 0, hd, bf, MM_ACT_NONE, 0);
+        if (!e2 || run_prim(cb, e2, pm, v, o, NULL)) {
+            failed |= 1;
+            continue;
+        }
+        for (int t = 0; t < S; t++)
+            memcpy(out + (sq * S + t) * H + hh * hd, o + (int64_t)t * hd, (size_t)hd * sizeof(float));
     }
     if (failed && !b->errmsg[0]) mm_backend_seterr(b, "attention failed");
     return failed;
@@ -501,7 +541,7 @@ row_stats(const float *x, int H, float eps, float *mean, float *rstd) {
     *rstd = (float)(1.0 / sqrt(ss / H + eps));
 }
 
-static int cpu_layernorm_modulate(mm_backend *b, float *y, const float *x, int64_t rows, int H,
+static int cpu_layernorm_modulate_impl(mm_backend *b, float *y, const float *x, int64_t rows, int H,
                                   float eps, mm_modulation shift, mm_modulation scale) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
@@ -516,7 +556,7 @@ static int cpu_layernorm_modulate(mm_backend *b, float *y, const float *x, int64
     return 0;
 }
 
-static int cpu_layernorm_affine(mm_backend *b, float *y, const float *x, int64_t rows, int H,
+static int cpu_layernorm_affine_impl(mm_backend *b, float *y, const float *x, int64_t rows, int H,
                                 float eps, const float *w, const float *bias) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
@@ -529,7 +569,7 @@ static int cpu_layernorm_affine(mm_backend *b, float *y, const float *x, int64_t
     return 0;
 }
 
-static int cpu_gated_add(mm_backend *b, float *x, const float *y, int64_t rows, int H,
+static int cpu_gated_add_impl(mm_backend *b, float *x, const float *y, int64_t rows, int H,
                          mm_modulation gate) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
@@ -539,7 +579,7 @@ static int cpu_gated_add(mm_backend *b, float *x, const float *y, int64_t rows, 
     return 0;
 }
 
-static int cpu_group_norm(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw,
+static int cpu_group_norm_impl(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw,
                           int groups, float eps, const float *gamma, const float *beta, int silu) {
     const int cpg = c / groups;
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
@@ -565,13 +605,13 @@ static int cpu_group_norm(mm_backend *b, float *y, const float *x, int n, int c,
     return 0;
 }
 
-static int cpu_silu(mm_backend *b, float *y, const float *x, size_t n) {
+static int cpu_silu_impl(mm_backend *b, float *y, const float *x, size_t n) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
     return 0;
 }
 
-static int cpu_axpby(mm_backend *b, float *y, float a, const float *x, float c, size_t n) {
+static int cpu_axpby_impl(mm_backend *b, float *y, float a, const float *x, float c, size_t n) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = a * x[i] + c * y[i];
     return 0;
@@ -629,7 +669,7 @@ static int cpu_transpose(mm_backend *b, float *y, const float *x, int n, int64_t
     return 0;
 }
 
-static int cpu_patchify(mm_backend *b, float *y, const float *x, int n, int C, int L, int p) {
+static int cpu_patchify_impl(mm_backend *b, float *y, const float *x, int n, int C, int L, int p) {
     const int T = L / p;
     const int64_t D = (int64_t)C * p * p;
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
@@ -644,7 +684,7 @@ static int cpu_patchify(mm_backend *b, float *y, const float *x, int n, int C, i
     return 0;
 }
 
-static int cpu_unpatchify(mm_backend *b, float *y, const float *x, int n, int C, int L, int p) {
+static int cpu_unpatchify_impl(mm_backend *b, float *y, const float *x, int n, int C, int L, int p) {
     const int T = L / p;
     const int64_t D = (int64_t)C * p * p;
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
@@ -700,15 +740,112 @@ static void cpu_free(mm_backend *b, float *p) {
     (void)b;
     free(p);
 }
-static int cpu_copy(mm_backend *b, float *dst, const float *src, size_t n) {
+static int cpu_copy_impl(mm_backend *b, float *dst, const float *src, size_t n) {
     (void)b;
     if (n) memmove(dst, src, n * sizeof(float));
     return 0;
 }
 
+static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item, const mm_weight *W, mm_activation act) {
+    PROF_BEGIN(b);
+    int rc = cpu_linear_impl(b, y, x, M, rows_per_item, W, act);
+    PROF_END(b, P_LINEAR, (double)2 * M * W->rows * W->cols);
+    return rc;
+}
+
+static int cpu_conv2d(mm_backend *b, float *y, const float *x, int n, int cin, int h, int w, const mm_weight *W, int k, int stride, const int pad[4]) {
+    PROF_BEGIN(b);
+    int rc = cpu_conv2d_impl(b, y, x, n, cin, h, w, W, k, stride, pad);
+    PROF_END(b, P_CONV, 0);
+    return rc;
+}
+
+static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh, int hd) {
+    PROF_BEGIN(b);
+    int rc = cpu_attention_impl(b, out, qkv, n_seq, S, nh, hd);
+    PROF_END(b, P_ATTN, (double)4 * n_seq * S * S * nh * hd);
+    return rc;
+}
+
+static int cpu_layernorm_modulate(mm_backend *b, float *y, const float *x, int64_t rows, int H, float eps, mm_modulation shift, mm_modulation scale) {
+    PROF_BEGIN(b);
+    int rc = cpu_layernorm_modulate_impl(b, y, x, rows, H, eps, shift, scale);
+    PROF_END(b, P_NORM, 0);
+    return rc;
+}
+
+static int cpu_layernorm_affine(mm_backend *b, float *y, const float *x, int64_t rows, int H, float eps, const float *w, const float *bias) {
+    PROF_BEGIN(b);
+    int rc = cpu_layernorm_affine_impl(b, y, x, rows, H, eps, w, bias);
+    PROF_END(b, P_NORM, 0);
+    return rc;
+}
+
+static int cpu_group_norm(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw, int groups, float eps, const float *gamma, const float *beta, int silu) {
+    PROF_BEGIN(b);
+    int rc = cpu_group_norm_impl(b, y, x, n, c, hw, groups, eps, gamma, beta, silu);
+    PROF_END(b, P_NORM, 0);
+    return rc;
+}
+
+static int cpu_gated_add(mm_backend *b, float *x, const float *y, int64_t rows, int H, mm_modulation gate) {
+    PROF_BEGIN(b);
+    int rc = cpu_gated_add_impl(b, x, y, rows, H, gate);
+    PROF_END(b, P_ELTWISE, 0);
+    return rc;
+}
+
+static int cpu_silu(mm_backend *b, float *y, const float *x, size_t n) {
+    PROF_BEGIN(b);
+    int rc = cpu_silu_impl(b, y, x, n);
+    PROF_END(b, P_ELTWISE, 0);
+    return rc;
+}
+
+static int cpu_axpby(mm_backend *b, float *y, float a, const float *x, float c, size_t n) {
+    PROF_BEGIN(b);
+    int rc = cpu_axpby_impl(b, y, a, x, c, n);
+    PROF_END(b, P_ELTWISE, 0);
+    return rc;
+}
+
+static int cpu_patchify(mm_backend *b, float *y, const float *x, int n, int C, int L, int p) {
+    PROF_BEGIN(b);
+    int rc = cpu_patchify_impl(b, y, x, n, C, L, p);
+    PROF_END(b, P_LAYOUT, 0);
+    return rc;
+}
+
+static int cpu_unpatchify(mm_backend *b, float *y, const float *x, int n, int C, int L, int p) {
+    PROF_BEGIN(b);
+    int rc = cpu_unpatchify_impl(b, y, x, n, C, L, p);
+    PROF_END(b, P_LAYOUT, 0);
+    return rc;
+}
+
+static int cpu_copy(mm_backend *b, float *dst, const float *src, size_t n) {
+    PROF_BEGIN(b);
+    int rc = cpu_copy_impl(b, dst, src, n);
+    PROF_END(b, P_LAYOUT, 0);
+    return rc;
+}
+
 static void cpu_destroy(mm_backend *b) {
     if (!b) return;
     cpu_backend *cb = cpu(b);
+    if (cb->profile) {
+        double total = 0;
+        for (int k = 0; k < P_COUNT; k++) total += cb->prof_s[k];
+        fprintf(stderr, "libmm profile (cpu backend, %d threads, %s):\n", b->n_threads,
+                b->use_bf16 ? "bf16" : "fp32");
+        for (int k = 0; k < P_COUNT; k++) {
+            fprintf(stderr, "  %-28s %9.3f s  %5.1f%%", prof_names[k], cb->prof_s[k],
+                    total > 0 ? 100 * cb->prof_s[k] / total : 0);
+            if (cb->prof_flop[k] > 0 && cb->prof_s[k] > 0)
+                fprintf(stderr, "  %7.1f GFLOP/s", cb->prof_flop[k] / cb->prof_s[k] / 1e9);
+            fputc('\n', stderr);
+        }
+    }
     for (int i = 0; i < cb->n_prims; i++) dnnl_primitive_destroy(cb->prims[i].prim);
     for (int i = 0; i < MM_MAX_THREADS; i++) {
         if (cb->streams[i]) dnnl_stream_destroy(cb->streams[i]);
@@ -774,6 +911,8 @@ mm_backend *mm_backend_cpu_create(int n_threads, int want_bf16, char *err, size_
     if (n_threads > MM_MAX_THREADS) n_threads = MM_MAX_THREADS;
     cb->base.n_threads = n_threads;
     cb->base.use_bf16 = want_bf16 && cpu_has_bf16();
+    const char *prof = getenv("MM_PROFILE");
+    cb->profile = prof && *prof && strcmp(prof, "0") != 0;
     if (dnnl_engine_create(&cb->engine, dnnl_cpu, 0) != dnnl_success) {
         snprintf(err, errlen, "oneDNN: cannot create the CPU engine");
         cpu_destroy(&cb->base);
