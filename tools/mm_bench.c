@@ -29,12 +29,13 @@ static void usage(FILE *f) {
             "  --steps N        steps of the full translation (default 4; 0 skips it)\n"
             "  --guidance G     guidance scale (default 1.2)\n"
             "  --no-matmul      skip the oneDNN matmul reference\n"
+            "  --scene          also time the scene module alone\n"
             "Prints one JSON object.\n");
 }
 
 /* FLOPs of one guided step for one tile: scene module over sources+target, generator for the
  * target, both branches (matrix products and attention only). */
-static double step_flops(const mm_model *m, int n_parts, int guided) {
+static double step_flops(const mm_model *m, int n_parts, int guided, int scene_only) {
     const double H = mm_model_hidden_size(m), T = mm_model_tokens_per_side(m), N = T * T;
     const char *cj = mm_model_config_json(m);
     double F = 4 * H, scene_depth = 20, gen_depth = 4;
@@ -48,7 +49,7 @@ static double step_flops(const mm_model *m, int n_parts, int guided) {
     const double gblock = 2 * N * H * 3 * H + 2 * 2 * N * N * H + 2 * N * H * H + 2 * 2 * N * H * F +
                           2 * N * H * 6 * H;
     const double gen = gen_depth * gblock + 2 * N * H * 2 * H;
-    return (scene + gen) * (guided ? 2 : 1);
+    return (scene + (scene_only ? 0 : gen)) * (guided ? 2 : 1);
 }
 
 static char *slurp(const char *path) {
@@ -122,7 +123,7 @@ static double dnnl_rate(int64_t M, int64_t K, int64_t N, int bf16, int threads) 
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *config_path = NULL;
-    int batch = 1, threads = 0, reps = 3, steps = 4, do_matmul = 1;
+    int batch = 1, threads = 0, reps = 3, steps = 4, do_matmul = 1, do_scene = 0;
     float guidance = 1.2f;
     mm_precision prec = MM_PRECISION_BF16;
     static const struct option opts[] = {
@@ -130,7 +131,8 @@ int main(int argc, char **argv) {
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'p'}, {"reps", required_argument, 0, 'r'},
         {"steps", required_argument, 0, 's'}, {"guidance", required_argument, 0, 'g'},
-        {"no-matmul", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-matmul", no_argument, 0, 'n'}, {"scene", no_argument, 0, 'x'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -144,6 +146,7 @@ int main(int argc, char **argv) {
         case 's': bad = mm_arg_int(TOOL, "--steps", optarg, 0, 65535, &steps); break;
         case 'g': bad = mm_arg_float(TOOL, "--guidance", optarg, 0, 100, &guidance); break;
         case 'n': do_matmul = 0; break;
+        case 'x': do_scene = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -210,7 +213,15 @@ int main(int argc, char **argv) {
     double t0 = mm_now_seconds();
     for (int r = 0; r < reps; r++) mm_predict(ctx, gb, 2, parts, 1, &target, &v, NULL);
     const double step_s = (mm_now_seconds() - t0) / reps;
-    const double flops = step_flops(m, 2, guidance != 1.0f) * batch;
+    const double flops = step_flops(m, 2, guidance != 1.0f, 0) * batch;
+    double scene_s = 0;
+    if (do_scene) { /* the scene module alone: no target partitions to generate */
+        mm_predict(ctx, gb, 2, parts, 0, NULL, NULL, NULL);
+        t0 = mm_now_seconds();
+        for (int r = 0; r < reps; r++) mm_predict(ctx, gb, 2, parts, 0, NULL, NULL, NULL);
+        scene_s = (mm_now_seconds() - t0) / reps;
+    }
+    const double scene_flops = step_flops(m, 2, guidance != 1.0f, 1) * batch;
     double translate_s = 0;
     if (steps > 0) {
         mm_sample_params sp;
@@ -248,11 +259,11 @@ int main(int argc, char **argv) {
            "\"guidance\": %g, \"step_seconds\": %.6f, \"step_seconds_per_tile\": %.6f, "
            "\"step_gflop\": %.3f, \"step_gflops\": %.1f, \"translate_steps\": %d, "
            "\"translate_seconds\": %.4f, \"onednn_matmul_gflops\": {\"qkv\": %.1f, \"fc1\": %.1f, "
-           "\"fc2\": %.1f}, \"scene_rows\": %d}\n",
+           "\"fc2\": %.1f}, \"scene_rows\": %d, \"scene_seconds\": %.6f, \"scene_gflops\": %.1f}\n",
            model_path ? model_path : config_path, batch, threads,
            mm_context_precision(ctx) == MM_PRECISION_BF16 ? "bf16" : "fp32", (double)guidance,
            step_s, step_s / batch, flops / 1e9, flops / step_s / 1e9, steps, translate_s, mm_qkv,
-           mm_fc1, mm_fc2, rows);
+           mm_fc1, mm_fc2, rows, scene_s, scene_s > 0 ? scene_flops / scene_s / 1e9 : 0.0);
 out:
     free(zs);
     free(zt);
