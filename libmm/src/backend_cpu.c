@@ -100,9 +100,9 @@ static void rows_to_bf16(int n_threads, uint16_t *dst, const float *src, int64_t
     }
 }
 
-/* One softmax row, in place in `row` (scores), probabilities written to out as bf16 or fp32.
- * Compiled for AVX-512, AVX2 and the baseline, chosen at load time. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+/* The hot element-wise loops are compiled for AVX-512, AVX2 and the baseline, chosen at load
+ * time (target_clones). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static float
 softmax_row(float *row, int S, float scale, void *out, int bf);
 
 /* exp for the softmax: Cody-Waite range reduction and a degree-6 polynomial, written so the
@@ -128,12 +128,14 @@ static inline float fast_exp(float x) {
     return p * scale;
 }
 
-float mm_bf16_to_f32(uint16_t h) {
+static inline float bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
+
+float mm_bf16_to_f32(uint16_t h) { return bf16_to_f32(h); }
 
 static void *scratch_get(scratch *s, size_t bytes) {
     if (bytes <= s->cap) return s->buf;
@@ -414,7 +416,10 @@ static int cpu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int c
  * and the result is the same whatever vector width the CPU has. */
 #define LANES 16
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+/* exp(scale * (row - max)) of one row of scores, written unnormalised to out (bf16 or fp32):
+ * returns the row's sum, by which the attention output row is divided afterwards (cheaper than
+ * normalising S x S probabilities). `row` is overwritten. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static float
 softmax_row(float *row, int S, float scale, void *out, int bf) {
     float lane[LANES];
     for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
@@ -438,14 +443,13 @@ softmax_row(float *row, int S, float scale, void *out, int bf) {
         sum += row[j];
     }
     for (int l = 0; l < LANES; l++) sum += lane[l];
-    const float inv = 1.0f / sum;
     if (bf) {
         uint16_t *pr = out;
-        for (j = 0; j < S; j++) pr[j] = bf16_bits(row[j] * inv);
+        for (j = 0; j < S; j++) pr[j] = bf16_bits(row[j]);
     } else {
-        float *pr = out;
-        for (j = 0; j < S; j++) pr[j] = row[j] * inv;
+        memcpy(out, row, (size_t)S * sizeof(float));
     }
+    return sum;
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
@@ -489,7 +493,7 @@ static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n
         const void *q = base, *kk = base + blk * esz, *v = base + 2 * blk * esz;
         const int tid = omp_get_thread_num();
         /* scores (fp32), probabilities (operand type), head output (fp32) */
-        float *sc = scratch_get(&cb->work[tid], (size_t)S * S * (4 + esz) + (size_t)blk * 4);
+        float *sc = scratch_get(&cb->work[tid], (size_t)S * S * (4 + esz) + (size_t)blk * 4 + (size_t)S * 4);
         if (!sc) {
             failed |= 1;
             continue;
@@ -501,18 +505,22 @@ static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n
             failed |= 1;
             continue;
         }
+        float *inv = o + blk;
         for (int i = 0; i < S; i++)
-            softmax_row(sc + (int64_t)i * S, S, scale,
-                        bf ? (void *)((uint16_t *)pm + (int64_t)i * S)
-                           : (void *)((float *)pm + (int64_t)i * S),
-                        bf);
+            inv[i] = 1.0f / softmax_row(sc + (int64_t)i * S, S, scale,
+                                        bf ? (void *)((uint16_t *)pm + (int64_t)i * S)
+                                           : (void *)((float *)pm + (int64_t)i * S),
+                                        bf);
         prim_entry *e2 = get_prim(cb, S, S, hd, S, 0, hd, 0, hd, bf, MM_ACT_NONE, 0);
         if (!e2 || run_prim(cb, e2, pm, v, o, NULL)) {
             failed |= 1;
             continue;
         }
-        for (int t = 0; t < S; t++)
-            memcpy(out + (sq * S + t) * H + hh * hd, o + (int64_t)t * hd, (size_t)hd * sizeof(float));
+        for (int t = 0; t < S; t++) {
+            float *dst = out + (sq * S + t) * H + hh * hd;
+            const float *src = o + (int64_t)t * hd;
+            for (int d = 0; d < hd; d++) dst[d] = src[d] * inv[t];
+        }
     }
     if (failed && !b->errmsg[0]) mm_backend_seterr(b, "attention failed");
     return failed;
