@@ -331,13 +331,24 @@ static int cpu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M, i
         const int64_t mb = rows_per_item - ch * rb < rb ? rows_per_item - ch * rb : rb;
         const int64_t nn = N - n0 < nb ? N - n0 : nb;
         const void *a = bf ? (const void *)(xb + m0 * K) : (const void *)(x + m0 * K);
-        prim_entry *e = get_prim(cb, mb, K, nn, K, 0, K, 1, N, bf, act, W->bias != NULL);
+        /* a strided destination makes oneDNN leave its AMX kernels for a generic one (2-3x
+         * slower, measured): column blocks are computed into a contiguous buffer, then copied */
+        const int staged = nn != N;
+        float *dst = y + m0 * N + n0;
+        if (staged && !(dst = scratch_get(&cb->work[omp_get_thread_num()], (size_t)(mb * nn) * 4))) {
+            failed |= 1;
+            continue;
+        }
+        prim_entry *e = get_prim(cb, mb, K, nn, K, 0, K, 1, nn, bf, act, W->bias != NULL);
         if (!e) {
             failed |= 1;
             continue;
         }
         const void *wb = bf ? (const void *)(W->bf16 + n0 * K) : (const void *)(W->f32 + n0 * K);
-        failed |= run_prim(cb, e, a, wb, y + m0 * N + n0, W->bias ? W->bias + n0 : NULL);
+        failed |= run_prim(cb, e, a, wb, dst, W->bias ? W->bias + n0 : NULL);
+        if (staged)
+            for (int64_t r = 0; r < mb; r++)
+                memcpy(y + (m0 + r) * N + n0, dst + r * nn, (size_t)nn * sizeof(float));
     }
     if (failed && !b->errmsg[0])
         mm_backend_seterr(b, "matrix product %lldx%lldx%lld failed", (long long)M, (long long)K,
@@ -397,16 +408,18 @@ static int cpu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int c
             bop = col;
             ldb = pb;
         }
-        prim_entry *e = get_prim(cb, cout, Kc, pb, Kc, 0, ldb, 0, P, bf, MM_ACT_NONE, 0);
-        if (!e) {
+        float *tmp = scratch_get(&cb->work[omp_get_thread_num()], (size_t)(cout * pb) * 4);
+        prim_entry *e = get_prim(cb, cout, Kc, pb, Kc, 0, ldb, 0, pb, bf, MM_ACT_NONE, 0);
+        if (!e || !tmp) {
             failed |= 1;
             continue;
         }
-        float *yo = y + (int64_t)img * cout * P + p0;
-        failed |= run_prim(cb, e, bf ? (const void *)W->bf16 : (const void *)W->f32, bop, yo, NULL);
-        if (W->bias)
-            for (int64_t o = 0; o < cout; o++)
-                for (int64_t q = 0; q < pb; q++) yo[o * P + q] += W->bias[o];
+        failed |= run_prim(cb, e, bf ? (const void *)W->bf16 : (const void *)W->f32, bop, tmp, NULL);
+        float *yo = y + (int64_t)img * cout * P + p0; /* contiguous product, strided copy */
+        for (int64_t o = 0; o < cout; o++) {
+            const float bias = W->bias ? W->bias[o] : 0.0f;
+            for (int64_t q = 0; q < pb; q++) yo[o * P + q] = tmp[o * pb + q] + bias;
+        }
     }
     if (failed && !b->errmsg[0]) mm_backend_seterr(b, "convolution failed");
     return failed;
