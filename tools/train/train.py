@@ -1,0 +1,368 @@
+#!/usr/bin/python3
+"""Train the default MetaEarth-MM model on simulated scenes (docs/training.md).
+
+Phases, each resumable from its checkpoint in --work:
+  vae      the shared VAE (AutoencoderKL semantics: L1 + KL), all five modalities
+  latents  encode a fixed set of simulator scenes with the frozen VAE (the DiT's data)
+  dit      joint flow matching: uniform modality pairs (one pair held out for zero-shot),
+           an independent timestep per modality (a quarter of them clean, t = 0), modality
+           drop p = 0.1 to pure noise, pseudo-PAN from RGB, scene-consistency InfoNCE with a
+           learnable temperature (weight --lam), AdamW, EMA of the weights
+  export   write the EMA model to a model file (F16) for libmm
+
+    /usr/bin/python3 tools/train/train.py --work /tmp/mmtrain --phase all \\
+        --config models/default-config.json --out models/default.safetensors
+
+Same --seed, same data: every training sample is drawn from the simulator by (seed, index).
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+import mm_ref as R  # noqa: E402
+import safetensors_io  # noqa: E402
+import simdata  # noqa: E402
+
+HELD_OUT_PAIR = ("sar", "osm")  # never trained together: the zero-shot pair (paper: OSM-SAR)
+
+
+def log(work, msg):
+    line = f"{time.strftime('%H:%M:%S')} {msg}"
+    print(line, flush=True)
+    with open(os.path.join(work, "train.log"), "a") as f:
+        f.write(line + "\n")
+
+
+def save(path, obj):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ---- VAE -------------------------------------------------------------------------------------
+
+
+def vae_modules(model):
+    mods = [model.encoder, model.decoder]
+    if model.quant_conv is not None:
+        mods.append(model.quant_conv)
+    if model.post_quant_conv is not None:
+        mods.append(model.post_quant_conv)
+    return mods
+
+
+def vae_batch(lib, cfg, rng, batch, base_seed):
+    """Images of random modalities, as 3-channel VAE inputs."""
+    S = cfg["image_size"]
+    xs = []
+    for _ in range(batch):
+        sc = simdata.sample(lib, int(rng.integers(0, 2**31)), S, base_seed)
+        m = simdata.MODALITIES[int(rng.integers(0, 5))]
+        x = torch.from_numpy(sc[m])
+        xs.append(x.repeat(3, 1, 1) if x.shape[0] == 1 else x)
+    return torch.stack(xs)
+
+
+def train_vae(args, cfg, lib, model):
+    ck = os.path.join(args.work, "vae.pt")
+    params = [p for m in vae_modules(model) for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=args.vae_lr, weight_decay=0.0)
+    step = 0
+    if os.path.exists(ck):
+        st = torch.load(ck)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        log(args.work, f"vae: resumed at step {step}")
+    rng = np.random.default_rng(args.seed * 7919 + step)
+    v = cfg["vae"]
+    C = v["latent_channels"]
+    model.train()
+    t0 = time.time()
+    while step < args.vae_steps:
+        x = vae_batch(lib, cfg, rng, args.vae_batch, args.seed)
+        mom = model.encoder(x)  # fp32: torch 1.13's CPU autocast breaks GroupNorm
+        if model.quant_conv is not None:
+            mom = model.quant_conv(mom)
+        mean, logvar = mom[:, :C], mom[:, C:].clamp(-30, 20)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        if model.post_quant_conv is not None:
+            z = model.post_quant_conv(z)
+        y = model.decoder(z)
+        rec = (y - x).abs().mean()
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
+        loss = rec + args.kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0:
+            log(args.work, f"vae step {step} rec {rec.item():.4f} kl {kl.item():.3f} "
+                           f"({(time.time() - t0) / 25:.2f} s/step)")
+            t0 = time.time()
+            with open(os.path.join(args.work, "loss_vae.tsv"), "a") as f:
+                f.write(f"{step}\t{rec.item():.6f}\t{kl.item():.6f}\n")
+        if step % 100 == 0 or step == args.vae_steps:
+            save(ck, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step})
+    model.eval()
+
+
+# ---- latents ---------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def make_latents(args, cfg, lib, model):
+    path = os.path.join(args.work, "latents.pt")
+    if os.path.exists(path):
+        return torch.load(path)
+    S, n = cfg["image_size"], args.scenes
+    v = cfg["vae"]
+    C = v["latent_channels"]
+    lat = {m: [] for m in simdata.MODALITIES}
+    means = []
+    t0 = time.time()
+    for i0 in range(0, n, 64):
+        scenes = [simdata.sample(lib, i, S, args.seed + 1) for i in range(i0, min(n, i0 + 64))]
+        for k, m in enumerate(simdata.MODALITIES):
+            x = torch.from_numpy(np.stack([sc[m] for sc in scenes]))
+            x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+            mom = model.encoder(x)
+            if model.quant_conv is not None:
+                mom = model.quant_conv(mom)
+            lat[m].append(mom.float()[:, :C].half())
+        if i0 % 1024 == 0:
+            log(args.work, f"latents {i0}/{n} ({time.time() - t0:.0f} s)")
+    lat = {m: torch.cat(v_) for m, v_ in lat.items()}
+    allm = torch.cat([lat[m].float() for m in simdata.MODALITIES])
+    shift, std = float(allm.mean()), float(allm.std())
+    out = {"latents": lat, "shift": shift, "scale": 1.0 / std}
+    log(args.work, f"latents: {n} scenes, mean {shift:.4f} std {std:.4f}")
+    save(path, out)
+    return out
+
+
+# ---- DiT ---------------------------------------------------------------------------------------
+
+
+def dit_parameters(model):
+    skip = set(id(p) for m in vae_modules(model) for p in m.parameters())
+    return [p for p in model.parameters() if id(p) not in skip]
+
+
+def pairs_allowed(cfg):
+    mods = cfg["modalities"]
+    out = []
+    for a in range(len(mods)):
+        for b in range(a + 1, len(mods)):
+            if {mods[a], mods[b]} != set(HELD_OUT_PAIR):
+                out.append((a, b))
+    return out
+
+
+def scene_infonce(Sa, Sb, log_tau):
+    """Symmetric InfoNCE over the batch; similarity = mean cosine of corresponding tokens."""
+    a, b = F.normalize(Sa.float(), dim=-1), F.normalize(Sb.float(), dim=-1)
+    sim = torch.einsum("ink,jnk->ij", a, b) / a.shape[1]
+    logits = sim / log_tau.exp()
+    target = torch.arange(a.shape[0])
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def train_dit(args, cfg, model, data):
+    ck = os.path.join(args.work, "dit.pt")
+    lat = data["latents"]
+    scale, shift = data["scale"], data["shift"]
+    n = lat["rgb"].shape[0]
+    mods = cfg["modalities"]
+    pairs = pairs_allowed(cfg)
+    params = dit_parameters(model)
+    log_tau = torch.nn.Parameter(torch.tensor(math.log(0.07)))
+    opt = torch.optim.AdamW(params + [log_tau], lr=args.lr, weight_decay=0.01)
+    ema = copy.deepcopy(model).eval()
+    step = 0
+    if os.path.exists(ck):
+        st = torch.load(ck)
+        model.load_state_dict(st["model"])
+        ema.load_state_dict(st["ema"])
+        opt.load_state_dict(st["opt"])
+        log_tau.data.copy_(st["log_tau"])
+        step = st["step"]
+        log(args.work, f"dit: resumed at step {step}")
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    for m in vae_modules(model):
+        for p in m.parameters():
+            p.requires_grad_(False)
+    rng = np.random.default_rng(args.seed * 104729 + step)
+    B = args.batch
+    model.train()
+    t0 = time.time()
+    pan_i, rgb_i = mods.index("pan"), mods.index("rgb")
+    while step < args.steps:
+        lr = args.lr * min(1.0, (step + 1) / 200)  # warm-up
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pa, pb = pairs[int(rng.integers(0, len(pairs)))]
+        if rng.random() < 0.5:
+            pa, pb = pb, pa
+        idx = torch.from_numpy(rng.integers(0, n, B))
+        x0 = {}
+        for m in (pa, pb):
+            z = lat[mods[m]][idx].float()
+            x0[m] = (z - shift) * scale
+        # pseudo-PAN (paper IV-B2): 30 % of PAN samples are the latent of the grey (luma) RGB
+        # image of the same scene, precomputed by add_pseudo_pan
+        if pan_i in (pa, pb) and rgb_i not in (pa, pb) and rng.random() < 0.3:
+            x0[pan_i] = (lat["pan_from_rgb"][idx].float() - shift) * scale
+        # independent timestep per modality: a quarter clean (t = 0), the rest U(0, 1)
+        ts, eps, xt = {}, {}, {}
+        for m in (pa, pb):
+            t = torch.rand(B, dtype=torch.float64)
+            t[torch.rand(B) < 0.25] = 0.0
+            ts[m] = t
+        # modality drop (p = 0.1): one partition becomes pure noise at t = 1
+        drop = torch.rand(B) < 0.1
+        which = torch.rand(B) < 0.5
+        ts[pa] = torch.where(drop & which, torch.ones_like(ts[pa]), ts[pa])
+        ts[pb] = torch.where(drop & ~which, torch.ones_like(ts[pb]), ts[pb])
+        for m in (pa, pb):
+            eps[m] = torch.randn_like(x0[m])
+            tt = ts[m].float()[:, None, None, None]
+            xt[m] = (1 - tt) * x0[m] + tt * eps[m]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(args.bf16)):
+            S = R.scene_forward(model, [(xt[pa], ts[pa], pa), (xt[pb], ts[pb], pb)])
+            fm = 0.0
+            for k, m in enumerate((pa, pb)):
+                v = R.gen_forward(model, xt[m], S[k], ts[m], m).float()
+                w = (ts[m] > 0).float()[:, None, None, None]  # clean partitions are conditions
+                err = ((v - (eps[m] - x0[m])) ** 2) * w
+                fm = fm + err.sum() / (w.sum() * v[0].numel()).clamp(min=1)
+        nce = scene_infonce(S[0], S[1], log_tau) if args.lam > 0 else torch.zeros(())
+        loss = fm + args.lam * nce
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(args.ema, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+        step += 1
+        if step % 25 == 0:
+            log(args.work, f"dit step {step} fm {float(fm):.4f} nce {float(nce):.4f} "
+                           f"tau {log_tau.exp().item():.3f} ({(time.time() - t0) / 25:.2f} s/step)")
+            t0 = time.time()
+            with open(os.path.join(args.work, "loss_dit.tsv"), "a") as f:
+                f.write(f"{step}\t{float(fm):.6f}\t{float(nce):.6f}\n")
+        if step % 200 == 0 or step == args.steps:
+            save(ck, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                      "log_tau": log_tau.detach(), "step": step})
+    return ema
+
+
+@torch.no_grad()
+def add_pseudo_pan(args, cfg, lib, model, data):
+    """Latents of grey (luma) RGB, for the pseudo-PAN augmentation."""
+    if "pan_from_rgb" in data["latents"]:
+        return data
+    S, n = cfg["image_size"], data["latents"]["rgb"].shape[0]
+    C = cfg["vae"]["latent_channels"]
+    out = []
+    for i0 in range(0, n, 64):
+        scenes = [simdata.sample(lib, i, S, args.seed + 1) for i in range(i0, min(n, i0 + 64))]
+        rgb = np.stack([sc["rgb"] for sc in scenes])
+        grey = (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2])[:, None]
+        x = torch.from_numpy(np.repeat(grey, 3, axis=1).astype(np.float32))
+        mom = model.encoder(x)
+        if model.quant_conv is not None:
+            mom = model.quant_conv(mom)
+        out.append(mom.float()[:, :C].half())
+    data["latents"]["pan_from_rgb"] = torch.cat(out)
+    save(os.path.join(args.work, "latents.pt"), data)
+    return data
+
+
+def export(args, cfg, model, data):
+    cfg = json.loads(json.dumps(cfg))
+    cfg["vae"]["scaling_factor"] = round(float(data["scale"]), 6)
+    cfg["vae"]["shift_factor"] = round(float(data["shift"]), 6)
+    tensors = {k: v.float() for k, v in model.state_dict().items()}
+    safetensors_io.write(args.out, tensors, dtype="F16",
+                         metadata={"config": json.dumps(cfg, separators=(",", ":")),
+                                   "training": json.dumps({"seed": args.seed, "vae_steps": args.vae_steps,
+                                                           "steps": args.steps, "scenes": args.scenes,
+                                                           "held_out_pair": list(HELD_OUT_PAIR)})})
+    log(args.work, f"exported {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--config", default=os.path.join(HERE, "..", "..", "models", "default-config.json"))
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "models", "default.safetensors"))
+    ap.add_argument("--phase", default="all", choices=["vae", "latents", "dit", "export", "all"])
+    ap.add_argument("--sim-lib", default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", type=int, default=1)
+    ap.add_argument("--vae-steps", type=int, default=300)
+    ap.add_argument("--vae-batch", type=int, default=16)
+    ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--kl", type=float, default=1e-4)
+    ap.add_argument("--scenes", type=int, default=6144)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--lam", type=float, default=0.05)
+    ap.add_argument("--ema", type=float, default=0.999)
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    with open(args.config) as f:
+        cfg = json.load(f)
+    lib = simdata.load(args.sim_lib)
+    model = R.build_model(cfg)
+    import export as E
+    E.init_weights(model, args.seed)
+    with torch.no_grad():  # undo the init's latent gain, meant for an already trained VAE
+        for k in ("weight", "bias"):
+            getattr(model.encoder.conv_out, k).mul_(cfg["vae"]["scaling_factor"] / E.LATENT_GAIN)
+    log(args.work, f"config {args.config}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    if args.phase in ("vae", "all"):
+        train_vae(args, cfg, lib, model)
+    if args.phase == "vae":
+        return
+    if not os.path.exists(os.path.join(args.work, "vae.pt")):
+        sys.exit("train.py: no trained VAE in --work (run --phase vae first)")
+    model.load_state_dict(torch.load(os.path.join(args.work, "vae.pt"))["model"])
+    model.eval()
+    data = make_latents(args, cfg, lib, model)
+    data = add_pseudo_pan(args, cfg, lib, model, data)
+    if args.phase == "latents":
+        return
+    ema = None
+    if args.phase in ("dit", "all"):
+        ema = train_dit(args, cfg, model, data)
+    if args.phase in ("export", "all"):
+        if ema is None:
+            st = torch.load(os.path.join(args.work, "dit.pt"))
+            model.load_state_dict(st["ema"])
+            ema = model
+        export(args, cfg, ema, data)
+
+
+if __name__ == "__main__":
+    main()
