@@ -25,10 +25,11 @@ static void usage(FILE *f) {
             "  --batch N        tiles per forward (default 1)\n"
             "  --threads N      threads (default: all cores)\n"
             "  --precision P    bf16 (default) or fp32\n"
+            "  --device D       cpu (default) or cuda; default from MM_DEVICE\n"
             "  --reps N         timed repetitions of one step (default 3)\n"
             "  --steps N        steps of the full translation (default 4; 0 skips it)\n"
             "  --guidance G     guidance scale (default 1.2)\n"
-            "  --no-matmul      skip the oneDNN matmul reference\n"
+            "  --no-matmul      skip the oneDNN matmul reference (always skipped on cuda)\n"
             "  --scene          also time the scene module alone\n"
             "Prints one JSON object.\n");
 }
@@ -126,12 +127,15 @@ int main(int argc, char **argv) {
     int batch = 1, threads = 0, reps = 3, steps = 4, do_matmul = 1, do_scene = 0;
     float guidance = 1.2f;
     mm_precision prec = MM_PRECISION_BF16;
+    mm_device dev = MM_DEVICE_CPU;
+    if (mm_arg_device(TOOL, NULL, &dev)) return 2; /* MM_DEVICE, overridden by --device */
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"config", required_argument, 0, 'c'},
         {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'p'}, {"reps", required_argument, 0, 'r'},
         {"steps", required_argument, 0, 's'}, {"guidance", required_argument, 0, 'g'},
         {"no-matmul", no_argument, 0, 'n'}, {"scene", no_argument, 0, 'x'},
+        {"device", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -142,6 +146,7 @@ int main(int argc, char **argv) {
         case 'b': bad = mm_arg_int(TOOL, "--batch", optarg, 1, 256, &batch); break;
         case 't': bad = mm_arg_int(TOOL, "--threads", optarg, 0, 256, &threads); break;
         case 'p': bad = mm_arg_precision(TOOL, optarg, &prec); break;
+        case 'd': bad = mm_arg_device(TOOL, optarg, &dev); break;
         case 'r': bad = mm_arg_int(TOOL, "--reps", optarg, 1, 1000, &reps); break;
         case 's': bad = mm_arg_int(TOOL, "--steps", optarg, 0, 65535, &steps); break;
         case 'g': bad = mm_arg_float(TOOL, "--guidance", optarg, 0, 100, &guidance); break;
@@ -177,6 +182,8 @@ int main(int argc, char **argv) {
     mm_context_params_default(&cp);
     cp.n_threads = threads;
     cp.precision = prec;
+    cp.device = dev;
+    if (dev == MM_DEVICE_CUDA) do_matmul = 0; /* oneDNN's rate is a CPU ceiling */
     mm_context *ctx = NULL;
     char *err = NULL;
     if (mm_context_create(m, &cp, &ctx, &err) != MM_OK) {
@@ -255,12 +262,14 @@ int main(int argc, char **argv) {
         mm_fc1 = dnnl_rate(rows, H, 4 * H, bf, threads);
         mm_fc2 = dnnl_rate(rows, 4 * H, H, bf, threads);
     }
-    printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"precision\": \"%s\", "
-           "\"guidance\": %g, \"step_seconds\": %.6f, \"step_seconds_per_tile\": %.6f, "
+    printf("{\"model\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"threads\": %d, "
+           "\"precision\": \"%s\", \"guidance\": %g, \"step_seconds\": %.6f, "
+           "\"step_seconds_per_tile\": %.6f, "
            "\"step_gflop\": %.3f, \"step_gflops\": %.1f, \"translate_steps\": %d, "
            "\"translate_seconds\": %.4f, \"onednn_matmul_gflops\": {\"qkv\": %.1f, \"fc1\": %.1f, "
            "\"fc2\": %.1f}, \"scene_rows\": %d, \"scene_seconds\": %.6f, \"scene_gflops\": %.1f}\n",
-           model_path ? model_path : config_path, batch, threads,
+           model_path ? model_path : config_path, dev == MM_DEVICE_CUDA ? "cuda" : "cpu", batch,
+           threads,
            mm_context_precision(ctx) == MM_PRECISION_BF16 ? "bf16" : "fp32", (double)guidance,
            step_s, step_s / batch, flops / 1e9, flops / step_s / 1e9, steps, translate_s, mm_qkv,
            mm_fc1, mm_fc2, rows, scene_s, scene_s > 0 ? scene_flops / scene_s / 1e9 : 0.0);

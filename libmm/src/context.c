@@ -42,7 +42,18 @@ mm_status mm_context_create(mm_model *model, const mm_context_params *params, mm
     const int bf16 = params->precision == MM_PRECISION_BF16;
     switch (params->device) {
     case MM_DEVICE_CPU: ctx->be = mm_backend_cpu_create(params->n_threads, bf16, err, sizeof err); break;
-    case MM_DEVICE_CUDA: ctx->be = mm_backend_cuda_create(0, bf16, err, sizeof err); break;
+    case MM_DEVICE_CUDA: {
+        /* which GPU: MM_CUDA_DEVICE (an index, default 0) */
+        const char *dev = getenv("MM_CUDA_DEVICE");
+        char *end = NULL;
+        const long idx = dev && *dev ? strtol(dev, &end, 10) : 0;
+        if (dev && *dev && (*end || idx < 0 || idx > 255)) {
+            snprintf(err, sizeof err, "MM_CUDA_DEVICE must be a device index, got '%s'", dev);
+            break;
+        }
+        ctx->be = mm_backend_cuda_create((int)idx, bf16, err, sizeof err);
+        break;
+    }
     default: snprintf(err, sizeof err, "unknown device %d", (int)params->device);
     }
     if (!ctx->be) {
@@ -97,11 +108,12 @@ float *mm_ws(mm_context *ctx, int slot, size_t n) {
 }
 
 #ifndef MM_HAVE_CUDA
+/* Built without the CUDA backend (no toolkit, or -DMM_CUDA=OFF): kernels/ is not linked. */
 mm_backend *mm_backend_cuda_create(int device, int want_bf16, char *err, size_t errlen) {
     (void)device;
     (void)want_bf16;
-    snprintf(err, errlen, "this build of libmm has no CUDA backend (CUDA toolkit not found at "
-                          "build time)");
+    snprintf(err, errlen, "this build of libmm has no CUDA backend (built with -DMM_CUDA=OFF or "
+                          "without a CUDA toolkit; see docs/cuda.md)");
     return NULL;
 }
 #endif

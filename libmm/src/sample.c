@@ -380,7 +380,7 @@ mm_status mm_vae_decode(mm_context *ctx, int modality, int n_tiles, const float 
 }
 
 /* Latent-level single evaluation: the CPU backend reads host memory directly; a device backend
- * would stage through upload/download here. */
+ * stages the latents in (upload) and the velocities and scene tokens out (download). */
 mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partition *parts,
                      int n_targets, const int *target_parts, float *const *v, float *scene_out) {
     if (!check_ctx(ctx)) return MM_ERROR_ARGUMENT;
@@ -391,10 +391,7 @@ mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partiti
         mm_ctx_seterr(ctx, "invalid partitions or targets (%d parts, %d targets)", n_parts, n_targets);
         return MM_ERROR_ARGUMENT;
     }
-    if (strcmp(ctx->be->ops->name, "cpu") != 0) {
-        mm_ctx_seterr(ctx, "mm_predict runs on the CPU backend only");
-        return MM_ERROR_UNSUPPORTED;
-    }
+    const int host = strcmp(ctx->be->ops->name, "cpu") == 0;
     mm_part_dev pd[MM_MAX_MODALITIES];
     unsigned seen = 0;
     for (int i = 0; i < n_parts; i++) {
@@ -419,7 +416,43 @@ mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partiti
                           target_parts[j]);
             return MM_ERROR_ARGUMENT;
         }
-    if (mm_dit_forward(ctx, n_tiles, n_parts, pd, n_targets, target_parts, v, scene_out))
+    if (host) {
+        if (mm_dit_forward(ctx, n_tiles, n_parts, pd, n_targets, target_parts, v, scene_out))
+            return MM_ERROR_BACKEND;
+        return MM_OK;
+    }
+    /* device backend: latents in, velocities and scene tokens out */
+    const mm_config *c = &ctx->model->cfg;
+    const size_t lat = (size_t)c->vae.latent_channels * c->latent_size * c->latent_size * n_tiles;
+    const size_t scene_n = (size_t)n_tiles * n_parts * c->n_tokens * c->dit.hidden_size;
+    float *lat_dev = mm_ws(ctx, WS_S_SRC, lat * n_parts);
+    float *v_dev = mm_ws(ctx, WS_S_V, lat * (n_targets ? n_targets : 1));
+    float *scene_dev = scene_out ? mm_ws(ctx, WS_S_X, scene_n) : NULL;
+    if (!lat_dev || !v_dev || (scene_out && !scene_dev)) return MM_ERROR_NOMEM;
+    float *vd[MM_MAX_MODALITIES];
+    for (int i = 0; i < n_parts; i++) {
+        if (OPS->upload(BE, lat_dev + i * lat, parts[i].latent, lat)) {
+            mm_ctx_backend_failed(ctx, "upload");
+            return MM_ERROR_BACKEND;
+        }
+        pd[i].latent = lat_dev + i * lat;
+    }
+    for (int j = 0; j < n_targets; j++) vd[j] = v_dev + j * lat;
+    if (mm_dit_forward(ctx, n_tiles, n_parts, pd, n_targets, target_parts, vd, scene_dev))
         return MM_ERROR_BACKEND;
+    for (int j = 0; j < n_targets; j++)
+        if (OPS->download(BE, v[j], vd[j], lat)) {
+            mm_ctx_backend_failed(ctx, "download");
+            return MM_ERROR_BACKEND;
+        }
+    if (scene_out && OPS->download(BE, scene_out, scene_dev, scene_n)) {
+        mm_ctx_backend_failed(ctx, "download");
+        return MM_ERROR_BACKEND;
+    }
+    float sync; /* nothing was read back: wait for the work (and its errors) all the same */
+    if (!n_targets && !scene_out && OPS->download(BE, &sync, lat_dev, 1)) {
+        mm_ctx_backend_failed(ctx, "synchronise");
+        return MM_ERROR_BACKEND;
+    }
     return MM_OK;
 }
