@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")"
 mode=${1:-build}
 
-PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev"
+PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev libgdal-dev gdal-bin"
 
 missing=""
 for p in $PACKAGES; do

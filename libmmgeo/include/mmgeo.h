@@ -1,0 +1,195 @@
+/*
+ * libmmgeo: the geospatial layer of the MetaEarth-MM toolchain (the only C code that links GDAL).
+ *
+ * It reads georeferenced rasters, converts them to model images with modality I/O profiles,
+ * cuts the raster into a grid of model windows anchored to the raster origin, runs a PROCESSOR
+ * on batches of windows (the model through libmm, or a test function), blends the results with
+ * a separable raised-cosine weight over the overlaps, and writes the mosaic, strip by strip, onto
+ * the input's grid (size, geotransform or GCPs, CRS, nodata or mask), under a temporary name
+ * renamed when complete.
+ *
+ * Extent independence: the grid, the tile ids (noise addresses) and the accumulation order depend
+ * on the full raster only, so a run on a sub-window gives bit-identical pixels to the same region
+ * of a full run.
+ *
+ * Functions report failure by returning non-zero and writing a message into err (errlen bytes).
+ */
+#ifndef MMGEO_H
+#define MMGEO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <gdal.h>
+
+#include "mm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MMGEO_MAX_IO 8     /* sources or targets of one run */
+#define MMGEO_MAX_BANDS 16 /* bands of one source */
+
+/* ---- modality I/O profiles ------------------------------------------------------------------ */
+
+typedef enum {
+    MMGEO_IO_BYTE = 0,    /* 8-bit pass-through: v = x / 127.5 - 1 */
+    MMGEO_IO_REFLECTANCE, /* linear: [lo, hi] -> [-1, 1], clipped (uint16 reflectance: 0..10000) */
+    MMGEO_IO_SAR,         /* SAR: amplitude / intensity / complex / dB -> dB clipped to [lo, hi] */
+    MMGEO_IO_PERCENTILE   /* linear stretch between the lo and hi percentiles of each band */
+} mmgeo_io_kind;
+
+typedef enum {
+    MMGEO_SAR_AUTO = 0,  /* complex -> complex, integer -> amplitude, float -> intensity */
+    MMGEO_SAR_AMPLITUDE, /* dB = 20 log10(a) */
+    MMGEO_SAR_INTENSITY, /* dB = 10 log10(i) */
+    MMGEO_SAR_COMPLEX,   /* dB = 10 log10(re^2 + im^2) */
+    MMGEO_SAR_DB         /* already dB */
+} mmgeo_sar_input;
+
+typedef struct {
+    mmgeo_io_kind kind;
+    mmgeo_sar_input sar_input;
+    double lo, hi;         /* see mmgeo_io_kind; percentiles in percent for PERCENTILE */
+    GDALDataType out_type; /* output data type when the profile is a target's (GDT_Unknown:
+                              the modality's default: Float32 dB for SAR, Byte otherwise) */
+} mmgeo_profile;
+
+/* The default profile of a modality for a source of data type dt (GDT_Unknown for a target). */
+void mmgeo_profile_default(const char *modality, GDALDataType dt, mmgeo_profile *p);
+/* Parses "byte", "reflectance[:LO:HI]", "amplitude|intensity|complex|db[:LO:HI]" (SAR, LO/HI the
+ * dB clip range), "percentile[:PLO:PHI]" over *p (unspecified numbers keep the defaults of
+ * mmgeo_profile_default for that kind). */
+int mmgeo_profile_parse(const char *spec, mmgeo_profile *p, char *err, size_t errlen);
+/* One line describing the profile, for messages and metadata. */
+void mmgeo_profile_describe(const mmgeo_profile *p, char *buf, size_t len);
+/* Output value of a target pixel v in [-1, 1] for data type t (rounded and clipped for integer
+ * types). */
+double mmgeo_profile_output(const mmgeo_profile *p, GDALDataType t, float v);
+/* The output data type of a target profile. */
+GDALDataType mmgeo_profile_out_type(const mmgeo_profile *p, const char *modality);
+
+/* ---- modality detection ------------------------------------------------------------------ */
+
+/* The modality of a raster when no -s/-t flag names it: the MM_MODALITY metadata item of the
+ * dataset (ds may be NULL), else a word of the file name (split at non-alphanumerics) that is one
+ * of names[0..n). Returns the index in names, -1 if none, -2 if the file name has several. */
+int mmgeo_detect_modality(GDALDatasetH ds, const char *path, const char *const *names, int n);
+
+/* ---- window grid -------------------------------------------------------------------------- */
+
+/* Window origins along one axis of a raster of `size` pixels: 0, step, 2 step, ... (step =
+ * window - overlap), the last one aligned to the raster edge (size - window); a raster smaller
+ * than a window has the one origin 0 (the window is padded by edge replication). Writes at most
+ * max origins into out (out may be NULL) and returns how many there are. */
+int mmgeo_grid_origins(int size, int window, int overlap, int *out, int max);
+/* The 1-D blending weight of position i in a window (raised-cosine ramps over `overlap` pixels at
+ * both ends, 1 inside; always > 0). */
+float mmgeo_blend_weight(int i, int window, int overlap);
+/* The tile id (noise address) of the window at grid position (kx, ky). */
+static inline uint64_t mmgeo_tile_id(int kx, int ky) {
+    return ((uint64_t)(uint32_t)ky << 32) | (uint32_t)kx;
+}
+
+/* ---- processors --------------------------------------------------------------------------- */
+
+/* Processes n_tiles windows: sources[i] holds n_tiles x C_i x S x S floats in [-1, 1] (source i
+ * of the run), targets[j] receives n_tiles x C_j x S x S. Returns 0, or non-zero with a message
+ * in err (MMGEO_INTERRUPTED when asked to stop). */
+typedef int (*mmgeo_process_fn)(void *user, int n_tiles, const uint64_t *tile_ids,
+                                const float *const *sources, float *const *targets, char *err,
+                                size_t errlen);
+
+typedef struct {
+    mmgeo_process_fn fn;
+    void *user;
+    int window; /* S */
+    int n_sources, n_targets;
+    int src_channels[MMGEO_MAX_IO], dst_channels[MMGEO_MAX_IO];
+} mmgeo_processor;
+
+enum { MMGEO_ERROR = 1, MMGEO_INTERRUPTED = 2 };
+
+/* Test processors: identity (target channel c = source 0 channel c mod C0) and a known per-pixel
+ * function (target channel c = -(source 0 channel c mod C0)). */
+int mmgeo_process_identity(void *user, int n_tiles, const uint64_t *tile_ids,
+                           const float *const *sources, float *const *targets, char *err,
+                           size_t errlen);
+int mmgeo_process_negate(void *user, int n_tiles, const uint64_t *tile_ids,
+                         const float *const *sources, float *const *targets, char *err,
+                         size_t errlen);
+
+/* The model processor: mm_translate (or mm_generate when there is no source) with the window's
+ * tile id. user points to this struct. */
+typedef struct {
+    mm_context *ctx;
+    mm_sample_params params;
+    int n_sources, n_targets;
+    int source_mods[MMGEO_MAX_IO], target_mods[MMGEO_MAX_IO];
+} mmgeo_model_processor;
+int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
+                        const float *const *sources, float *const *targets, char *err,
+                        size_t errlen);
+
+/* ---- a run ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    const char *modality;          /* for messages and metadata */
+    int n_bands;                   /* 0: all bands of the file */
+    int bands[MMGEO_MAX_BANDS];    /* 1-based */
+    mmgeo_profile profile;
+} mmgeo_source;
+
+typedef struct {
+    const char *path;
+    const char *modality;
+    mmgeo_profile profile;
+} mmgeo_target;
+
+typedef void (*mmgeo_warn_fn)(void *user, const char *msg);
+
+/* The output grid of a run without sources (joint generation). */
+typedef struct {
+    int width, height;
+    double geotransform[6];
+    const char *srs; /* anything OSRSetFromUserInput reads (WKT, EPSG:n, PROJ); NULL: none */
+} mmgeo_grid;
+
+typedef struct {
+    int n_sources;                  /* 0: generation on `grid` */
+    mmgeo_source sources[MMGEO_MAX_IO];
+    mmgeo_grid grid;
+    int n_targets;
+    mmgeo_target targets[MMGEO_MAX_IO];
+    int overlap;                /* pixels, < window */
+    int batch;                  /* windows per processor call (>= 1) */
+    int has_srcwin;
+    int srcwin[4];              /* xoff yoff xsize ysize */
+    const char *format;         /* NULL: from the output file's extension, else GTiff */
+    char **create_options;      /* -co, NULL-terminated list (may be NULL) */
+    char **metadata;            /* KEY=VALUE items added to every output (may be NULL) */
+    GDALProgressFunc progress;  /* may be NULL; returning FALSE stops the run */
+    void *progress_arg;
+    mmgeo_warn_fn warn;         /* may be NULL */
+    void *warn_user;
+} mmgeo_job;
+
+void mmgeo_job_init(mmgeo_job *job);
+
+/* Checks the job against the processor (band counts, sizes), runs it and writes every target.
+ * Nothing is left under a target's name unless the whole run succeeded. Returns 0,
+ * MMGEO_ERROR (message in err) or MMGEO_INTERRUPTED. */
+int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size_t errlen);
+
+/* ---- utilities ---------------------------------------------------------------------------- */
+
+/* SHA-256 of a file as 64 lower-case hex digits (hex has 65 bytes). */
+int mmgeo_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
+void mmgeo_sha256(const void *data, size_t n, uint8_t out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,49 @@
+/* Processors: the model (libmm) and the test functions. */
+#include <string.h>
+
+#include "internal.h"
+
+static int test_fn(void *user, int n_tiles, const float *const *sources, float *const *targets,
+                   float sign, char *err, size_t errlen) {
+    const mmgeo_processor *p = user;
+    if (!p || p->n_sources < 1)
+        return mmgeo_fail(err, errlen, "the test processors need a source");
+    const size_t plane = (size_t)p->window * p->window;
+    const int c0 = p->src_channels[0];
+    for (int j = 0; j < p->n_targets; j++)
+        for (int t = 0; t < n_tiles; t++)
+            for (int c = 0; c < p->dst_channels[j]; c++) {
+                const float *s = sources[0] + ((size_t)t * c0 + c % c0) * plane;
+                float *d = targets[j] + ((size_t)t * p->dst_channels[j] + c) * plane;
+                for (size_t i = 0; i < plane; i++) d[i] = sign * s[i];
+            }
+    return 0;
+}
+
+int mmgeo_process_identity(void *user, int n_tiles, const uint64_t *tile_ids,
+                           const float *const *sources, float *const *targets, char *err,
+                           size_t errlen) {
+    (void)tile_ids;
+    return test_fn(user, n_tiles, sources, targets, 1.0f, err, errlen);
+}
+
+int mmgeo_process_negate(void *user, int n_tiles, const uint64_t *tile_ids,
+                         const float *const *sources, float *const *targets, char *err,
+                         size_t errlen) {
+    (void)tile_ids;
+    return test_fn(user, n_tiles, sources, targets, -1.0f, err, errlen);
+}
+
+int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
+                        const float *const *sources, float *const *targets, char *err,
+                        size_t errlen) {
+    mmgeo_model_processor *m = user;
+    mm_status s = mm_translate(m->ctx, &m->params, n_tiles, tile_ids, m->n_sources,
+                               m->source_mods, sources, m->n_targets, m->target_mods, targets);
+    if (s == MM_ERROR_INTERRUPTED) {
+        mmgeo_fail(err, errlen, "interrupted");
+        return MMGEO_INTERRUPTED;
+    }
+    if (s != MM_OK) return mmgeo_fail(err, errlen, "%s", mm_context_errmsg(m->ctx));
+    return 0;
+}

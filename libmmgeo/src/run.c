@@ -1,0 +1,692 @@
+/* A run: open the sources, cut the window grid, process, blend, write the targets. */
+#define _GNU_SOURCE /* VSIStatBufL is struct stat64 */
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <math.h>
+#include <ogr_srs_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void mmgeo_job_init(mmgeo_job *job) {
+    memset(job, 0, sizeof *job);
+    job->overlap = -1; /* a quarter of the window */
+    job->batch = 4;
+}
+
+typedef struct {
+    GDALDatasetH ds;
+    int nb;
+    GDALRasterBandH band[MMGEO_MAX_BANDS];
+    GDALRasterBandH mask[MMGEO_MAX_BANDS]; /* NULL: all valid (or shares an earlier band's) */
+    int complex;
+    double plo[MMGEO_MAX_BANDS], phi[MMGEO_MAX_BANDS];
+    const mmgeo_profile *profile;
+} source;
+
+enum { OUT_PLAIN = 0, OUT_NODATA, OUT_MASK };
+
+typedef struct {
+    GDALDriverH drv;      /* the requested format */
+    int stage;            /* written to a GTiff stage file, then CreateCopy'd */
+    GDALDatasetH ds;      /* the dataset written (stage or temporary) */
+    char tmp[4096];       /* temporary name in the format */
+    char stage_path[4096];
+    GDALDataType type;
+    int channels;
+    int mode;
+    double nodata;
+    float *acc;
+} target;
+
+static void warnf(const mmgeo_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warnf(const mmgeo_job *job, const char *fmt, ...) {
+    if (!job->warn) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    job->warn(job->warn_user, msg);
+}
+
+static const char *gdal_msg(void) {
+    const char *m = CPLGetLastErrorMsg();
+    return m && *m ? m : "unknown GDAL error";
+}
+
+/* Percentile values of a band (over the whole raster, so independent of the processed extent). */
+static int band_percentiles(GDALRasterBandH b, double plo, double phi, double *lo, double *hi,
+                            char *err, size_t errlen) {
+    double mm[2];
+    if (GDALComputeRasterMinMax(b, TRUE, mm) != CE_None)
+        return mmgeo_fail(err, errlen, "cannot compute the band statistics: %s", gdal_msg());
+    enum { NB = 4096 };
+    GUIntBig *h = calloc(NB, sizeof *h);
+    if (!h) return mmgeo_fail(err, errlen, "out of memory");
+    const double a = mm[0] - 0.5 * (mm[1] - mm[0]) / NB - 1e-9;
+    const double z = mm[1] + 0.5 * (mm[1] - mm[0]) / NB + 1e-9;
+    if (GDALGetRasterHistogramEx(b, a, z, NB, h, FALSE, TRUE, NULL, NULL) != CE_None) {
+        free(h);
+        return mmgeo_fail(err, errlen, "cannot compute the band histogram: %s", gdal_msg());
+    }
+    GUIntBig total = 0;
+    for (int i = 0; i < NB; i++) total += h[i];
+    const double width = (z - a) / NB;
+    double q[2] = {plo, phi}, out[2] = {mm[0], mm[1]};
+    for (int k = 0; k < 2 && total; k++) {
+        const double want = q[k] / 100.0 * (double)total;
+        GUIntBig cum = 0;
+        for (int i = 0; i < NB; i++) {
+            cum += h[i];
+            if ((double)cum >= want) {
+                out[k] = a + (i + 0.5) * width;
+                break;
+            }
+        }
+    }
+    free(h);
+    *lo = out[0], *hi = out[1];
+    return 0;
+}
+
+static int open_source(const mmgeo_source *s, int channels, source *src, char *err,
+                       size_t errlen) {
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    src->ds = GDALOpenEx(s->path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    if (!src->ds)
+        return mmgeo_fail(err, errlen, "cannot open '%s' as a raster: %s", s->path, gdal_msg());
+    const int nfile = GDALGetRasterCount(src->ds);
+    int bands[MMGEO_MAX_BANDS], nb = s->n_bands;
+    if (nb > 0) {
+        memcpy(bands, s->bands, sizeof(int) * (size_t)nb);
+        for (int i = 0; i < nb; i++)
+            if (bands[i] < 1 || bands[i] > nfile)
+                return mmgeo_fail(err, errlen, "'%s' has %d band%s; band %d does not exist",
+                                  s->path, nfile, nfile == 1 ? "" : "s", bands[i]);
+    } else {
+        nb = nfile;
+        /* an alpha band after the modality's channels is a mask, not data */
+        if (nfile == channels + 1 &&
+            GDALGetRasterColorInterpretation(GDALGetRasterBand(src->ds, nfile)) == GCI_AlphaBand)
+            nb = channels;
+        if (nb > MMGEO_MAX_BANDS) nb = MMGEO_MAX_BANDS + 1; /* reported below */
+        for (int i = 0; i < nb && i < MMGEO_MAX_BANDS; i++) bands[i] = i + 1;
+    }
+    if (nb != channels)
+        return mmgeo_fail(err, errlen,
+                          "'%s' has %d band%s but modality '%s' needs %d; choose the bands with "
+                          "-b, or name the modality with -s",
+                          s->path, nb > MMGEO_MAX_BANDS ? nfile : nb, nb == 1 ? "" : "s",
+                          s->modality, channels);
+    src->nb = nb;
+    src->profile = &s->profile;
+    int per_dataset_read = 0;
+    for (int i = 0; i < nb; i++) {
+        src->band[i] = GDALGetRasterBand(src->ds, bands[i]);
+        const GDALDataType dt = GDALGetRasterDataType(src->band[i]);
+        if (GDALDataTypeIsComplex(dt)) src->complex = 1;
+        const int flags = GDALGetMaskFlags(src->band[i]);
+        if (!(flags & GMF_ALL_VALID) && !((flags & GMF_PER_DATASET) && per_dataset_read)) {
+            src->mask[i] = GDALGetMaskBand(src->band[i]);
+            if (flags & GMF_PER_DATASET) per_dataset_read = 1;
+        }
+        if (s->profile.kind == MMGEO_IO_PERCENTILE &&
+            band_percentiles(src->band[i], s->profile.lo, s->profile.hi, &src->plo[i],
+                             &src->phi[i], err, errlen))
+            return MMGEO_ERROR;
+    }
+    if (src->complex && !(s->profile.kind == MMGEO_IO_SAR &&
+                          s->profile.sar_input == MMGEO_SAR_COMPLEX))
+        return mmgeo_fail(err, errlen,
+                          "'%s' holds complex data, which only the SAR profile 'complex' reads "
+                          "(modality '%s')",
+                          s->path, s->modality);
+    return 0;
+}
+
+/* Reads window (ox, oy) of a source into tile (C x S x S, [-1, 1]) and ANDs its validity into
+ * valid (S x S). Pixels outside the raster replicate the edge. */
+static int read_window(source *src, int W, int H, int S, int ox, int oy, float *tile,
+                       uint8_t *valid, double *raw, uint8_t *mraw, char *err, size_t errlen) {
+    const int rw = ox + S <= W ? S : W - ox, rh = oy + S <= H ? S : H - oy;
+    const size_t plane = (size_t)S * S;
+    uint8_t *mask_now = NULL;
+    for (int b = 0; b < src->nb; b++) {
+        const int cx = src->complex ? 2 : 1;
+        if (GDALRasterIO(src->band[b], GF_Read, ox, oy, rw, rh, raw, rw, rh,
+                         src->complex ? GDT_CFloat64 : GDT_Float64, 0, 0) != CE_None)
+            return mmgeo_fail(err, errlen, "cannot read %s: %s",
+                              GDALGetDescription(src->ds), gdal_msg());
+        if (src->mask[b]) {
+            if (GDALRasterIO(src->mask[b], GF_Read, ox, oy, rw, rh, mraw, rw, rh, GDT_Byte, 0,
+                             0) != CE_None)
+                return mmgeo_fail(err, errlen, "cannot read the mask of %s: %s",
+                                  GDALGetDescription(src->ds), gdal_msg());
+            mask_now = mraw;
+        }
+        float *t = tile + (size_t)b * plane;
+        for (int py = 0; py < S; py++) {
+            const int sy = py < rh ? py : rh - 1;
+            for (int px = 0; px < S; px++) {
+                const int sx = px < rw ? px : rw - 1;
+                const size_t k = (size_t)sy * rw + sx;
+                const double re = raw[k * cx], im = src->complex ? raw[k * cx + 1] : 0;
+                int ok = re == re && im == im && (!mask_now || mask_now[k]);
+                if (!ok) valid[(size_t)py * S + px] = 0;
+                t[(size_t)py * S + px] =
+                    ok ? mmgeo_profile_input(src->profile, re, im, src->plo[b], src->phi[b]) : 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static int representable(GDALDataType t, double v) {
+    if (GDALDataTypeIsFloating(t)) return 1;
+    if (v != floor(v)) return 0;
+    switch (t) {
+    case GDT_Byte: return v >= 0 && v <= 255;
+    case GDT_UInt16: return v >= 0 && v <= 65535;
+    case GDT_Int16: return v >= -32768 && v <= 32767;
+    case GDT_UInt32: return v >= 0 && v <= 4294967295.0;
+    case GDT_Int32: return v >= -2147483648.0 && v <= 2147483647.0;
+    default: return 0;
+    }
+}
+
+static GDALDriverH pick_driver(const char *format, const char *path, char *err, size_t errlen) {
+    if (format) {
+        GDALDriverH d = GDALGetDriverByName(format);
+        if (!d) return mmgeo_fail(err, errlen, "unknown output format '%s'", format), NULL;
+        return d;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!dot || !dot[1] || EQUAL(dot + 1, "tif") || EQUAL(dot + 1, "tiff"))
+        return GDALGetDriverByName("GTiff");
+    for (int i = 0; i < GDALGetDriverCount(); i++) {
+        GDALDriverH d = GDALGetDriver(i);
+        const char *ext = GDALGetMetadataItem(d, GDAL_DMD_EXTENSIONS, NULL);
+        if (!GDALGetMetadataItem(d, GDAL_DCAP_RASTER, NULL) || !ext) continue;
+        if (!GDALGetMetadataItem(d, GDAL_DCAP_CREATE, NULL) &&
+            !GDALGetMetadataItem(d, GDAL_DCAP_CREATECOPY, NULL))
+            continue;
+        char **l = CSLTokenizeString2(ext, " ", 0);
+        int hit = CSLFindString(l, dot + 1) >= 0;
+        CSLDestroy(l);
+        if (hit) return d;
+    }
+    return GDALGetDriverByName("GTiff");
+}
+
+static void temp_name(char *out, size_t len, const char *path, const char *tag, const char *ext) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!ext) ext = dot && dot != base ? dot : "";
+    snprintf(out, len, "%.*s.%s.mmtmp-%ld%s%s", (int)(base - path), path, base, (long)getpid(),
+             tag, ext);
+}
+
+static void remove_dataset(GDALDriverH drv, const char *path) {
+    VSIStatBufL st;
+    if (VSIStatL(path, &st) != 0) return;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    if (GDALDeleteDataset(drv, path) != CE_None) VSIUnlink(path);
+    CPLPopErrorHandler();
+}
+
+static char **default_options(GDALDriverH drv, const mmgeo_job *job, int channels,
+                              GDALDataType type) {
+    char **co = NULL;
+    const char *name = GDALGetDriverShortName(drv);
+    if (EQUAL(name, "GTiff")) {
+        co = CSLSetNameValue(co, "TILED", "YES");
+        co = CSLSetNameValue(co, "COMPRESS", "DEFLATE");
+        co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+        if (channels == 3 && type == GDT_Byte) co = CSLSetNameValue(co, "PHOTOMETRIC", "RGB");
+    } else if (EQUAL(name, "COG")) {
+        co = CSLSetNameValue(co, "COMPRESS", "DEFLATE");
+        co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+    }
+    for (char **o = job->create_options; o && *o; o++) {
+        char *key = NULL;
+        const char *val = CPLParseNameValue(*o, &key);
+        if (key && val) co = CSLSetNameValue(co, key, val);
+        CPLFree(key);
+    }
+    return co;
+}
+
+static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o, source *s0,
+                         int x0, int y0, int Wout, int Hout, int src_mask, char *err,
+                         size_t errlen) {
+    o->drv = pick_driver(job->format, t->path, err, errlen);
+    if (!o->drv) return MMGEO_ERROR;
+    const int can_create = GDALGetMetadataItem(o->drv, GDAL_DCAP_CREATE, NULL) != NULL;
+    if (!can_create && !GDALGetMetadataItem(o->drv, GDAL_DCAP_CREATECOPY, NULL))
+        return mmgeo_fail(err, errlen, "GDAL cannot write the format %s",
+                          GDALGetDriverShortName(o->drv));
+    temp_name(o->tmp, sizeof o->tmp, t->path, "", NULL);
+    GDALDriverH wdrv = o->drv;
+    const char *wpath = o->tmp;
+    if (!can_create) {
+        o->stage = 1;
+        wdrv = GDALGetDriverByName("GTiff");
+        temp_name(o->stage_path, sizeof o->stage_path, t->path, "-stage", ".tif");
+        wpath = o->stage_path;
+    }
+    char **co = default_options(wdrv, job, o->channels, o->type);
+    if (o->stage) { /* the stage is tiled so the final copy reads it efficiently */
+        char **c2 = default_options(wdrv, &(mmgeo_job){0}, o->channels, o->type);
+        CSLDestroy(co);
+        co = c2;
+    }
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    o->ds = GDALCreate(wdrv, wpath, Wout, Hout, o->channels, o->type, co);
+    CPLPopErrorHandler();
+    CSLDestroy(co);
+    if (!o->ds)
+        return mmgeo_fail(err, errlen, "cannot create '%s' (for '%s'): %s", wpath, t->path,
+                          gdal_msg());
+
+    /* georeferencing: geotransform (shifted to the processed window) or GCPs, CRS */
+    double gt[6];
+    if (!s0) { /* generation: the job's grid */
+        double g[6];
+        memcpy(g, job->grid.geotransform, sizeof g);
+        GDALSetGeoTransform(o->ds, g);
+        if (job->grid.srs) {
+            OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+            const int ok = OSRSetFromUserInput(srs, job->grid.srs) == OGRERR_NONE;
+            if (ok) GDALSetSpatialRef(o->ds, srs);
+            OSRDestroySpatialReference(srs);
+            if (!ok) return mmgeo_fail(err, errlen, "cannot read the CRS '%s'", job->grid.srs);
+        }
+    } else if (GDALGetGeoTransform(s0->ds, gt) == CE_None) {
+        double g2[6] = {gt[0] + x0 * gt[1] + y0 * gt[2], gt[1], gt[2],
+                        gt[3] + x0 * gt[4] + y0 * gt[5], gt[4], gt[5]};
+        GDALSetGeoTransform(o->ds, g2);
+        OGRSpatialReferenceH srs = GDALGetSpatialRef(s0->ds);
+        if (srs) GDALSetSpatialRef(o->ds, srs);
+    } else if (GDALGetGCPCount(s0->ds) > 0) {
+        const int n = GDALGetGCPCount(s0->ds);
+        GDAL_GCP *g = GDALDuplicateGCPs(n, GDALGetGCPs(s0->ds));
+        for (int i = 0; i < n; i++) g[i].dfGCPPixel -= x0, g[i].dfGCPLine -= y0;
+        GDALSetGCPs2(o->ds, n, g, GDALGetGCPSpatialRef(s0->ds));
+        GDALDeinitGCPs(n, g);
+        CPLFree(g);
+    }
+    /* nodata: the source's, converted to the output type; else the source's mask */
+    int has_nd = 0;
+    double nd = s0 ? GDALGetRasterNoDataValue(s0->band[0], &has_nd) : 0;
+    if (has_nd) {
+        o->mode = OUT_NODATA;
+        o->nodata = representable(o->type, nd) ? nd : 0;
+        if (o->nodata != nd && !(nd != nd && o->nodata != o->nodata))
+            warnf(job, "the nodata value %g of '%s' cannot be stored as %s; the output uses %g",
+                  nd, GDALGetDescription(s0->ds), GDALGetDataTypeName(o->type), o->nodata);
+        for (int c = 0; c < o->channels; c++)
+            GDALSetRasterNoDataValue(GDALGetRasterBand(o->ds, c + 1), o->nodata);
+    } else if (src_mask) {
+        o->mode = OUT_MASK;
+        if (GDALCreateDatasetMaskBand(o->ds, GMF_PER_DATASET) != CE_None)
+            return mmgeo_fail(err, errlen, "cannot create the mask of '%s': %s", wpath,
+                              gdal_msg());
+    }
+    /* metadata: provenance */
+    for (char **m = job->metadata; m && *m; m++) {
+        char *key = NULL;
+        const char *val = CPLParseNameValue(*m, &key);
+        if (key && val) GDALSetMetadataItem(o->ds, key, val, NULL);
+        CPLFree(key);
+    }
+    char desc[128];
+    mmgeo_profile_describe(&t->profile, desc, sizeof desc);
+    GDALSetMetadataItem(o->ds, "MM_MODALITY", t->modality, NULL);
+    GDALSetMetadataItem(o->ds, "MM_IO_PROFILE", desc, NULL);
+    return 0;
+}
+
+/* GDALClose returns void before GDAL 3.8: a failure shows as the last error. */
+static int close_failed(GDALDatasetH ds) {
+    CPLErrorReset();
+    GDALClose(ds);
+    return CPLGetLastErrorType() == CE_Failure || CPLGetLastErrorType() == CE_Fatal;
+}
+
+/* Closes the dataset written (and makes the final format from the stage); then renames the
+ * temporary file to the target's name. */
+static int finish_target(const mmgeo_job *job, const mmgeo_target *t, target *o, char *err,
+                         size_t errlen) {
+    CPLErrorReset();
+    if (o->stage) {
+        char **co = default_options(o->drv, job, o->channels, o->type);
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        GDALDatasetH d = GDALCreateCopy(o->drv, o->tmp, o->ds, FALSE, co, NULL, NULL);
+        CPLPopErrorHandler();
+        CSLDestroy(co);
+        int bad = !d;
+        if (d) bad |= close_failed(d);
+        bad |= close_failed(o->ds);
+        o->ds = NULL;
+        remove_dataset(GDALGetDriverByName("GTiff"), o->stage_path);
+        if (bad)
+            return mmgeo_fail(err, errlen, "cannot write '%s' as %s: %s", t->path,
+                              GDALGetDriverShortName(o->drv), gdal_msg());
+    } else {
+        int bad = close_failed(o->ds);
+        o->ds = NULL;
+        if (bad) return mmgeo_fail(err, errlen, "cannot write '%s': %s", t->path, gdal_msg());
+    }
+    char aux[4200], tmpaux[4200];
+    snprintf(aux, sizeof aux, "%s.aux.xml", t->path);
+    snprintf(tmpaux, sizeof tmpaux, "%s.aux.xml", o->tmp);
+    VSIStatBufL st;
+    if (VSIStatL(tmpaux, &st) != 0) VSIUnlink(aux); /* a stale side-car of an older file */
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    CPLErr e = GDALRenameDataset(o->drv, t->path, o->tmp);
+    CPLPopErrorHandler();
+    if (e != CE_None)
+        return mmgeo_fail(err, errlen, "cannot rename '%s' to '%s': %s", o->tmp, t->path,
+                          gdal_msg());
+    o->tmp[0] = 0;
+    return 0;
+}
+
+int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size_t errlen) {
+    const int S = proc->window, ns = job->n_sources, nt = job->n_targets;
+    if (ns != proc->n_sources || nt != proc->n_targets || ns < 0 || nt < 1 ||
+        ns > MMGEO_MAX_IO || nt > MMGEO_MAX_IO || S < 1)
+        return mmgeo_fail(err, errlen, "the run has %d sources and %d targets, the processor "
+                                       "%d and %d (at least one target)",
+                          ns, nt, proc->n_sources, proc->n_targets);
+    const int O = job->overlap < 0 ? S / 4 : job->overlap;
+    if (O >= S) return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
+    const int batch = job->batch > 0 ? job->batch : 1;
+
+    int rc = MMGEO_ERROR;
+    source src[MMGEO_MAX_IO];
+    target tgt[MMGEO_MAX_IO];
+    memset(src, 0, sizeof src);
+    memset(tgt, 0, sizeof tgt);
+    int *ox = NULL, *oy = NULL;
+    float *wsum = NULL, *srct[MMGEO_MAX_IO] = {0}, *dstt[MMGEO_MAX_IO] = {0}, *wx = NULL;
+    uint8_t *valid = NULL, *tvalid = NULL, *mraw = NULL;
+    double *raw = NULL, *line = NULL;
+    uint64_t *ids = NULL;
+    int *slot_kx = NULL;
+
+    for (int i = 0; i < ns; i++)
+        if (open_source(&job->sources[i], proc->src_channels[i], &src[i], err, errlen)) goto out;
+    if (ns == 0 && (job->grid.width < 1 || job->grid.height < 1)) {
+        mmgeo_fail(err, errlen, "a run without sources needs an output grid");
+        goto out;
+    }
+    const int W = ns ? GDALGetRasterXSize(src[0].ds) : job->grid.width;
+    const int H = ns ? GDALGetRasterYSize(src[0].ds) : job->grid.height;
+    int src_mask = 0;
+    for (int i = 0; i < ns; i++) {
+        if (GDALGetRasterXSize(src[i].ds) != W || GDALGetRasterYSize(src[i].ds) != H) {
+            mmgeo_fail(err, errlen, "'%s' is %dx%d pixels but '%s' is %dx%d; the sources must "
+                                    "share one grid",
+                       job->sources[i].path, GDALGetRasterXSize(src[i].ds),
+                       GDALGetRasterYSize(src[i].ds), job->sources[0].path, W, H);
+            goto out;
+        }
+        for (int b = 0; b < src[i].nb; b++) src_mask |= src[i].mask[b] != NULL;
+        double g0[6], g1[6];
+        if (i > 0 && GDALGetGeoTransform(src[0].ds, g0) == CE_None &&
+            GDALGetGeoTransform(src[i].ds, g1) == CE_None && memcmp(g0, g1, sizeof g0) != 0)
+            warnf(job, "'%s' and '%s' have different geotransforms; the output takes the first's",
+                  job->sources[0].path, job->sources[i].path);
+    }
+    if (ns ? !GDALGetSpatialRef(src[0].ds) && !GDALGetGCPSpatialRef(src[0].ds) : !job->grid.srs)
+        warnf(job, "'%s' has no coordinate reference system; the output will have none",
+              ns ? job->sources[0].path : "the output grid");
+    int x0 = 0, y0 = 0, Wout = W, Hout = H;
+    if (job->has_srcwin) {
+        x0 = job->srcwin[0], y0 = job->srcwin[1], Wout = job->srcwin[2], Hout = job->srcwin[3];
+        if (x0 < 0 || y0 < 0 || Wout < 1 || Hout < 1 || x0 > W - Wout || y0 > H - Hout) {
+            mmgeo_fail(err, errlen, "-srcwin %d %d %d %d is not inside the %dx%d raster", x0, y0,
+                       Wout, Hout, W, H);
+            goto out;
+        }
+    }
+    const int x1 = x0 + Wout, y1 = y0 + Hout;
+
+    for (int j = 0; j < nt; j++) {
+        tgt[j].channels = proc->dst_channels[j];
+        tgt[j].type = mmgeo_profile_out_type(&job->targets[j].profile, job->targets[j].modality);
+        for (int k = 0; k < j; k++)
+            if (strcmp(job->targets[k].path, job->targets[j].path) == 0) {
+                mmgeo_fail(err, errlen, "two targets are written to '%s'", job->targets[j].path);
+                goto out;
+            }
+        for (int k = 0; k < ns; k++)
+            if (strcmp(job->sources[k].path, job->targets[j].path) == 0) {
+                mmgeo_fail(err, errlen, "the output '%s' is also an input", job->targets[j].path);
+                goto out;
+            }
+        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0, y0, Wout, Hout, src_mask,
+                          err, errlen))
+            goto out;
+    }
+
+    /* the grid, anchored to the raster */
+    const int nx = mmgeo_grid_origins(W, S, O, NULL, 0), ny = mmgeo_grid_origins(H, S, O, NULL, 0);
+    ox = malloc(sizeof(int) * (size_t)nx);
+    oy = malloc(sizeof(int) * (size_t)ny);
+    wx = malloc(sizeof(float) * (size_t)S);
+    if (!ox || !oy || !wx) goto nomem;
+    mmgeo_grid_origins(W, S, O, ox, nx);
+    mmgeo_grid_origins(H, S, O, oy, ny);
+    for (int i = 0; i < S; i++) wx[i] = mmgeo_blend_weight(i, S, O);
+    int kxa = 0, kxb = nx - 1, kya = 0, kyb = ny - 1;
+    while (ox[kxa] + S <= x0) kxa++;
+    while (ox[kxb] >= x1) kxb--;
+    while (oy[kya] + S <= y0) kya++;
+    while (oy[kyb] >= y1) kyb--;
+
+    /* buffers: one strip (S rows of the output width) of accumulators; one batch of windows */
+    const size_t plane = (size_t)S * S, strip = (size_t)S * Wout;
+    wsum = calloc(strip, sizeof *wsum);
+    valid = calloc(strip, 1);
+    tvalid = malloc((size_t)batch * plane);
+    raw = malloc(plane * 2 * sizeof(double));
+    mraw = malloc(plane);
+    ids = malloc(sizeof *ids * (size_t)batch);
+    slot_kx = malloc(sizeof(int) * (size_t)batch);
+    if (!wsum || !valid || !tvalid || !raw || !mraw || !ids || !slot_kx) goto nomem;
+    int maxc = 1;
+    for (int i = 0; i < ns; i++) {
+        srct[i] = malloc(sizeof(float) * (size_t)batch * proc->src_channels[i] * plane);
+        if (!srct[i]) goto nomem;
+    }
+    for (int j = 0; j < nt; j++) {
+        dstt[j] = malloc(sizeof(float) * (size_t)batch * tgt[j].channels * plane);
+        tgt[j].acc = calloc(strip * (size_t)tgt[j].channels, sizeof(float));
+        if (!dstt[j] || !tgt[j].acc) goto nomem;
+        if (tgt[j].channels > maxc) maxc = tgt[j].channels;
+    }
+    line = malloc(sizeof(double) * (size_t)maxc * strip);
+    uint8_t *mline = malloc(strip);
+    if (!line || !mline) {
+        free(mline);
+        goto nomem;
+    }
+
+    const double total = (double)(kxb - kxa + 1) * (kyb - kya + 1);
+    double done = 0;
+    if (job->progress && !job->progress(0.0, NULL, job->progress_arg)) goto interrupted_m;
+    for (int ky = kya; ky <= kyb; ky++) {
+        const int base = oy[ky];
+        for (int kx = kxa; kx <= kxb;) {
+            int n = 0;
+            for (; n < batch && kx <= kxb; kx++) {
+                uint8_t *tv = tvalid + (size_t)n * plane;
+                memset(tv, 1, plane);
+                for (int i = 0; i < ns; i++)
+                    if (read_window(&src[i], W, H, S, ox[kx], base,
+                                    srct[i] + (size_t)n * proc->src_channels[i] * plane, tv, raw,
+                                    mraw, err, errlen)) {
+                        free(mline);
+                        goto out;
+                    }
+                int any = 0;
+                for (int py = 0; py < S && base + py < H; py++)
+                    for (int px = 0; px < S && ox[kx] + px < W; px++) {
+                        const int c = ox[kx] + px;
+                        const uint8_t v = tv[(size_t)py * S + px];
+                        any |= v;
+                        if (c >= x0 && c < x1) valid[(size_t)py * Wout + (c - x0)] = v;
+                    }
+                if (!any) { /* entirely nodata: skipped */
+                    done++;
+                    continue;
+                }
+                ids[n] = mmgeo_tile_id(kx, ky);
+                slot_kx[n] = kx;
+                n++;
+            }
+            if (n > 0) {
+                int prc = proc->fn(proc->user, n, ids, (const float *const *)srct, dstt, err,
+                                   errlen);
+                if (prc == MMGEO_INTERRUPTED) {
+                    free(mline);
+                    goto interrupted;
+                }
+                if (prc) {
+                    free(mline);
+                    goto out;
+                }
+                for (int t = 0; t < n; t++) {
+                    const int wx0 = ox[slot_kx[t]];
+                    int pa = x0 - wx0 > 0 ? x0 - wx0 : 0, pb = x1 - wx0 < S ? x1 - wx0 : S;
+                    if (W - wx0 < pb) pb = W - wx0;
+                    for (int py = 0; py < S && base + py < H; py++) {
+                        const float wy = wx[py];
+                        float *ws = wsum + (size_t)py * Wout + (wx0 - x0);
+                        for (int px = pa; px < pb; px++) ws[px] += wy * wx[px];
+                        for (int j = 0; j < nt; j++)
+                            for (int c = 0; c < tgt[j].channels; c++) {
+                                const float *d = dstt[j] +
+                                                 ((size_t)t * tgt[j].channels + c) * plane +
+                                                 (size_t)py * S;
+                                float *a = tgt[j].acc + ((size_t)c * S + py) * Wout + (wx0 - x0);
+                                for (int px = pa; px < pb; px++) a[px] += wy * wx[px] * d[px];
+                            }
+                    }
+                }
+                done += n;
+            }
+            if (job->progress && !job->progress(done / total, NULL, job->progress_arg)) {
+                free(mline);
+                goto interrupted_m;
+            }
+        }
+        /* rows [base, next) are final */
+        const int next = ky + 1 < ny ? oy[ky + 1] : H;
+        const int ra = base > y0 ? base : y0, rb = next < y1 ? next : y1;
+        if (rb > ra) {
+            const size_t nrow = (size_t)(rb - ra) * Wout;
+            for (int j = 0; j < nt; j++) {
+                target *o = &tgt[j];
+                mmgeo_output_map map;
+                mmgeo_profile_output_map(&job->targets[j].profile, o->type, &map);
+                for (int c = 0; c < o->channels; c++)
+                    for (size_t k = 0; k < nrow; k++) {
+                        const size_t r = (size_t)(ra - base) * Wout + k;
+                        double v;
+                        if (valid[r]) {
+                            v = mmgeo_output_apply(&map, o->acc[(size_t)c * strip + r] / wsum[r]);
+                            if (o->mode == OUT_NODATA && v == o->nodata) {
+                                /* a valid pixel must not read as nodata */
+                                if (GDALDataTypeIsFloating(o->type))
+                                    v = nextafter(v, v > 0 ? 0 : 1);
+                                else v = representable(o->type, v + 1) ? v + 1 : v - 1;
+                            }
+                        } else {
+                            v = o->mode == OUT_NODATA ? o->nodata : 0;
+                        }
+                        line[(size_t)c * nrow + k] = v;
+                    }
+                if (GDALDatasetRasterIO(o->ds, GF_Write, 0, ra - y0, Wout, rb - ra, line, Wout,
+                                        rb - ra, GDT_Float64, o->channels, NULL, 0, 0, 0) !=
+                    CE_None) {
+                    mmgeo_fail(err, errlen, "cannot write '%s': %s", job->targets[j].path,
+                               gdal_msg());
+                    free(mline);
+                    goto out;
+                }
+                if (o->mode == OUT_MASK) {
+                    for (size_t k = 0; k < nrow; k++)
+                        mline[k] = valid[(size_t)(ra - base) * Wout + k] ? 255 : 0;
+                    GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(o->ds, 1));
+                    if (GDALRasterIO(mb, GF_Write, 0, ra - y0, Wout, rb - ra, mline, Wout,
+                                     rb - ra, GDT_Byte, 0, 0) != CE_None) {
+                        mmgeo_fail(err, errlen, "cannot write the mask of '%s': %s",
+                                   job->targets[j].path, gdal_msg());
+                        free(mline);
+                        goto out;
+                    }
+                }
+            }
+        }
+        /* shift the strip up to the next window row */
+        const int d = next - base;
+        if (d > 0 && d < S) {
+            const size_t keep = (size_t)(S - d) * Wout, off = (size_t)d * Wout;
+            memmove(wsum, wsum + off, keep * sizeof *wsum);
+            memset(wsum + keep, 0, off * sizeof *wsum);
+            memmove(valid, valid + off, keep);
+            memset(valid + keep, 0, off);
+            for (int j = 0; j < nt; j++)
+                for (int c = 0; c < tgt[j].channels; c++) {
+                    float *a = tgt[j].acc + (size_t)c * strip;
+                    memmove(a, a + off, keep * sizeof *a);
+                    memset(a + keep, 0, off * sizeof *a);
+                }
+        } else if (d >= S) {
+            memset(wsum, 0, strip * sizeof *wsum);
+            memset(valid, 0, strip);
+            for (int j = 0; j < nt; j++) memset(tgt[j].acc, 0, strip * tgt[j].channels * sizeof(float));
+        }
+    }
+    free(mline);
+    for (int j = 0; j < nt; j++)
+        if (finish_target(job, &job->targets[j], &tgt[j], err, errlen)) goto out;
+    rc = 0;
+    goto out;
+
+nomem:
+    mmgeo_fail(err, errlen, "out of memory");
+    goto out;
+interrupted_m:
+    mmgeo_fail(err, errlen, "interrupted");
+interrupted:
+    rc = MMGEO_INTERRUPTED;
+out:
+    for (int j = 0; j < nt; j++) {
+        if (tgt[j].ds) GDALClose(tgt[j].ds);
+        if (tgt[j].drv && tgt[j].tmp[0]) remove_dataset(tgt[j].drv, tgt[j].tmp);
+        if (tgt[j].stage_path[0]) remove_dataset(GDALGetDriverByName("GTiff"), tgt[j].stage_path);
+        free(tgt[j].acc);
+        free(dstt[j]);
+    }
+    for (int i = 0; i < ns; i++) {
+        if (src[i].ds) GDALClose(src[i].ds);
+        free(srct[i]);
+    }
+    free(ox), free(oy), free(wx), free(wsum), free(valid), free(tvalid), free(raw), free(mraw);
+    free(ids), free(slot_kx), free(line);
+    return rc;
+}

@@ -1,0 +1,530 @@
+/*
+ * libmmgeo: the window grid, profiles and modality detection; then whole runs with the test
+ * processors (identity and negation) over rasters of every kind the toolchain must keep intact
+ * (UTM, geographic, rotated, GCPs only, no CRS; nodata, internal mask; odd and tiny sizes; Byte,
+ * UInt16, Float32, complex): the output must have the input's grid and reproduce the expected
+ * raster within 1 DN at every pixel. Then extent independence with the model (a -srcwin run is
+ * bit-identical to the same region of the full run), interruption and bad input.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <ogr_srs_api.h>
+
+#include "mmgeo.h"
+#include "rasters.h"
+
+static char g_dir[256];
+
+static const char *tmp_path(const char *name) {
+    static char buf[8][512];
+    static int k = 0;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    return buf[k];
+}
+
+static int count_temporaries(void) {
+    DIR *d = opendir(g_dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".mmtmp-")) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+/* ---- units ------------------------------------------------------------------------------- */
+
+static void test_grid(void **state) {
+    (void)state;
+    int o[16];
+    assert_int_equal(mmgeo_grid_origins(100, 32, 8, o, 16), 4);
+    assert_int_equal(o[0], 0), assert_int_equal(o[1], 24), assert_int_equal(o[2], 48);
+    assert_int_equal(o[3], 68); /* aligned to the edge */
+    assert_int_equal(mmgeo_grid_origins(32, 32, 8, o, 16), 1);
+    assert_int_equal(o[0], 0);
+    assert_int_equal(mmgeo_grid_origins(20, 32, 8, o, 16), 1); /* smaller than a window */
+    assert_int_equal(o[0], 0);
+    assert_int_equal(mmgeo_grid_origins(56, 32, 8, o, 16), 2);
+    assert_int_equal(o[1], 24);
+    assert_int_equal(mmgeo_grid_origins(64, 32, 0, o, 16), 2);
+    assert_int_equal(mmgeo_grid_origins(10, 32, 32, o, 16), 0); /* overlap >= window */
+    for (int i = 0; i < 32; i++) {
+        float w = mmgeo_blend_weight(i, 32, 8);
+        assert_true(w > 0 && w <= 1);
+        assert_true(w == mmgeo_blend_weight(31 - i, 32, 8));
+        if (i >= 8 && i < 24) assert_true(w == 1.0f);
+    }
+    assert_true(mmgeo_tile_id(3, 2) == ((uint64_t)2 << 32 | 3));
+}
+
+static void test_profiles(void **state) {
+    (void)state;
+    mmgeo_profile p;
+    char err[256], d[128];
+    mmgeo_profile_default("sar", GDT_Float32, &p);
+    assert_int_equal(p.kind, MMGEO_IO_SAR);
+    assert_int_equal(p.sar_input, MMGEO_SAR_INTENSITY);
+    assert_true(p.lo == -25 && p.hi == 5);
+    mmgeo_profile_default("sar", GDT_CInt16, &p);
+    assert_int_equal(p.sar_input, MMGEO_SAR_COMPLEX);
+    mmgeo_profile_default("sar", GDT_UInt16, &p);
+    assert_int_equal(p.sar_input, MMGEO_SAR_AMPLITUDE);
+    mmgeo_profile_default("rgb", GDT_UInt16, &p);
+    assert_int_equal(p.kind, MMGEO_IO_REFLECTANCE);
+    assert_true(p.hi == 10000);
+    mmgeo_profile_default("rgb", GDT_Byte, &p);
+    assert_int_equal(p.kind, MMGEO_IO_BYTE);
+    assert_int_equal(mmgeo_profile_out_type(&p, "rgb"), GDT_Byte);
+    mmgeo_profile_default("sar", GDT_Unknown, &p);
+    assert_int_equal(mmgeo_profile_out_type(&p, "sar"), GDT_Float32);
+    assert_true(fabs(mmgeo_profile_output(&p, GDT_Float32, 0.0f) - (-10.0)) < 1e-9);
+    assert_true(mmgeo_profile_output(&p, GDT_Byte, 1.0f) == 255);
+    assert_true(mmgeo_profile_output(&p, GDT_Byte, -7.0f) == 0);
+
+    assert_int_equal(mmgeo_profile_parse("db:-20:0", &p, err, sizeof err), 0);
+    assert_true(p.kind == MMGEO_IO_SAR && p.sar_input == MMGEO_SAR_DB && p.lo == -20 && p.hi == 0);
+    mmgeo_profile_describe(&p, d, sizeof d);
+    assert_string_equal(d, "db:-20:0");
+    assert_int_equal(mmgeo_profile_parse("reflectance", &p, err, sizeof err), 0);
+    assert_true(p.kind == MMGEO_IO_REFLECTANCE);
+    assert_int_equal(mmgeo_profile_parse("percentile:2:98", &p, err, sizeof err), 0);
+    assert_int_not_equal(mmgeo_profile_parse("percentile:2:198", &p, err, sizeof err), 0);
+    assert_int_not_equal(mmgeo_profile_parse("db:5:-5", &p, err, sizeof err), 0);
+    assert_int_not_equal(mmgeo_profile_parse("fancy", &p, err, sizeof err), 0);
+    assert_non_null(strstr(err, "unknown profile"));
+    assert_int_not_equal(mmgeo_profile_parse("db:1", &p, err, sizeof err), 0);
+}
+
+static void test_sha256(void **state) {
+    (void)state;
+    uint8_t h[32];
+    mmgeo_sha256("abc", 3, h);
+    static const uint8_t want[4] = {0xba, 0x78, 0x16, 0xbf};
+    assert_memory_equal(h, want, 4);
+    mmgeo_sha256("", 0, h);
+    assert_int_equal(h[0], 0xe3);
+    assert_int_equal(h[31], 0x55);
+    const char *msg = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"; /* 2 blocks */
+    mmgeo_sha256(msg, strlen(msg), h);
+    assert_int_equal(h[0], 0x24), assert_int_equal(h[31], 0xc1);
+}
+
+static void test_detect(void **state) {
+    (void)state;
+    const char *names[] = {"rgb", "sar", "nir", "pan", "osm"};
+    assert_int_equal(mmgeo_detect_modality(NULL, "in_sar.tif", names, 5), 1);
+    assert_int_equal(mmgeo_detect_modality(NULL, "/data/sar/x/out-RGB.tif", names, 5), 0);
+    assert_int_equal(mmgeo_detect_modality(NULL, "scene.tif", names, 5), -1);
+    assert_int_equal(mmgeo_detect_modality(NULL, "sar_to_rgb.tif", names, 5), -2);
+    assert_int_equal(mmgeo_detect_modality(NULL, "sarcastic.tif", names, 5), -1);
+    raster_spec s = {20, 10, 1, GDT_Byte, GEO_UTM, 0, 0, 0, "nir"};
+    assert_int_equal(raster_write(tmp_path("scene.tif"), &s), 0);
+    GDALDatasetH ds = GDALOpen(tmp_path("scene.tif"), GA_ReadOnly);
+    assert_non_null(ds);
+    assert_int_equal(mmgeo_detect_modality(ds, "scene_sar.tif", names, 5), 2); /* tag first */
+    GDALClose(ds);
+}
+
+/* ---- whole runs with the test processors --------------------------------------------------- */
+
+typedef struct {
+    const char *what;
+    raster_spec in;
+    const char *src_mod, *dst_mod;
+    int src_c, dst_c;
+    int srcwin[4]; /* xsize 0: full */
+} run_case;
+
+static double expected(const run_case *rc, int negate, int x, int y, int c, GDALDataType out) {
+    double re, im;
+    raster_value(&rc->in, x, y, c % rc->src_c, &re, &im);
+    if (out == GDT_Float32) { /* SAR dB */
+        double db = GDALDataTypeIsComplex(rc->in.type) ? 10 * log10(re * re + im * im)
+                                                        : 10 * log10(re);
+        const double lo = rc->in.type == GDT_CInt16 ? 15 : -25, hi = lo + 30 + (lo > 0 ? 10 : 0);
+        db = db < lo ? lo : db > hi ? hi : db;
+        return negate ? lo + hi - db : db;
+    }
+    double b;
+    if (rc->in.type == GDT_Byte) b = re;
+    else b = fmin(re, 10000) / 10000 * 255; /* UInt16 reflectance */
+    return negate ? 255 - b : b;
+}
+
+static void run_one(const run_case *rc, int negate) {
+    char name_in[128], name_out[128], err[1024];
+    snprintf(name_in, sizeof name_in, "in_%s.tif", rc->what);
+    snprintf(name_out, sizeof name_out, "out_%s_%d.tif", rc->what, negate);
+    const char *pin = tmp_path(name_in), *pout = tmp_path(name_out);
+    assert_int_equal(raster_write(pin, &rc->in), 0);
+
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    job.overlap = 8;
+    job.batch = 3;
+    job.n_sources = 1;
+    job.sources[0].path = pin;
+    job.sources[0].modality = rc->src_mod;
+    mmgeo_profile_default(rc->src_mod, rc->in.type, &job.sources[0].profile);
+    job.n_targets = 1;
+    job.targets[0].path = pout;
+    job.targets[0].modality = rc->dst_mod;
+    mmgeo_profile_default(rc->dst_mod, GDT_Unknown, &job.targets[0].profile);
+    if (!strcmp(rc->dst_mod, "sar")) { /* the source's dB range */
+        job.targets[0].profile.lo = job.sources[0].profile.lo;
+        job.targets[0].profile.hi = job.sources[0].profile.hi;
+    }
+    if (rc->srcwin[2]) job.has_srcwin = 1, memcpy(job.srcwin, rc->srcwin, sizeof job.srcwin);
+    char **md = CSLSetNameValue(NULL, "SYNTHETIC", "YES");
+    job.metadata = md;
+    mmgeo_processor proc = {negate ? mmgeo_process_negate : mmgeo_process_identity, NULL, 32,
+                            1, 1, {rc->src_c}, {rc->dst_c}};
+    proc.user = &proc;
+    int r = mmgeo_run(&job, &proc, err, sizeof err);
+    CSLDestroy(md);
+    if (r) fail_msg("%s: %s", rc->what, err);
+    assert_int_equal(count_temporaries(), 0);
+
+    GDALDatasetH in = GDALOpen(pin, GA_ReadOnly), out = GDALOpen(pout, GA_ReadOnly);
+    assert_non_null(in);
+    assert_non_null(out);
+    const int x0 = rc->srcwin[2] ? rc->srcwin[0] : 0, y0 = rc->srcwin[2] ? rc->srcwin[1] : 0;
+    const int W = rc->srcwin[2] ? rc->srcwin[2] : rc->in.width;
+    const int H = rc->srcwin[2] ? rc->srcwin[3] : rc->in.height;
+    assert_int_equal(GDALGetRasterXSize(out), W);
+    assert_int_equal(GDALGetRasterYSize(out), H);
+    assert_int_equal(GDALGetRasterCount(out), rc->dst_c);
+    assert_string_equal(GDALGetMetadataItem(out, "SYNTHETIC", NULL), "YES");
+    assert_string_equal(GDALGetMetadataItem(out, "MM_MODALITY", NULL), rc->dst_mod);
+
+    /* georeferencing */
+    double gi[6], go[6];
+    const int has_gt = GDALGetGeoTransform(in, gi) == CE_None;
+    assert_int_equal(GDALGetGeoTransform(out, go) == CE_None, has_gt);
+    if (has_gt) {
+        const double want[6] = {gi[0] + x0 * gi[1] + y0 * gi[2], gi[1], gi[2],
+                                gi[3] + x0 * gi[4] + y0 * gi[5], gi[4], gi[5]};
+        for (int i = 0; i < 6; i++) assert_true(fabs(go[i] - want[i]) <= 1e-9 * fabs(want[i]));
+    }
+    OGRSpatialReferenceH si = GDALGetSpatialRef(in), so = GDALGetSpatialRef(out);
+    assert_int_equal(si != NULL, so != NULL);
+    if (si) assert_true(OSRIsSame(si, so));
+    assert_int_equal(GDALGetGCPCount(out), GDALGetGCPCount(in));
+    if (GDALGetGCPCount(in)) {
+        const GDAL_GCP *a = GDALGetGCPs(in), *b = GDALGetGCPs(out);
+        for (int i = 0; i < GDALGetGCPCount(in); i++) {
+            assert_true(a[i].dfGCPPixel - x0 == b[i].dfGCPPixel);
+            assert_true(a[i].dfGCPLine - y0 == b[i].dfGCPLine);
+            assert_true(a[i].dfGCPX == b[i].dfGCPX && a[i].dfGCPY == b[i].dfGCPY);
+        }
+        assert_true(OSRIsSame(GDALGetGCPSpatialRef(in), GDALGetGCPSpatialRef(out)));
+    }
+    /* nodata or mask */
+    int has_nd_in = 0, has_nd_out = 0;
+    double nd_in = GDALGetRasterNoDataValue(GDALGetRasterBand(in, 1), &has_nd_in);
+    GDALRasterBandH ob = GDALGetRasterBand(out, 1);
+    const GDALDataType ot = GDALGetRasterDataType(ob);
+    double nd_out = GDALGetRasterNoDataValue(ob, &has_nd_out);
+    assert_int_equal(has_nd_out, has_nd_in);
+    if (has_nd_in && (ot != GDT_Byte || (nd_in >= 0 && nd_in <= 255))) assert_true(nd_out == nd_in);
+    const int holes = rc->in.has_nodata || rc->in.internal_mask;
+    if (rc->in.internal_mask) assert_true(GDALGetMaskFlags(ob) == GMF_PER_DATASET);
+    else if (!has_nd_in) assert_true(GDALGetMaskFlags(ob) == GMF_ALL_VALID);
+
+    /* pixels */
+    double *px = malloc(sizeof(double) * (size_t)W * H);
+    unsigned char *mask = malloc((size_t)W * H);
+    assert_int_equal(
+        GDALRasterIO(GDALGetMaskBand(ob), GF_Read, 0, 0, W, H, mask, W, H, GDT_Byte, 0, 0),
+        CE_None);
+    const double tol = ot == GDT_Float32 ? 1e-3 : 1.0;
+    double worst = 0;
+    for (int c = 0; c < rc->dst_c; c++) {
+        assert_int_equal(GDALRasterIO(GDALGetRasterBand(out, c + 1), GF_Read, 0, 0, W, H, px, W,
+                                      H, GDT_Float64, 0, 0),
+                         CE_None);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const double v = px[(size_t)y * W + x];
+                const int hole = holes && raster_hole(&rc->in, x + x0, y + y0);
+                if (hole) {
+                    if (has_nd_out) assert_true(v == nd_out);
+                    else assert_int_equal(mask[(size_t)y * W + x], 0);
+                    continue;
+                }
+                if (has_nd_out) assert_true(v != nd_out);
+                else assert_int_equal(mask[(size_t)y * W + x], 255);
+                double e = expected(rc, negate, x + x0, y + y0, c, ot);
+                if (has_nd_out && fabs(e - nd_out) < 0.5) e += 1; /* nudged off nodata */
+                const double d = fabs(v - e);
+                if (d > worst) worst = d;
+                if (d > tol)
+                    fail_msg("%s (%s): pixel (%d, %d) band %d is %g, expected %g", rc->what,
+                             negate ? "negate" : "identity", x, y, c, v, e);
+            }
+    }
+    (void)worst;
+    free(px);
+    free(mask);
+    GDALClose(in);
+    GDALClose(out);
+    GDALDeleteDataset(GDALGetDriverByName("GTiff"), pout);
+}
+
+static void test_runs(void **state) {
+    (void)state;
+    const run_case cases[] = {
+        {"utm_byte_rgb", {100, 70, 3, GDT_Byte, GEO_UTM, 0, 0, 0, NULL}, "rgb", "osm", 3, 3, {0}},
+        {"geographic_uint16", {61, 45, 1, GDT_UInt16, GEO_GEOGRAPHIC, 0, 0, 0, NULL}, "nir", "pan", 1, 1, {0}},
+        {"rotated_float_sar", {57, 40, 1, GDT_Float32, GEO_ROTATED, 0, 0, 0, NULL}, "sar", "sar", 1, 1, {0}},
+        {"gcps_complex", {50, 33, 1, GDT_CFloat32, GEO_GCPS, 0, 0, 0, NULL}, "sar", "sar", 1, 1, {0}},
+        {"gcps_cint16_srcwin", {70, 50, 1, GDT_CInt16, GEO_GCPS, 0, 0, 0, NULL}, "sar", "sar", 1, 1, {11, 7, 40, 30}},
+        {"nocrs_tiny", {20, 13, 1, GDT_Byte, GEO_NONE, 0, 0, 0, NULL}, "pan", "rgb", 1, 3, {0}},
+        {"exact_window", {32, 32, 1, GDT_Byte, GEO_UTM, 0, 0, 0, NULL}, "pan", "nir", 1, 1, {0}},
+        {"nodata_byte", {100, 70, 3, GDT_Byte, GEO_UTM, 1, 0, 0, NULL}, "rgb", "osm", 3, 3, {0}},
+        {"nodata_float", {45, 37, 1, GDT_Float32, GEO_UTM, 1, -9999, 0, NULL}, "sar", "sar", 1, 1, {0}},
+        {"nodata_uint16_srcwin", {100, 70, 1, GDT_UInt16, GEO_UTM, 1, 65535, 0, NULL}, "nir", "pan", 1, 1, {30, 5, 50, 60}},
+        {"internal_mask", {100, 70, 3, GDT_Byte, GEO_UTM, 0, 0, 1, NULL}, "rgb", "osm", 3, 3, {0}},
+        {"mask_srcwin_edge", {100, 70, 1, GDT_Byte, GEO_UTM, 0, 0, 1, NULL}, "pan", "nir", 1, 1, {99, 69, 1, 1}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run_one(&cases[i], 0);
+        run_one(&cases[i], 1);
+    }
+}
+
+/* ---- extent independence with the model -------------------------------------------------- */
+
+typedef struct {
+    int calls, stop_after;
+} prog;
+static int CPL_STDCALL count_progress(double f, const char *m, void *arg) {
+    (void)f, (void)m;
+    prog *p = arg;
+    return p->stop_after < 0 || ++p->calls <= p->stop_after;
+}
+
+static int model_run(mm_context *ctx, mm_model *model, const char *in, const char *out,
+                     const int *srcwin, prog *pg, char *err, size_t errlen) {
+    mmgeo_model_processor mp;
+    memset(&mp, 0, sizeof mp);
+    mm_sample_params_default(model, &mp.params);
+    mp.params.steps = 2;
+    mp.params.seed = 7;
+    mp.ctx = ctx;
+    mp.n_sources = mp.n_targets = 1;
+    mp.source_mods[0] = mm_model_modality_index(model, "sar");
+    mp.target_mods[0] = mm_model_modality_index(model, "rgb");
+    mmgeo_processor proc = {mmgeo_process_model, &mp, mm_model_image_size(model), 1, 1, {1}, {3}};
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    job.overlap = 8;
+    job.batch = srcwin ? 2 : 5; /* different batching: tiles are independent of it */
+    job.n_sources = job.n_targets = 1;
+    job.sources[0].path = in;
+    job.sources[0].modality = "sar";
+    mmgeo_profile_default("sar", GDT_Float32, &job.sources[0].profile);
+    job.targets[0].path = out;
+    job.targets[0].modality = "rgb";
+    mmgeo_profile_default("rgb", GDT_Unknown, &job.targets[0].profile);
+    job.targets[0].profile.out_type = GDT_Float32; /* unrounded: any difference shows */
+    if (srcwin) job.has_srcwin = 1, memcpy(job.srcwin, srcwin, sizeof job.srcwin);
+    job.progress = count_progress;
+    job.progress_arg = pg;
+    return mmgeo_run(&job, &proc, err, errlen);
+}
+
+static void test_model_extent_independence(void **state) {
+    (void)state;
+    mm_model *model = NULL;
+    char *e = NULL, err[1024];
+    assert_int_equal(mm_model_open(MM_GOLDEN_DIR "/tiny_model.safetensors", &model, &e), MM_OK);
+    mm_context_params cp;
+    mm_context_params_default(&cp);
+    cp.n_threads = 1; /* the tiny model gains nothing from more */
+    mm_context *ctx = NULL;
+    assert_int_equal(mm_context_create(model, &cp, &ctx, &e), MM_OK);
+    raster_spec s = {60, 45, 1, GDT_Float32, GEO_UTM, 1, -9999, 0, NULL}; /* 3 x 2 windows */
+    char in[512];
+    snprintf(in, sizeof in, "%s", tmp_path("ext_sar.tif"));
+    assert_int_equal(raster_write(in, &s), 0);
+    prog pg = {0, -1};
+    if (model_run(ctx, model, in, tmp_path("ext_full_rgb.tif"), NULL, &pg, err, sizeof err))
+        fail_msg("%s", err);
+    const int wins[2][4] = {{20, 10, 30, 30}, {41, 0, 19, 45}};
+    for (int w = 0; w < 2; w++) {
+        if (model_run(ctx, model, in, tmp_path("ext_win_rgb.tif"), wins[w], &pg, err, sizeof err))
+            fail_msg("%s", err);
+        GDALDatasetH a = GDALOpen(tmp_path("ext_full_rgb.tif"), GA_ReadOnly);
+        GDALDatasetH b = GDALOpen(tmp_path("ext_win_rgb.tif"), GA_ReadOnly);
+        const int W = wins[w][2], H = wins[w][3];
+        float *fa = malloc(sizeof(float) * 3 * W * H), *fb = malloc(sizeof(float) * 3 * W * H);
+        assert_int_equal(GDALDatasetRasterIO(a, GF_Read, wins[w][0], wins[w][1], W, H, fa, W, H,
+                                             GDT_Float32, 3, NULL, 0, 0, 0),
+                         CE_None);
+        assert_int_equal(GDALDatasetRasterIO(b, GF_Read, 0, 0, W, H, fb, W, H, GDT_Float32, 3,
+                                             NULL, 0, 0, 0),
+                         CE_None);
+        assert_memory_equal(fa, fb, sizeof(float) * 3 * W * H);
+        /* and the result is not trivial */
+        int varied = 0;
+        for (int i = 1; i < 3 * W * H; i++) varied |= fa[i] != fa[0];
+        assert_true(varied);
+        free(fa);
+        free(fb);
+        GDALClose(a);
+        GDALClose(b);
+    }
+    /* interrupted by the progress callback: nothing under the output name, no temporaries */
+    prog stop = {0, 1}; /* stops after the first batch */
+    const char *out = tmp_path("interrupted_rgb.tif");
+    assert_int_equal(model_run(ctx, model, in, out, NULL, &stop, err, sizeof err),
+                     MMGEO_INTERRUPTED);
+    assert_int_not_equal(access(out, F_OK), 0);
+    assert_int_equal(count_temporaries(), 0);
+    mm_context_free(ctx);
+    mm_model_close(model);
+}
+
+/* ---- generation from nothing on a grid (no source): two modalities jointly ---------------- */
+
+static void test_model_generation(void **state) {
+    (void)state;
+    mm_model *model = NULL;
+    char *e = NULL, err[1024];
+    assert_int_equal(mm_model_open(MM_GOLDEN_DIR "/tiny_model.safetensors", &model, &e), MM_OK);
+    mm_context_params cp;
+    mm_context_params_default(&cp);
+    cp.n_threads = 1;
+    mm_context *ctx = NULL;
+    assert_int_equal(mm_context_create(model, &cp, &ctx, &e), MM_OK);
+    mmgeo_model_processor mp;
+    memset(&mp, 0, sizeof mp);
+    mm_sample_params_default(model, &mp.params);
+    mp.params.steps = 1;
+    mp.ctx = ctx;
+    mp.n_targets = 2;
+    mp.target_mods[0] = mm_model_modality_index(model, "rgb");
+    mp.target_mods[1] = mm_model_modality_index(model, "sar");
+    mmgeo_processor proc = {mmgeo_process_model, &mp, 32, 0, 2, {0}, {3, 1}};
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    job.n_targets = 2;
+    job.grid = (mmgeo_grid){40, 35, {300000, 20, 0, 4000000, 0, -20}, "EPSG:32633"};
+    char p0[512], p1[512];
+    snprintf(p0, sizeof p0, "%s", tmp_path("gen_rgb.tif"));
+    snprintf(p1, sizeof p1, "%s", tmp_path("gen_sar.tif"));
+    job.targets[0].path = p0, job.targets[0].modality = "rgb";
+    job.targets[1].path = p1, job.targets[1].modality = "sar";
+    mmgeo_profile_default("rgb", GDT_Unknown, &job.targets[0].profile);
+    mmgeo_profile_default("sar", GDT_Unknown, &job.targets[1].profile);
+    if (mmgeo_run(&job, &proc, err, sizeof err)) fail_msg("%s", err);
+    const char *paths[2] = {p0, p1};
+    for (int i = 0; i < 2; i++) {
+        GDALDatasetH ds = GDALOpen(paths[i], GA_ReadOnly);
+        assert_non_null(ds);
+        assert_int_equal(GDALGetRasterXSize(ds), 40);
+        assert_int_equal(GDALGetRasterYSize(ds), 35);
+        assert_int_equal(GDALGetRasterCount(ds), i ? 1 : 3);
+        double gt[6];
+        assert_int_equal(GDALGetGeoTransform(ds, gt), CE_None);
+        assert_true(gt[0] == 300000 && gt[1] == 20 && gt[3] == 4000000 && gt[5] == -20);
+        OGRSpatialReferenceH srs = GDALGetSpatialRef(ds);
+        assert_non_null(srs);
+        assert_string_equal(OSRGetAuthorityCode(srs, NULL), "32633");
+        GDALClose(ds);
+    }
+    job.grid.width = 0; /* no grid, no source */
+    assert_int_equal(mmgeo_run(&job, &proc, err, sizeof err), MMGEO_ERROR);
+    assert_non_null(strstr(err, "needs an output grid"));
+    mm_context_free(ctx);
+    mm_model_close(model);
+}
+
+/* ---- bad input ---------------------------------------------------------------------------- */
+
+static int run_simple(const char *in, const char *out, int src_c, const char *format, char *err,
+                      size_t errlen) {
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    job.n_sources = job.n_targets = 1;
+    job.sources[0].path = in;
+    job.sources[0].modality = "rgb";
+    mmgeo_profile_default("rgb", GDT_Byte, &job.sources[0].profile);
+    job.targets[0].path = out;
+    job.targets[0].modality = "nir";
+    mmgeo_profile_default("nir", GDT_Unknown, &job.targets[0].profile);
+    job.format = format;
+    mmgeo_processor proc = {mmgeo_process_identity, NULL, 32, 1, 1, {src_c}, {1}};
+    proc.user = &proc;
+    return mmgeo_run(&job, &proc, err, errlen);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    char err[1024];
+    raster_spec s = {40, 30, 1, GDT_Byte, GEO_UTM, 0, 0, 0, NULL};
+    const char *in = tmp_path("bad_in.tif"), *out = tmp_path("bad_out.tif");
+    assert_int_equal(raster_write(in, &s), 0);
+    /* unreadable */
+    FILE *f = fopen(tmp_path("garbage.tif"), "w");
+    fputs("not a raster", f);
+    fclose(f);
+    assert_int_equal(run_simple(tmp_path("garbage.tif"), out, 1, NULL, err, sizeof err),
+                     MMGEO_ERROR);
+    assert_non_null(strstr(err, "cannot open"));
+    assert_int_equal(run_simple(tmp_path("missing.tif"), out, 1, NULL, err, sizeof err),
+                     MMGEO_ERROR);
+    /* wrong band count */
+    assert_int_equal(run_simple(in, out, 3, NULL, err, sizeof err), MMGEO_ERROR);
+    assert_non_null(strstr(err, "has 1 band but modality 'rgb' needs 3"));
+    /* unwritable output */
+    assert_int_equal(run_simple(in, "/nonexistent-dir/out.tif", 1, NULL, err, sizeof err),
+                     MMGEO_ERROR);
+    assert_non_null(strstr(err, "cannot create"));
+    assert_int_equal(run_simple(in, out, 1, "NoSuchFormat", err, sizeof err), MMGEO_ERROR);
+    assert_non_null(strstr(err, "unknown output format"));
+    assert_int_not_equal(access(out, F_OK), 0);
+    assert_int_equal(count_temporaries(), 0);
+    /* a format GDAL only writes by copy (COG) goes through a stage file */
+    assert_int_equal(run_simple(in, tmp_path("cog_nir.tif"), 1, "COG", err, sizeof err), 0);
+    GDALDatasetH ds = GDALOpen(tmp_path("cog_nir.tif"), GA_ReadOnly);
+    assert_non_null(ds);
+    assert_string_equal(GDALGetMetadataItem(ds, "LAYOUT", "IMAGE_STRUCTURE"), "COG");
+    GDALClose(ds);
+    assert_int_equal(count_temporaries(), 0);
+}
+
+int main(int argc, char **argv) {
+    GDALAllRegister();
+    if (argc > 1) cmocka_set_test_filter(argv[1]); /* e.g. test_runs */
+    snprintf(g_dir, sizeof g_dir, "%s/mmgeo-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(g_dir)) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grid),       cmocka_unit_test(test_profiles),
+        cmocka_unit_test(test_sha256),     cmocka_unit_test(test_detect),
+        cmocka_unit_test(test_runs),       cmocka_unit_test(test_model_extent_independence),
+        cmocka_unit_test(test_model_generation), cmocka_unit_test(test_bad_input),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.' || strstr(e->d_name, ".mmtmp-")) unlink(tmp_path(e->d_name));
+    if (d) closedir(d);
+    rmdir(g_dir);
+    GDALDestroyDriverManager();
+    return rc;
+}

@@ -1,0 +1,479 @@
+/*
+ * mm_translate: translate georeferenced rasters of some modalities into another modality with a
+ * MetaEarth-MM model, over the whole scene: the scene is cut into the model's windows on a grid
+ * anchored to the raster, each window translated, and the results blended back onto the input's
+ * grid (size, geotransform or GCPs, CRS, nodata). See man/mm_translate.1 and docs/tools.md.
+ */
+#define _GNU_SOURCE
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "mm.h"
+#include "mmgeo.h"
+
+#define TOOL_NAME "mm_translate"
+static const char *TOOL = TOOL_NAME;
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static int quiet = 0;
+static int CPL_STDCALL progress(double f, const char *msg, void *arg) {
+    (void)arg;
+    if (g_stop) return FALSE;
+    if (!quiet) GDALTermProgress(f, msg, NULL);
+    return TRUE;
+}
+static int mm_progress(void *user, int step, int n) {
+    (void)user, (void)step, (void)n;
+    return g_stop != 0;
+}
+static void warn(void *user, const char *msg) {
+    (void)user;
+    fprintf(stderr, "%s: warning: %s\n", TOOL, msg);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: mm_translate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+            "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
+            "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
+            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
+            "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
+            "         [-srcwin XOFF YOFF XSIZE YSIZE] [-ot TYPE] [--profile MODALITY=SPEC]...\n"
+            "         [SRC] DST\n"
+            "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
+            "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
+            "in the file name (in_sar.tif, out_rgb.tif). See mm_translate(1).\n");
+}
+
+#define MAX_PROFILES 16
+
+int main(int argc, char **argv) {
+    const char *model_path = getenv("MM_MODEL") ? getenv("MM_MODEL") : MM_DEFAULT_MODEL;
+    const char *format = NULL, *device = NULL, *precision = NULL, *sampler = NULL;
+    const char *target_mod = NULL, *processor = "model", *out_type = NULL;
+    const char *src_spec[MMGEO_MAX_IO];
+    int n_src_spec = 0, steps = -1, threads = 0, overlap = -1, batch = 4, window = 0;
+    float guidance = -1;
+    uint64_t seed = 0;
+    int seed_set = 0;
+    char **co = NULL;
+    const char *profiles[MAX_PROFILES];
+    int n_profiles = 0;
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    int bands[MMGEO_MAX_BANDS], n_bands = 0;
+
+    enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
+           O_PRECISION, O_STEPS, O_GUIDANCE, O_SEED, O_SAMPLER, O_OVERLAP, O_BATCH, O_SRCWIN,
+           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW };
+    static const struct option opts[] = {
+        {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
+        {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
+        {"config", required_argument, 0, O_CONFIG}, {"model", required_argument, 0, O_MODEL},
+        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
+        {"precision", required_argument, 0, O_PRECISION},
+        {"steps", required_argument, 0, O_STEPS},  {"guidance", required_argument, 0, O_GUIDANCE},
+        {"seed", required_argument, 0, O_SEED},    {"sampler", required_argument, 0, O_SAMPLER},
+        {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
+        {"srcwin", required_argument, 0, O_SRCWIN}, {"ot", required_argument, 0, O_OT},
+        {"profile", required_argument, 0, O_PROFILE},
+        {"processor", required_argument, 0, O_PROCESSOR}, /* test hook */
+        {"window", required_argument, 0, O_WINDOW},       /* test hook */
+        {0, 0, 0, 0}};
+    int o, bad = 0;
+    opterr = 1;
+    while (!bad && (o = getopt_long_only(argc, argv, "qs:t:b:", opts, NULL)) != -1) {
+        switch (o) {
+        case O_HELP: usage(stdout); return 0;
+        case O_VERSION:
+            printf("%s %s (libmm %s, GDAL %s)\n", TOOL, MM_VERSION_STRING, mm_version(),
+                   GDALVersionInfo("RELEASE_NAME"));
+            return 0;
+        case 'q': quiet = 1; break;
+        case O_OF: format = optarg; break;
+        case O_CO: co = CSLAddString(co, optarg); break;
+        case O_CONFIG:
+            if (optind >= argc) {
+                fprintf(stderr, "%s: --config needs KEY VALUE\n", TOOL);
+                bad = 1;
+                break;
+            }
+            CPLSetConfigOption(optarg, argv[optind++]);
+            break;
+        case O_MODEL: model_path = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case O_THREADS: bad = mm_arg_int(TOOL, "--threads", optarg, 0, 4096, &threads); break;
+        case O_PRECISION: precision = optarg; break;
+        case O_STEPS: bad = mm_arg_int(TOOL, "--steps", optarg, 1, 65535, &steps); break;
+        case O_GUIDANCE: bad = mm_arg_float(TOOL, "--guidance", optarg, 0, 100, &guidance); break;
+        case O_SEED: bad = mm_arg_u64(TOOL, "--seed", optarg, &seed), seed_set = 1; break;
+        case O_SAMPLER: sampler = optarg; break;
+        case O_OVERLAP: bad = mm_arg_int(TOOL, "--overlap", optarg, 0, 1 << 20, &overlap); break;
+        case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 1, 4096, &batch); break;
+        case O_SRCWIN: {
+            const char *v[4] = {optarg, NULL, NULL, NULL};
+            for (int i = 1; i < 4; i++) v[i] = optind < argc ? argv[optind++] : NULL;
+            static const char *what[4] = {"-srcwin XOFF", "-srcwin YOFF", "-srcwin XSIZE",
+                                          "-srcwin YSIZE"};
+            for (int i = 0; i < 4 && !bad; i++)
+                bad = mm_arg_int(TOOL, what[i], v[i], i < 2 ? 0 : 1, INT_MAX, &job.srcwin[i]);
+            job.has_srcwin = 1;
+            break;
+        }
+        case O_OT: out_type = optarg; break;
+        case O_PROFILE:
+            if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
+                fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
+                        MAX_PROFILES);
+                bad = 1;
+            } else profiles[n_profiles++] = optarg;
+            break;
+        case O_PROCESSOR: processor = optarg; break;
+        case O_WINDOW: bad = mm_arg_int(TOOL, "--window", optarg, 1, 8192, &window); break;
+        case 's':
+            if (n_src_spec == MMGEO_MAX_IO) {
+                fprintf(stderr, "%s: at most %d sources\n", TOOL, MMGEO_MAX_IO);
+                bad = 1;
+            } else src_spec[n_src_spec++] = optarg;
+            break;
+        case 't': target_mod = optarg; break;
+        case 'b':
+            if (n_bands == MMGEO_MAX_BANDS) {
+                fprintf(stderr, "%s: at most %d bands\n", TOOL, MMGEO_MAX_BANDS);
+                bad = 1;
+            } else bad = mm_arg_int(TOOL, "-b", optarg, 1, 1 << 20, &bands[n_bands++]);
+            break;
+        default: bad = 1; break;
+        }
+    }
+    if (bad) {
+        CSLDestroy(co);
+        return 2;
+    }
+
+    /* positional arguments: [SRC] DST; sources given as -s MODALITY:FILE need no SRC */
+    const char *src_path[MMGEO_MAX_IO] = {0}, *src_mod[MMGEO_MAX_IO] = {0};
+    char modbuf[MMGEO_MAX_IO][64];
+    int n_src = 0, positional_used = 0;
+    for (int i = 0; i < n_src_spec; i++) {
+        const char *c = strchr(src_spec[i], ':');
+        size_t k = c ? (size_t)(c - src_spec[i]) : 0;
+        int word = c && k > 0 && k < sizeof modbuf[0] && strspn(src_spec[i],
+                   "abcdefghijklmnopqrstuvwxyz0123456789_") == k;
+        if (word) {
+            memcpy(modbuf[i], src_spec[i], k);
+            modbuf[i][k] = 0;
+            src_mod[n_src] = modbuf[i];
+            src_path[n_src++] = c + 1;
+        } else {
+            src_mod[n_src] = src_spec[i];
+            src_path[n_src++] = NULL; /* the positional SRC */
+        }
+    }
+    const int npos = argc - optind;
+    int need_pos_src = n_src == 0;
+    for (int i = 0; i < n_src; i++) need_pos_src |= src_path[i] == NULL;
+    if (npos != (need_pos_src ? 2 : 1)) {
+        fprintf(stderr, "%s: expected %s, got %d file name%s\n", TOOL,
+                need_pos_src ? "SRC and DST" : "DST (the sources are given as -s MODALITY:FILE)",
+                npos, npos == 1 ? "" : "s");
+        usage(stderr);
+        CSLDestroy(co);
+        return 2;
+    }
+    const char *dst_path = argv[argc - 1];
+    if (need_pos_src) {
+        const char *pos = argv[optind];
+        int k = -1;
+        for (int i = 0; i < n_src; i++)
+            if (!src_path[i]) {
+                if (k >= 0) {
+                    fprintf(stderr, "%s: several -s MODALITY without a file; give the sources "
+                                    "as -s MODALITY:FILE\n", TOOL);
+                    CSLDestroy(co);
+                    return 2;
+                }
+                k = i;
+            }
+        if (k < 0) src_mod[k = n_src++] = NULL;
+        src_path[k] = pos;
+        positional_used = 1;
+    }
+    (void)positional_used;
+    if (n_bands && n_src > 1) {
+        fprintf(stderr, "%s: -b selects bands of a single source\n", TOOL);
+        CSLDestroy(co);
+        return 2;
+    }
+
+    /* Ctrl-C (or SIGTERM) from here on stops the run at the next window or sampling step */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    GDALAllRegister();
+    int rc = 1;
+    mm_model *model = NULL;
+    mm_context *ctx = NULL;
+    char **md = NULL;
+    char err[2048];
+
+    model = mm_tool_open_model(TOOL, model_path);
+    if (!model) goto done;
+    const int nm = mm_model_num_modalities(model);
+    const char *names[32];
+    char have[512] = "";
+    for (int m = 0; m < nm && m < 32; m++) {
+        names[m] = mm_model_modality_name(model, m);
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", m ? ", " : "", names[m]);
+    }
+
+    /* resolve the modalities */
+    mmgeo_model_processor mp;
+    memset(&mp, 0, sizeof mp);
+    mmgeo_processor proc;
+    memset(&proc, 0, sizeof proc);
+    job.n_sources = n_src;
+    for (int i = 0; i < n_src; i++) {
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        GDALDatasetH ds = GDALOpenEx(src_path[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL,
+                                     NULL);
+        CPLPopErrorHandler();
+        if (!ds) {
+            fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", TOOL, src_path[i],
+                    *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
+            goto done;
+        }
+        int m;
+        if (src_mod[i]) {
+            m = mm_model_modality_index(model, src_mod[i]);
+            if (m < 0) {
+                fprintf(stderr, "%s: the model '%s' has no modality '%s' (it has %s)\n", TOOL,
+                        mm_model_name(model), src_mod[i], have);
+                GDALClose(ds);
+                goto done;
+            }
+        } else {
+            m = mmgeo_detect_modality(ds, src_path[i], names, nm);
+            if (m < 0) {
+                fprintf(stderr,
+                        "%s: cannot tell the modality of '%s'%s: name it with -s MODALITY "
+                        "(or -s MODALITY:FILE), tag the file with MM_MODALITY, or put one of %s "
+                        "in its file name\n",
+                        TOOL, src_path[i], m == -2 ? " (its name has several)" : "", have);
+                GDALClose(ds);
+                goto done;
+            }
+        }
+        mmgeo_source *s = &job.sources[i];
+        s->path = src_path[i];
+        s->modality = names[m];
+        s->n_bands = n_bands;
+        memcpy(s->bands, bands, sizeof bands);
+        const int b1 = n_bands ? bands[0] : 1;
+        GDALDataType dt = b1 <= GDALGetRasterCount(ds)
+                              ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
+                              : GDT_Byte;
+        GDALClose(ds);
+        mmgeo_profile_default(names[m], dt, &s->profile);
+        mp.source_mods[i] = m;
+        proc.src_channels[i] = mm_model_modality_channels(model, m);
+        for (int k = 0; k < i; k++)
+            if (mp.source_mods[k] == m) {
+                fprintf(stderr, "%s: two sources are '%s'\n", TOOL, names[m]);
+                goto done;
+            }
+    }
+    int tm;
+    if (target_mod) {
+        tm = mm_model_modality_index(model, target_mod);
+        if (tm < 0) {
+            fprintf(stderr, "%s: the model '%s' has no modality '%s' (it has %s)\n", TOOL,
+                    mm_model_name(model), target_mod, have);
+            goto done;
+        }
+    } else {
+        tm = mmgeo_detect_modality(NULL, dst_path, names, nm);
+        if (tm < 0) {
+            fprintf(stderr,
+                    "%s: cannot tell the target modality of '%s'%s: name it with -t MODALITY, or "
+                    "put one of %s in the output file name\n",
+                    TOOL, dst_path, tm == -2 ? " (its name has several)" : "", have);
+            goto done;
+        }
+    }
+    for (int i = 0; i < n_src; i++)
+        if (mp.source_mods[i] == tm) {
+            fprintf(stderr, "%s: the source '%s' is already '%s', the target modality; name "
+                            "another with -t\n", TOOL, src_path[i], names[tm]);
+            goto done;
+        }
+    job.n_targets = 1;
+    job.targets[0].path = dst_path;
+    job.targets[0].modality = names[tm];
+    mmgeo_profile_default(names[tm], GDT_Unknown, &job.targets[0].profile);
+    mp.target_mods[0] = tm;
+    proc.dst_channels[0] = mm_model_modality_channels(model, tm);
+
+    /* profile overrides and output type */
+    for (int k = 0; k < n_profiles; k++) {
+        const char *eq = strchr(profiles[k], '=');
+        char mod[64];
+        snprintf(mod, sizeof mod, "%.*s", (int)(eq - profiles[k]), profiles[k]);
+        int used = 0;
+        mmgeo_profile *ps[MMGEO_MAX_IO + 1];
+        int np = 0;
+        for (int i = 0; i < n_src; i++)
+            if (!strcmp(job.sources[i].modality, mod)) ps[np++] = &job.sources[i].profile;
+        if (!strcmp(names[tm], mod)) ps[np++] = &job.targets[0].profile;
+        for (int i = 0; i < np; i++) {
+            if (mmgeo_profile_parse(eq + 1, ps[i], err, sizeof err)) {
+                fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profiles[k], err);
+                goto done;
+            }
+            used = 1;
+        }
+        if (!used) {
+            fprintf(stderr, "%s: --profile %s: no source or target is '%s'\n", TOOL, profiles[k],
+                    mod);
+            goto done;
+        }
+    }
+    if (out_type) {
+        GDALDataType t = GDALGetDataTypeByName(out_type);
+        if (t == GDT_Unknown || GDALDataTypeIsComplex(t)) {
+            fprintf(stderr, "%s: -ot %s: not a real GDAL data type (Byte, UInt16, Float32, ...)\n",
+                    TOOL, out_type);
+            goto done;
+        }
+        job.targets[0].profile.out_type = t;
+    }
+
+    /* the processor */
+    proc.n_sources = n_src;
+    proc.n_targets = 1;
+    proc.window = mm_model_image_size(model);
+    if (!strcmp(processor, "model")) {
+        if (window) {
+            fprintf(stderr, "%s: --window is a test hook for the test processors\n", TOOL);
+            goto done;
+        }
+        mm_context_params cp;
+        mm_context_params_default(&cp);
+        cp.n_threads = threads;
+        if (mm_arg_device(TOOL, device, &cp.device)) goto done;
+        if (precision && mm_arg_precision(TOOL, precision, &cp.precision)) goto done;
+        char *e = NULL;
+        if (mm_context_create(model, &cp, &ctx, &e) != MM_OK) {
+            fprintf(stderr, "%s: %s\n", TOOL, e ? e : "cannot create a context");
+            mm_free(e);
+            goto done;
+        }
+        mm_sample_params_default(model, &mp.params);
+        if (steps > 0) mp.params.steps = steps;
+        if (guidance >= 0) mp.params.guidance = guidance;
+        if (seed_set) mp.params.seed = seed;
+        if (sampler) {
+            int s = mm_sampler_from_name(sampler);
+            if (s < 0) {
+                fprintf(stderr, "%s: unknown sampler '%s' (euler, heun, euler_maruyama)\n", TOOL,
+                        sampler);
+                goto done;
+            }
+            mp.params.sampler = (mm_sampler)s;
+        }
+        mp.params.progress = mm_progress;
+        mp.ctx = ctx;
+        mp.n_sources = n_src;
+        mp.n_targets = 1;
+        proc.fn = mmgeo_process_model;
+        proc.user = &mp;
+    } else if (!strcmp(processor, "identity") || !strcmp(processor, "negate")) {
+        proc.fn = processor[0] == 'i' ? mmgeo_process_identity : mmgeo_process_negate;
+        proc.user = &proc;
+        if (window) proc.window = window;
+    } else {
+        fprintf(stderr, "%s: unknown --processor '%s' (model; test hooks: identity, negate)\n",
+                TOOL, processor);
+        goto done;
+    }
+
+    /* provenance */
+    char hex[65], buf[4096];
+    if (mmgeo_sha256_file(model_path, hex, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+        goto done;
+    }
+    const char *mbase = strrchr(model_path, '/');
+    md = CSLSetNameValue(md, "SYNTHETIC", "YES");
+    md = CSLSetNameValue(md, "MM_TOOL", TOOL_NAME " " MM_VERSION_STRING);
+    md = CSLSetNameValue(md, "MM_MODEL", mbase ? mbase + 1 : model_path);
+    md = CSLSetNameValue(md, "MM_MODEL_NAME", mm_model_name(model));
+    md = CSLSetNameValue(md, "MM_MODEL_SHA256", hex);
+    buf[0] = 0;
+    for (int i = 0; i < n_src; i++) {
+        char *abs = realpath(src_path[i], NULL);
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s:%s", i ? ";" : "",
+                 job.sources[i].modality, abs ? abs : src_path[i]);
+        free(abs);
+    }
+    md = CSLSetNameValue(md, "MM_SOURCE", buf);
+    if (proc.fn == mmgeo_process_model) {
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)mp.params.seed);
+        md = CSLSetNameValue(md, "MM_SEED", buf);
+        snprintf(buf, sizeof buf, "%d", mp.params.steps);
+        md = CSLSetNameValue(md, "MM_STEPS", buf);
+        snprintf(buf, sizeof buf, "%g", (double)mp.params.guidance);
+        md = CSLSetNameValue(md, "MM_GUIDANCE", buf);
+        md = CSLSetNameValue(md, "MM_SAMPLER", mm_sampler_name(mp.params.sampler));
+    } else {
+        md = CSLSetNameValue(md, "MM_PROCESSOR", processor);
+    }
+    snprintf(buf, sizeof buf, "%d", proc.window);
+    md = CSLSetNameValue(md, "MM_WINDOW", buf);
+    snprintf(buf, sizeof buf, "%d", overlap >= 0 ? overlap : proc.window / 4);
+    md = CSLSetNameValue(md, "MM_OVERLAP", buf);
+
+    job.overlap = overlap;
+    job.batch = batch;
+    job.format = format;
+    job.create_options = co;
+    job.metadata = md;
+    job.progress = progress;
+    job.warn = warn;
+
+    int r = mmgeo_run(&job, &proc, err, sizeof err);
+    if (r == MMGEO_INTERRUPTED) {
+        if (!quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);
+        rc = 130;
+    } else if (r) {
+        if (!quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+    } else {
+        rc = 0;
+    }
+done:
+    CSLDestroy(md);
+    CSLDestroy(co);
+    mm_context_free(ctx);
+    mm_model_close(model);
+    GDALDestroyDriverManager();
+    return rc;
+}
