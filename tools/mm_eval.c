@@ -91,6 +91,20 @@ static int read_raster(const char *path, raster *r) {
     return 0;
 }
 
+/* SAR is compared in dB clipped to the model's range [-25, 5]: a raster with no negative value is
+ * taken as linear intensity (calibrated products, mm_simulate) and converted; one with negative
+ * values is already in dB (mm_translate's output). */
+static void sar_to_db(raster *r) {
+    const size_t n = (size_t)r->w * r->h * r->bands;
+    int linear = 1;
+    for (size_t i = 0; i < n && linear; i++)
+        if (r->valid[i % ((size_t)r->w * r->h)] && r->data[i] < 0) linear = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = linear ? 10.0 * log10(fmax(r->data[i], 1e-12)) : r->data[i];
+        r->data[i] = (float)(v < -25 ? -25 : v > 5 ? 5 : v);
+    }
+}
+
 /* Value range of a modality's stored units, for PSNR/SSIM (docs/quality.md). */
 static double data_range(const char *modality, const raster *ref) {
     if (modality && !strcmp(modality, "sar")) return 30.0; /* dB, clipped to [-25, 5] */
@@ -266,7 +280,8 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
         mm_sim_render(900000 + (uint64_t)s, &p, label, mi == 0 ? rgb : NULL, mi == 1 ? one : NULL,
                       mi == 2 ? one : NULL, mi == 3 ? one : NULL, mi == 4 ? osm : NULL);
         for (size_t i = 0; i < (size_t)c.bands * S * S; i++)
-            r.data[i] = mi == 0 ? rgb[i] * 10000.0f : mi == 4 ? osm[i] : mi == 3 ? one[i] : one[i] * 10000.0f;
+            r.data[i] = mi == 0 ? rgb[i] * 10000.0f : mi == 4 ? osm[i]
+                        : mi == 3 ? fminf(fmaxf(one[i], -25.0f), 5.0f) : one[i] * 10000.0f;
         int nf;
         double *f = features(&r, c.scale, &nf);
         c.nfeat = nf;
@@ -371,6 +386,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 1;
+    if (modality && !strcmp(modality, "sar")) {
+        sar_to_db(&g);
+        sar_to_db(&r);
+    }
     if (g.w != r.w || g.h != r.h || g.bands != r.bands) {
         fprintf(stderr, "%s: generated is %dx%dx%d, reference %dx%dx%d: they must match\n", TOOL, g.w,
                 g.h, g.bands, r.w, r.h, r.bands);

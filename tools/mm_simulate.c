@@ -5,7 +5,7 @@
  *   mm_simulate --seed 7 --size 1024 --gsd 2 out/scene7
  *     -> out/scene7_rgb.tif  (UInt16 x 3, reflectance x 10000)
  *        out/scene7_nir.tif, _pan.tif (UInt16, reflectance x 10000)
- *        out/scene7_sar.tif  (Float32, sigma0 dB)
+ *        out/scene7_sar.tif  (Float32, sigma0 as linear intensity, like calibrated GRD)
  *        out/scene7_osm.tif  (Byte x 3, map colours)
  *        out/scene7_label.tif (Byte, class index; names in MM_CLASSES)
  * Every file carries MM_MODALITY, SYNTHETIC=YES and the simulator parameters in its metadata,
@@ -183,7 +183,10 @@ int main(int argc, char **argv) {
         const product *pr = &prods[k];
         if (!wanted(only, pr->name)) continue;
         const void *data = NULL;
-        if (!strcmp(pr->name, "sar")) data = sar;
+        if (!strcmp(pr->name, "sar")) { /* calibrated products store linear intensity */
+            for (size_t i = 0; i < n; i++) sar[i] = powf(10.0f, sar[i] / 10.0f);
+            data = sar;
+        }
         else if (!strcmp(pr->name, "osm")) data = osm;
         else if (!strcmp(pr->name, "label")) data = label;
         else {
@@ -199,7 +202,7 @@ int main(int argc, char **argv) {
         meta = CSLSetNameValue(meta, "MM_SIMULATOR_SEED", seedtxt);
         meta = CSLSetNameValue(meta, "MM_SIMULATOR", params);
         if (pr->type == GDT_UInt16) meta = CSLSetNameValue(meta, "MM_SCALE", "reflectance x 10000");
-        if (!strcmp(pr->name, "sar")) meta = CSLSetNameValue(meta, "MM_UNITS", "sigma0 dB");
+        if (!strcmp(pr->name, "sar")) meta = CSLSetNameValue(meta, "MM_UNITS", "sigma0, linear intensity");
         if (!strcmp(pr->name, "label")) { /* in the TIFF itself: category names would need a sidecar */
             char classes[512] = "";
             for (int c = 0; c < MM_SIM_N_CLASSES; c++)
