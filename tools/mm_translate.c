@@ -49,7 +49,7 @@ static void usage(FILE *f) {
             "Usage: mm_translate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
             "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
             "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
-            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
+            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N] [--seamless]\n"
             "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
             "         [-srcwin XOFF YOFF XSIZE YSIZE] [-ot TYPE] [--profile MODALITY=SPEC]...\n"
             "         [SRC] DST\n"
@@ -66,6 +66,7 @@ int main(int argc, char **argv) {
     const char *target_mod = NULL, *processor = "model", *out_type = NULL;
     const char *src_spec[MMGEO_MAX_IO];
     int n_src_spec = 0, steps = -1, threads = 0, overlap = -1, batch = 4, window = 0;
+    int seamless = 0;
     float guidance = -1;
     uint64_t seed = 0;
     int seed_set = 0;
@@ -78,7 +79,7 @@ int main(int argc, char **argv) {
 
     enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
            O_PRECISION, O_STEPS, O_GUIDANCE, O_SEED, O_SAMPLER, O_OVERLAP, O_BATCH, O_SRCWIN,
-           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW };
+           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS };
     static const struct option opts[] = {
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
@@ -90,6 +91,7 @@ int main(int argc, char **argv) {
         {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
         {"srcwin", required_argument, 0, O_SRCWIN}, {"ot", required_argument, 0, O_OT},
         {"profile", required_argument, 0, O_PROFILE},
+        {"seamless", no_argument, 0, O_SEAMLESS},
         {"processor", required_argument, 0, O_PROCESSOR}, /* test hook */
         {"window", required_argument, 0, O_WINDOW},       /* test hook */
         {0, 0, 0, 0}};
@@ -134,6 +136,7 @@ int main(int argc, char **argv) {
             break;
         }
         case O_OT: out_type = optarg; break;
+        case O_SEAMLESS: seamless = 1; break;
         case O_PROFILE:
             if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
                 fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
@@ -400,10 +403,14 @@ int main(int argc, char **argv) {
         }
         mp.params.progress = mm_progress;
         mp.ctx = ctx;
+        mp.model = model;
         mp.n_sources = n_src;
         mp.n_targets = 1;
         proc.fn = mmgeo_process_model;
         proc.user = &mp;
+    } else if (seamless) {
+        fprintf(stderr, "%s: --seamless runs the model (not a test processor)\n", TOOL);
+        goto done;
     } else if (!strcmp(processor, "identity") || !strcmp(processor, "negate")) {
         proc.fn = processor[0] == 'i' ? mmgeo_process_identity : mmgeo_process_negate;
         proc.user = &proc;
@@ -447,8 +454,16 @@ int main(int argc, char **argv) {
     }
     snprintf(buf, sizeof buf, "%d", proc.window);
     md = CSLSetNameValue(md, "MM_WINDOW", buf);
-    snprintf(buf, sizeof buf, "%d", overlap >= 0 ? overlap : proc.window / 4);
+    {
+        int ov = overlap >= 0 ? overlap : proc.window / 4;
+        if (seamless) {
+            const int f = proc.window / mm_model_latent_size(model);
+            ov = ov / f * f;
+        }
+        snprintf(buf, sizeof buf, "%d", ov);
+    }
     md = CSLSetNameValue(md, "MM_OVERLAP", buf);
+    md = CSLSetNameValue(md, "MM_TILING", seamless ? "seamless" : "blend");
 
     job.overlap = overlap;
     job.batch = batch;
@@ -458,7 +473,8 @@ int main(int argc, char **argv) {
     job.progress = progress;
     job.warn = warn;
 
-    int r = mmgeo_run(&job, &proc, err, sizeof err);
+    int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
+                     : mmgeo_run(&job, &proc, err, sizeof err);
     if (r == MMGEO_INTERRUPTED) {
         if (!quiet) fputc('\n', stderr);
         fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);

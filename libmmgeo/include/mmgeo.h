@@ -37,7 +37,9 @@ typedef enum {
     MMGEO_IO_BYTE = 0,    /* 8-bit pass-through: v = x / 127.5 - 1 */
     MMGEO_IO_REFLECTANCE, /* linear: [lo, hi] -> [-1, 1], clipped (uint16 reflectance: 0..10000) */
     MMGEO_IO_SAR,         /* SAR: amplitude / intensity / complex / dB -> dB clipped to [lo, hi] */
-    MMGEO_IO_PERCENTILE   /* linear stretch between the lo and hi percentiles of each band */
+    MMGEO_IO_PERCENTILE,  /* linear stretch between the lo and hi percentiles of each band */
+    MMGEO_IO_RAW          /* target only: the processor's values as they are (Float32, no clip;
+                             scene tokens) */
 } mmgeo_io_kind;
 
 typedef enum {
@@ -84,6 +86,11 @@ int mmgeo_detect_modality(GDALDatasetH ds, const char *path, const char *const *
  * than a window has the one origin 0 (the window is padded by edge replication). Writes at most
  * max origins into out (out may be NULL) and returns how many there are. */
 int mmgeo_grid_origins(int size, int window, int overlap, int *out, int max);
+/* The same grid with every origin a multiple of `align` (latent pixels, token cells): the origins
+ * of mmgeo_grid_origins(ceil(size / align), window / align, overlap / align) times align (window
+ * and overlap must be multiples of align). The last window may reach past the raster by less than
+ * align pixels (read by edge replication). align 1 is mmgeo_grid_origins. */
+int mmgeo_grid_origins_aligned(int size, int window, int overlap, int align, int *out, int max);
 /* The 1-D blending weight of position i in a window (raised-cosine ramps over `overlap` pixels at
  * both ends, 1 inside; always > 0). */
 float mmgeo_blend_weight(int i, int window, int overlap);
@@ -127,6 +134,7 @@ typedef struct {
     mm_sample_params params;
     int n_sources, n_targets;
     int source_mods[MMGEO_MAX_IO], target_mods[MMGEO_MAX_IO];
+    const mm_model *model; /* needed by mmgeo_run_seamless only */
 } mmgeo_model_processor;
 int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
@@ -165,6 +173,13 @@ typedef struct {
     mmgeo_target targets[MMGEO_MAX_IO];
     int overlap;                /* pixels, < window */
     int batch;                  /* windows per processor call (>= 1) */
+    int align;                  /* grid origins multiples of this (0 or 1: the plain grid); the
+                                   window and the overlap must be multiples of it */
+    int out_scale;              /* > 1: the processor's target windows are window / out_scale
+                                   pixels a side and the outputs are written on the grid scaled
+                                   by out_scale (ceil(W / s) x ceil(H / s), geotransform scaled);
+                                   needs align == out_scale and no srcwin. A cell is valid when
+                                   every raster pixel under it is. */
     int has_srcwin;
     int srcwin[4];              /* xoff yoff xsize ysize */
     const char *format;         /* NULL: from the output file's extension, else GTiff */
@@ -182,6 +197,35 @@ void mmgeo_job_init(mmgeo_job *job);
  * Nothing is left under a target's name unless the whole run succeeded. Returns 0,
  * MMGEO_ERROR (message in err) or MMGEO_INTERRUPTED. */
 int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size_t errlen);
+
+/* Seamless mode (MultiDiffusion): the model's sampling runs on one latent canvas over the windows;
+ * at every model evaluation each window's latent velocity is computed and the overlapping latent
+ * pixels' velocities averaged with the raised-cosine weights (in latent pixels), and the sampler
+ * steps the canvas; the windows are then decoded and blended as by mmgeo_run. The grid is the
+ * anchored grid aligned to latent pixels (mmgeo_grid_origins_aligned with the VAE's factor; the
+ * overlap is rounded down to a multiple of it). Noise: the initial and SDE noise of the canvas is
+ * one global field addressed by absolute latent pixel (row tile id 2^63 | row, element
+ * column * C + channel), so it does not depend on the windows or the processed extent; the
+ * unconditional-branch noise of guidance is per window (tile id). With -srcwin the sampling
+ * covers the windows touching it plus a margin of (model evaluations x windows covering a pixel)
+ * windows, which makes the result bit-identical to the same region of a full run. Memory: the
+ * latent canvas of the processed windows and their encoded sources (not streamed). */
+int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *err, size_t errlen);
+
+/* The embedding processor: libmm's mm_embed of source 0 (with the other sources as further
+ * partitions), its scene tokens written as hidden_size target channels of T x T cells (planar).
+ * Use with a job whose out_scale is image_size / T and whose target profile is MMGEO_IO_RAW. */
+typedef struct {
+    mm_context *ctx;
+    int n_sources;
+    int source_mods[MMGEO_MAX_IO];
+    int tokens, hidden; /* T, hidden size */
+    float *scratch;     /* internal (NULL at first; free() after the run) */
+    size_t scratch_n;
+} mmgeo_embed_processor;
+int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
+                        const float *const *sources, float *const *targets, char *err,
+                        size_t errlen);
 
 /* ---- utilities ---------------------------------------------------------------------------- */
 

@@ -19,9 +19,11 @@ float mmgeo_profile_input(const mmgeo_profile *p, double re, double im, double p
 typedef struct {
     double a, b, lo, hi;
     int integer;
+    int raw; /* values as they are (MMGEO_IO_RAW) */
 } mmgeo_output_map;
 void mmgeo_profile_output_map(const mmgeo_profile *p, GDALDataType t, mmgeo_output_map *m);
 static inline double mmgeo_output_apply(const mmgeo_output_map *m, float v) {
+    if (m->raw) return v;
     double x = v < -1.0f ? -1.0 : v > 1.0f ? 1.0 : v == v ? (double)v : 0.0; /* NaN -> 0 */
     double y = m->a * x + m->b;
     if (m->integer) {
@@ -30,4 +32,22 @@ static inline double mmgeo_output_apply(const mmgeo_output_map *m, float v) {
     }
     return y;
 }
+
+/* An open source of a run. */
+typedef struct {
+    GDALDatasetH ds;
+    int nb;
+    GDALRasterBandH band[MMGEO_MAX_BANDS];
+    GDALRasterBandH mask[MMGEO_MAX_BANDS]; /* NULL: all valid (or shares an earlier band's) */
+    int complex;
+    double plo[MMGEO_MAX_BANDS], phi[MMGEO_MAX_BANDS];
+    const mmgeo_profile *profile;
+} mmgeo_src;
+/* Opens a source for a modality of `channels` channels (checks the bands). */
+int mmgeo_open_source(const mmgeo_source *s, int channels, mmgeo_src *src, char *err,
+                      size_t errlen);
+/* Reads window (ox, oy) of a source into tile (C x S x S, [-1, 1]) and ANDs its validity into
+ * valid (S x S); pixels outside the raster replicate the edge. raw: 2 S^2 doubles, mraw: S^2. */
+int mmgeo_read_window(mmgeo_src *src, int W, int H, int S, int ox, int oy, float *tile,
+                      uint8_t *valid, double *raw, uint8_t *mraw, char *err, size_t errlen);
 #endif

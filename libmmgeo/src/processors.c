@@ -1,4 +1,5 @@
 /* Processors: the model (libmm) and the test functions. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -45,5 +46,32 @@ int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
         return MMGEO_INTERRUPTED;
     }
     if (s != MM_OK) return mmgeo_fail(err, errlen, "%s", mm_context_errmsg(m->ctx));
+    return 0;
+}
+
+int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
+                        const float *const *sources, float *const *targets, char *err,
+                        size_t errlen) {
+    (void)tile_ids;
+    mmgeo_embed_processor *e = user;
+    const int T = e->tokens, Hd = e->hidden, ns = e->n_sources;
+    const size_t per = (size_t)T * T * Hd;
+    const size_t need = per * (size_t)n_tiles * (size_t)ns;
+    if (e->scratch_n < need) {
+        float *p = realloc(e->scratch, need * sizeof(float));
+        if (!p) return mmgeo_fail(err, errlen, "out of memory");
+        e->scratch = p, e->scratch_n = need;
+    }
+    float *out[MMGEO_MAX_IO];
+    for (int i = 0; i < ns; i++) out[i] = e->scratch + (size_t)i * n_tiles * per;
+    if (mm_embed(e->ctx, n_tiles, ns, e->source_mods, sources, out) != MM_OK)
+        return mmgeo_fail(err, errlen, "%s", mm_context_errmsg(e->ctx));
+    /* tokens of source 0: T x T x hidden (row-major cells) -> hidden planes of T x T */
+    for (int t = 0; t < n_tiles; t++) {
+        const float *s = out[0] + (size_t)t * per;
+        float *d = targets[0] + (size_t)t * per;
+        for (int c = 0; c < T * T; c++)
+            for (int h = 0; h < Hd; h++) d[(size_t)h * T * T + c] = s[(size_t)c * Hd + h];
+    }
     return 0;
 }

@@ -34,6 +34,7 @@ static void kind_defaults(mmgeo_profile *p, GDALDataType dt) {
         else p->lo = -25, p->hi = 5;
         break;
     case MMGEO_IO_PERCENTILE: p->lo = 2, p->hi = 98; break;
+    case MMGEO_IO_RAW: p->lo = 0, p->hi = 0; break;
     }
 }
 
@@ -108,6 +109,7 @@ void mmgeo_profile_describe(const mmgeo_profile *p, char *buf, size_t len) {
     case MMGEO_IO_REFLECTANCE: snprintf(buf, len, "reflectance:%g:%g", p->lo, p->hi); break;
     case MMGEO_IO_PERCENTILE: snprintf(buf, len, "percentile:%g:%g", p->lo, p->hi); break;
     case MMGEO_IO_SAR: snprintf(buf, len, "%s:%g:%g", sar[p->sar_input], p->lo, p->hi); break;
+    case MMGEO_IO_RAW: snprintf(buf, len, "raw"); break;
     }
 }
 
@@ -129,6 +131,7 @@ float mmgeo_profile_input(const mmgeo_profile *p, double re, double im, double p
         }
         return clip1(2.0 * (db - p->lo) / (p->hi - p->lo) - 1.0);
     }
+    case MMGEO_IO_RAW: return (float)re;
     }
     return 0;
 }
@@ -138,6 +141,7 @@ GDALDataType mmgeo_profile_out_type(const mmgeo_profile *p, const char *modality
     if (p->out_type != GDT_Unknown) return p->out_type;
     switch (p->kind) {
     case MMGEO_IO_SAR: return GDT_Float32;
+    case MMGEO_IO_RAW: return GDT_Float32;
     case MMGEO_IO_REFLECTANCE: return p->hi > 255 && p->lo >= 0 && p->hi <= 65535 ? GDT_UInt16
                                                                                 : GDT_Float32;
     default: return GDT_Byte;
@@ -150,6 +154,8 @@ void mmgeo_profile_output_map(const mmgeo_profile *p, GDALDataType t, mmgeo_outp
         m->a = 127.5, m->b = 127.5;
     else m->a = 0.5 * (p->hi - p->lo), m->b = p->lo + 0.5 * (p->hi - p->lo);
     m->integer = !GDALDataTypeIsFloating(t);
+    m->raw = p->kind == MMGEO_IO_RAW;
+    if (m->raw) m->a = 1, m->b = 0;
     m->lo = 0, m->hi = 255;
     switch (t) {
     case GDT_UInt16: m->hi = 65535; break;
@@ -219,6 +225,15 @@ int mmgeo_grid_origins(int size, int window, int overlap, int *out, int max) {
         n++;
         if (last) break;
     }
+    return n;
+}
+
+int mmgeo_grid_origins_aligned(int size, int window, int overlap, int align, int *out, int max) {
+    if (align <= 1) return mmgeo_grid_origins(size, window, overlap, out, max);
+    if (window % align || overlap % align) return 0;
+    const int n = mmgeo_grid_origins((size + align - 1) / align, window / align, overlap / align,
+                                     out, max);
+    for (int i = 0; out && i < n && i < max; i++) out[i] *= align;
     return n;
 }
 

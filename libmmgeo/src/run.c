@@ -17,15 +17,7 @@ void mmgeo_job_init(mmgeo_job *job) {
     job->batch = 4;
 }
 
-typedef struct {
-    GDALDatasetH ds;
-    int nb;
-    GDALRasterBandH band[MMGEO_MAX_BANDS];
-    GDALRasterBandH mask[MMGEO_MAX_BANDS]; /* NULL: all valid (or shares an earlier band's) */
-    int complex;
-    double plo[MMGEO_MAX_BANDS], phi[MMGEO_MAX_BANDS];
-    const mmgeo_profile *profile;
-} source;
+typedef mmgeo_src source;
 
 enum { OUT_PLAIN = 0, OUT_NODATA, OUT_MASK };
 
@@ -93,8 +85,8 @@ static int band_percentiles(GDALRasterBandH b, double plo, double phi, double *l
     return 0;
 }
 
-static int open_source(const mmgeo_source *s, int channels, source *src, char *err,
-                       size_t errlen) {
+int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *err,
+                      size_t errlen) {
     CPLErrorReset();
     CPLPushErrorHandler(CPLQuietErrorHandler);
     src->ds = GDALOpenEx(s->path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
@@ -152,8 +144,8 @@ static int open_source(const mmgeo_source *s, int channels, source *src, char *e
 
 /* Reads window (ox, oy) of a source into tile (C x S x S, [-1, 1]) and ANDs its validity into
  * valid (S x S). Pixels outside the raster replicate the edge. */
-static int read_window(source *src, int W, int H, int S, int ox, int oy, float *tile,
-                       uint8_t *valid, double *raw, uint8_t *mraw, char *err, size_t errlen) {
+int mmgeo_read_window(mmgeo_src *src, int W, int H, int S, int ox, int oy, float *tile,
+                      uint8_t *valid, double *raw, uint8_t *mraw, char *err, size_t errlen) {
     const int rw = ox + S <= W ? S : W - ox, rh = oy + S <= H ? S : H - oy;
     const size_t plane = (size_t)S * S;
     uint8_t *mask_now = NULL;
@@ -266,7 +258,7 @@ static char **default_options(GDALDriverH drv, const mmgeo_job *job, int channel
 }
 
 static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o, source *s0,
-                         int x0, int y0, int Wout, int Hout, int src_mask, char *err,
+                         int x0, int y0, int Wout, int Hout, int R, int src_mask, char *err,
                          size_t errlen) {
     o->drv = pick_driver(job->format, t->path, err, errlen);
     if (!o->drv) return MMGEO_ERROR;
@@ -312,15 +304,16 @@ static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
             if (!ok) return mmgeo_fail(err, errlen, "cannot read the CRS '%s'", job->grid.srs);
         }
     } else if (GDALGetGeoTransform(s0->ds, gt) == CE_None) {
-        double g2[6] = {gt[0] + x0 * gt[1] + y0 * gt[2], gt[1], gt[2],
-                        gt[3] + x0 * gt[4] + y0 * gt[5], gt[4], gt[5]};
+        double g2[6] = {gt[0] + x0 * gt[1] + y0 * gt[2], gt[1] * R, gt[2] * R,
+                        gt[3] + x0 * gt[4] + y0 * gt[5], gt[4] * R, gt[5] * R};
         GDALSetGeoTransform(o->ds, g2);
         OGRSpatialReferenceH srs = GDALGetSpatialRef(s0->ds);
         if (srs) GDALSetSpatialRef(o->ds, srs);
     } else if (GDALGetGCPCount(s0->ds) > 0) {
         const int n = GDALGetGCPCount(s0->ds);
         GDAL_GCP *g = GDALDuplicateGCPs(n, GDALGetGCPs(s0->ds));
-        for (int i = 0; i < n; i++) g[i].dfGCPPixel -= x0, g[i].dfGCPLine -= y0;
+        for (int i = 0; i < n; i++)
+            g[i].dfGCPPixel = (g[i].dfGCPPixel - x0) / R, g[i].dfGCPLine = (g[i].dfGCPLine - y0) / R;
         GDALSetGCPs2(o->ds, n, g, GDALGetGCPSpatialRef(s0->ds));
         GDALDeinitGCPs(n, g);
         CPLFree(g);
@@ -409,8 +402,16 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         return mmgeo_fail(err, errlen, "the run has %d sources and %d targets, the processor "
                                        "%d and %d (at least one target)",
                           ns, nt, proc->n_sources, proc->n_targets);
-    const int O = job->overlap < 0 ? S / 4 : job->overlap;
+    const int A = job->align > 1 ? job->align : 1, R = job->out_scale > 1 ? job->out_scale : 1;
+    const int O = job->overlap < 0 ? S / 4 / A * A : job->overlap;
     if (O >= S) return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
+    if (S % A || O % A)
+        return mmgeo_fail(err, errlen, "the window (%d) and the overlap (%d) must be multiples of "
+                                       "%d here", S, O, A);
+    if (R > 1 && (A != R || job->has_srcwin))
+        return mmgeo_fail(err, errlen, "a scaled output needs a grid aligned to the scale and "
+                                       "takes no source window");
+    const int So = S / R; /* target windows, in output cells */
     const int batch = job->batch > 0 ? job->batch : 1;
 
     int rc = MMGEO_ERROR;
@@ -418,7 +419,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     target tgt[MMGEO_MAX_IO];
     memset(src, 0, sizeof src);
     memset(tgt, 0, sizeof tgt);
-    int *ox = NULL, *oy = NULL;
+    int *ox = NULL, *oy = NULL, *oxo = NULL, *oyo = NULL;
     float *wsum = NULL, *srct[MMGEO_MAX_IO] = {0}, *dstt[MMGEO_MAX_IO] = {0}, *wx = NULL;
     uint8_t *valid = NULL, *tvalid = NULL, *mraw = NULL;
     double *raw = NULL, *line = NULL;
@@ -426,13 +427,14 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     int *slot_kx = NULL;
 
     for (int i = 0; i < ns; i++)
-        if (open_source(&job->sources[i], proc->src_channels[i], &src[i], err, errlen)) goto out;
+        if (mmgeo_open_source(&job->sources[i], proc->src_channels[i], &src[i], err, errlen)) goto out;
     if (ns == 0 && (job->grid.width < 1 || job->grid.height < 1)) {
         mmgeo_fail(err, errlen, "a run without sources needs an output grid");
         goto out;
     }
     const int W = ns ? GDALGetRasterXSize(src[0].ds) : job->grid.width;
     const int H = ns ? GDALGetRasterYSize(src[0].ds) : job->grid.height;
+    const int Wg = (W + R - 1) / R, Hg = (H + R - 1) / R; /* the output grid */
     int src_mask = 0;
     for (int i = 0; i < ns; i++) {
         if (GDALGetRasterXSize(src[i].ds) != W || GDALGetRasterYSize(src[i].ds) != H) {
@@ -452,7 +454,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     if (ns ? !GDALGetSpatialRef(src[0].ds) && !GDALGetGCPSpatialRef(src[0].ds) : !job->grid.srs)
         warnf(job, "'%s' has no coordinate reference system; the output will have none",
               ns ? job->sources[0].path : "the output grid");
-    int x0 = 0, y0 = 0, Wout = W, Hout = H;
+    int x0 = 0, y0 = 0, Wout = Wg, Hout = Hg;
     if (job->has_srcwin) {
         x0 = job->srcwin[0], y0 = job->srcwin[1], Wout = job->srcwin[2], Hout = job->srcwin[3];
         if (x0 < 0 || y0 < 0 || Wout < 1 || Hout < 1 || x0 > W - Wout || y0 > H - Hout) {
@@ -476,28 +478,33 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                 mmgeo_fail(err, errlen, "the output '%s' is also an input", job->targets[j].path);
                 goto out;
             }
-        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0, y0, Wout, Hout, src_mask,
-                          err, errlen))
+        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0, y0, Wout, Hout,
+                          R, src_mask, err, errlen))
             goto out;
     }
 
     /* the grid, anchored to the raster */
-    const int nx = mmgeo_grid_origins(W, S, O, NULL, 0), ny = mmgeo_grid_origins(H, S, O, NULL, 0);
+    const int nx = mmgeo_grid_origins_aligned(W, S, O, A, NULL, 0),
+              ny = mmgeo_grid_origins_aligned(H, S, O, A, NULL, 0);
     ox = malloc(sizeof(int) * (size_t)nx);
     oy = malloc(sizeof(int) * (size_t)ny);
+    oxo = malloc(sizeof(int) * (size_t)nx);
+    oyo = malloc(sizeof(int) * (size_t)ny);
     wx = malloc(sizeof(float) * (size_t)S);
-    if (!ox || !oy || !wx) goto nomem;
-    mmgeo_grid_origins(W, S, O, ox, nx);
-    mmgeo_grid_origins(H, S, O, oy, ny);
-    for (int i = 0; i < S; i++) wx[i] = mmgeo_blend_weight(i, S, O);
+    if (!ox || !oy || !oxo || !oyo || !wx) goto nomem;
+    mmgeo_grid_origins_aligned(W, S, O, A, ox, nx);
+    mmgeo_grid_origins_aligned(H, S, O, A, oy, ny);
+    for (int k = 0; k < nx; k++) oxo[k] = ox[k] / R;
+    for (int k = 0; k < ny; k++) oyo[k] = oy[k] / R;
+    for (int i = 0; i < So; i++) wx[i] = mmgeo_blend_weight(i, So, O / R);
     int kxa = 0, kxb = nx - 1, kya = 0, kyb = ny - 1;
-    while (ox[kxa] + S <= x0) kxa++;
-    while (ox[kxb] >= x1) kxb--;
-    while (oy[kya] + S <= y0) kya++;
-    while (oy[kyb] >= y1) kyb--;
+    while (oxo[kxa] + So <= x0) kxa++;
+    while (oxo[kxb] >= x1) kxb--;
+    while (oyo[kya] + So <= y0) kya++;
+    while (oyo[kyb] >= y1) kyb--;
 
-    /* buffers: one strip (S rows of the output width) of accumulators; one batch of windows */
-    const size_t plane = (size_t)S * S, strip = (size_t)S * Wout;
+    /* buffers: one strip (So rows of the output width) of accumulators; one batch of windows */
+    const size_t plane = (size_t)S * S, strip = (size_t)So * Wout, oplane = (size_t)So * So;
     wsum = calloc(strip, sizeof *wsum);
     valid = calloc(strip, 1);
     tvalid = malloc((size_t)batch * plane);
@@ -512,7 +519,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         if (!srct[i]) goto nomem;
     }
     for (int j = 0; j < nt; j++) {
-        dstt[j] = malloc(sizeof(float) * (size_t)batch * tgt[j].channels * plane);
+        dstt[j] = malloc(sizeof(float) * (size_t)batch * tgt[j].channels * oplane);
         tgt[j].acc = calloc(strip * (size_t)tgt[j].channels, sizeof(float));
         if (!dstt[j] || !tgt[j].acc) goto nomem;
         if (tgt[j].channels > maxc) maxc = tgt[j].channels;
@@ -528,27 +535,41 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     double done = 0;
     if (job->progress && !job->progress(0.0, NULL, job->progress_arg)) goto interrupted_m;
     for (int ky = kya; ky <= kyb; ky++) {
-        const int base = oy[ky];
+        const int base = oyo[ky];
         for (int kx = kxa; kx <= kxb;) {
             int n = 0;
             for (; n < batch && kx <= kxb; kx++) {
                 uint8_t *tv = tvalid + (size_t)n * plane;
                 memset(tv, 1, plane);
                 for (int i = 0; i < ns; i++)
-                    if (read_window(&src[i], W, H, S, ox[kx], base,
+                    if (mmgeo_read_window(&src[i], W, H, S, ox[kx], oy[ky],
                                     srct[i] + (size_t)n * proc->src_channels[i] * plane, tv, raw,
                                     mraw, err, errlen)) {
                         free(mline);
                         goto out;
                     }
                 int any = 0;
-                for (int py = 0; py < S && base + py < H; py++)
-                    for (int px = 0; px < S && ox[kx] + px < W; px++) {
-                        const int c = ox[kx] + px;
-                        const uint8_t v = tv[(size_t)py * S + px];
-                        any |= v;
-                        if (c >= x0 && c < x1) valid[(size_t)py * Wout + (c - x0)] = v;
-                    }
+                if (R == 1) {
+                    for (int py = 0; py < S && base + py < H; py++)
+                        for (int px = 0; px < S && ox[kx] + px < W; px++) {
+                            const int c = ox[kx] + px;
+                            const uint8_t v = tv[(size_t)py * S + px];
+                            any |= v;
+                            if (c >= x0 && c < x1) valid[(size_t)py * Wout + (c - x0)] = v;
+                        }
+                } else { /* a cell is valid when every raster pixel under it is */
+                    for (int cy = 0; cy < So && base + cy < Hg; cy++)
+                        for (int cx = 0; cx < So && oxo[kx] + cx < Wg; cx++) {
+                            uint8_t v = 1;
+                            for (int py = cy * R; py < (cy + 1) * R && oy[ky] + py < H; py++)
+                                for (int px = cx * R; px < (cx + 1) * R && ox[kx] + px < W; px++) {
+                                    const uint8_t q = tv[(size_t)py * S + px];
+                                    any |= q;
+                                    v &= q;
+                                }
+                            valid[(size_t)cy * Wout + (oxo[kx] + cx)] = v;
+                        }
+                }
                 if (!any) { /* entirely nodata: skipped */
                     done++;
                     continue;
@@ -569,19 +590,19 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                     goto out;
                 }
                 for (int t = 0; t < n; t++) {
-                    const int wx0 = ox[slot_kx[t]];
-                    int pa = x0 - wx0 > 0 ? x0 - wx0 : 0, pb = x1 - wx0 < S ? x1 - wx0 : S;
-                    if (W - wx0 < pb) pb = W - wx0;
-                    for (int py = 0; py < S && base + py < H; py++) {
+                    const int wx0 = oxo[slot_kx[t]];
+                    int pa = x0 - wx0 > 0 ? x0 - wx0 : 0, pb = x1 - wx0 < So ? x1 - wx0 : So;
+                    if (Wg - wx0 < pb) pb = Wg - wx0;
+                    for (int py = 0; py < So && base + py < Hg; py++) {
                         const float wy = wx[py];
                         float *ws = wsum + (size_t)py * Wout + (wx0 - x0);
                         for (int px = pa; px < pb; px++) ws[px] += wy * wx[px];
                         for (int j = 0; j < nt; j++)
                             for (int c = 0; c < tgt[j].channels; c++) {
                                 const float *d = dstt[j] +
-                                                 ((size_t)t * tgt[j].channels + c) * plane +
-                                                 (size_t)py * S;
-                                float *a = tgt[j].acc + ((size_t)c * S + py) * Wout + (wx0 - x0);
+                                                 ((size_t)t * tgt[j].channels + c) * oplane +
+                                                 (size_t)py * So;
+                                float *a = tgt[j].acc + ((size_t)c * So + py) * Wout + (wx0 - x0);
                                 for (int px = pa; px < pb; px++) a[px] += wy * wx[px] * d[px];
                             }
                     }
@@ -594,7 +615,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
             }
         }
         /* rows [base, next) are final */
-        const int next = ky + 1 < ny ? oy[ky + 1] : H;
+        const int next = ky + 1 < ny ? oyo[ky + 1] : Hg;
         const int ra = base > y0 ? base : y0, rb = next < y1 ? next : y1;
         if (rb > ra) {
             const size_t nrow = (size_t)(rb - ra) * Wout;
@@ -643,8 +664,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         }
         /* shift the strip up to the next window row */
         const int d = next - base;
-        if (d > 0 && d < S) {
-            const size_t keep = (size_t)(S - d) * Wout, off = (size_t)d * Wout;
+        if (d > 0 && d < So) {
+            const size_t keep = (size_t)(So - d) * Wout, off = (size_t)d * Wout;
             memmove(wsum, wsum + off, keep * sizeof *wsum);
             memset(wsum + keep, 0, off * sizeof *wsum);
             memmove(valid, valid + off, keep);
@@ -655,7 +676,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                     memmove(a, a + off, keep * sizeof *a);
                     memset(a + keep, 0, off * sizeof *a);
                 }
-        } else if (d >= S) {
+        } else if (d >= So) {
             memset(wsum, 0, strip * sizeof *wsum);
             memset(valid, 0, strip);
             for (int j = 0; j < nt; j++) memset(tgt[j].acc, 0, strip * tgt[j].channels * sizeof(float));
@@ -686,7 +707,7 @@ out:
         if (src[i].ds) GDALClose(src[i].ds);
         free(srct[i]);
     }
-    free(ox), free(oy), free(wx), free(wsum), free(valid), free(tvalid), free(raw), free(mraw);
+    free(ox), free(oy), free(oxo), free(oyo), free(wx), free(wsum), free(valid), free(tvalid), free(raw), free(mraw);
     free(ids), free(slot_kx), free(line);
     return rc;
 }

@@ -1,0 +1,294 @@
+/*
+ * mm_embed: the scene tokens of a georeferenced raster (libmm's mm_embed, paper section V-C) as a
+ * Float32 raster at token resolution: hidden_size bands, one cell per scene token, the
+ * geotransform scaled by image_size / tokens_per_side. The raster is cut into the model's windows
+ * on the anchored grid (aligned to token cells) and the tokens of overlapping windows are
+ * averaged with the raised-cosine weights. See man/mm_embed.1 and docs/tools.md.
+ */
+#define _GNU_SOURCE
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "mm.h"
+#include "mmgeo.h"
+
+#define TOOL_NAME "mm_embed"
+static const char *TOOL = TOOL_NAME;
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+static int quiet = 0;
+static int CPL_STDCALL progress(double f, const char *msg, void *arg) {
+    (void)arg;
+    if (g_stop) return FALSE;
+    if (!quiet) GDALTermProgress(f, msg, NULL);
+    return TRUE;
+}
+static void warn(void *user, const char *msg) {
+    (void)user;
+    fprintf(stderr, "%s: warning: %s\n", TOOL, msg);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: mm_embed [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+            "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
+            "         [--precision bf16|fp32] [--overlap PX] [--batch N] [-s MODALITY]\n"
+            "         [-b BAND]... [--profile MODALITY=SPEC] SRC DST\n"
+            "Writes the scene tokens of SRC as a Float32 raster at token resolution (one band per\n"
+            "hidden feature, one cell per token). The modality comes from -s, else the\n"
+            "MM_MODALITY metadata item, else a modality word in the file name. See mm_embed(1).\n");
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = getenv("MM_MODEL") ? getenv("MM_MODEL") : MM_DEFAULT_MODEL;
+    const char *format = NULL, *device = NULL, *precision = NULL, *src_mod = NULL,
+               *profile = NULL;
+    int threads = 0, overlap = -1, batch = 4;
+    char **co = NULL;
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    int bands[MMGEO_MAX_BANDS], n_bands = 0;
+    enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
+           O_PRECISION, O_OVERLAP, O_BATCH, O_PROFILE };
+    static const struct option opts[] = {
+        {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
+        {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
+        {"config", required_argument, 0, O_CONFIG}, {"model", required_argument, 0, O_MODEL},
+        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
+        {"precision", required_argument, 0, O_PRECISION},
+        {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
+        {"profile", required_argument, 0, O_PROFILE}, {0, 0, 0, 0}};
+    int o, bad = 0;
+    while (!bad && (o = getopt_long_only(argc, argv, "qs:b:", opts, NULL)) != -1) {
+        switch (o) {
+        case O_HELP: usage(stdout); return 0;
+        case O_VERSION:
+            printf("%s %s (libmm %s, GDAL %s)\n", TOOL, MM_VERSION_STRING, mm_version(),
+                   GDALVersionInfo("RELEASE_NAME"));
+            return 0;
+        case 'q': quiet = 1; break;
+        case O_OF: format = optarg; break;
+        case O_CO: co = CSLAddString(co, optarg); break;
+        case O_CONFIG:
+            if (optind >= argc) {
+                fprintf(stderr, "%s: --config needs KEY VALUE\n", TOOL);
+                bad = 1;
+                break;
+            }
+            CPLSetConfigOption(optarg, argv[optind++]);
+            break;
+        case O_MODEL: model_path = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case O_THREADS: bad = mm_arg_int(TOOL, "--threads", optarg, 0, 4096, &threads); break;
+        case O_PRECISION: precision = optarg; break;
+        case O_OVERLAP: bad = mm_arg_int(TOOL, "--overlap", optarg, 0, 1 << 20, &overlap); break;
+        case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 1, 4096, &batch); break;
+        case O_PROFILE:
+            if (!strchr(optarg, '=')) {
+                fprintf(stderr, "%s: --profile takes MODALITY=SPEC\n", TOOL);
+                bad = 1;
+            } else profile = optarg;
+            break;
+        case 's': src_mod = optarg; break;
+        case 'b':
+            if (n_bands == MMGEO_MAX_BANDS) {
+                fprintf(stderr, "%s: at most %d bands\n", TOOL, MMGEO_MAX_BANDS);
+                bad = 1;
+            } else bad = mm_arg_int(TOOL, "-b", optarg, 1, 1 << 20, &bands[n_bands++]);
+            break;
+        default: bad = 1; break;
+        }
+    }
+    if (!bad && argc - optind != 2) {
+        fprintf(stderr, "%s: expected SRC and DST, got %d file name%s\n", TOOL, argc - optind,
+                argc - optind == 1 ? "" : "s");
+        usage(stderr);
+        bad = 1;
+    }
+    if (bad) {
+        CSLDestroy(co);
+        return 2;
+    }
+    const char *src_path = argv[optind], *dst_path = argv[optind + 1];
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    GDALAllRegister();
+    int rc = 1;
+    mm_model *model = NULL;
+    mm_context *ctx = NULL;
+    char **md = NULL;
+    char err[2048], buf[4096];
+    mmgeo_embed_processor ep;
+    memset(&ep, 0, sizeof ep);
+
+    model = mm_tool_open_model(TOOL, model_path);
+    if (!model) goto done;
+    const int nm = mm_model_num_modalities(model);
+    const char *names[32];
+    char have[512] = "";
+    for (int m = 0; m < nm && m < 32; m++) {
+        names[m] = mm_model_modality_name(model, m);
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", m ? ", " : "", names[m]);
+    }
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDatasetH ds = GDALOpenEx(src_path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    if (!ds) {
+        fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", TOOL, src_path,
+                *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
+        goto done;
+    }
+    int m;
+    if (src_mod) {
+        m = mm_model_modality_index(model, src_mod);
+        if (m < 0) {
+            fprintf(stderr, "%s: the model '%s' has no modality '%s' (it has %s)\n", TOOL,
+                    mm_model_name(model), src_mod, have);
+            GDALClose(ds);
+            goto done;
+        }
+    } else {
+        m = mmgeo_detect_modality(ds, src_path, names, nm);
+        if (m < 0) {
+            fprintf(stderr,
+                    "%s: cannot tell the modality of '%s'%s: name it with -s MODALITY, tag the "
+                    "file with MM_MODALITY, or put one of %s in its file name\n",
+                    TOOL, src_path, m == -2 ? " (its name has several)" : "", have);
+            GDALClose(ds);
+            goto done;
+        }
+    }
+    const int b1 = n_bands ? bands[0] : 1;
+    GDALDataType dt = b1 <= GDALGetRasterCount(ds) ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
+                                                   : GDT_Byte;
+    GDALClose(ds);
+    mmgeo_source *s = &job.sources[0];
+    s->path = src_path;
+    s->modality = names[m];
+    s->n_bands = n_bands;
+    memcpy(s->bands, bands, sizeof bands);
+    mmgeo_profile_default(names[m], dt, &s->profile);
+    if (profile) {
+        const char *eq = strchr(profile, '=');
+        if (strncmp(profile, names[m], (size_t)(eq - profile)) || strlen(names[m]) != (size_t)(eq - profile)) {
+            fprintf(stderr, "%s: --profile %s: the source is '%s'\n", TOOL, profile, names[m]);
+            goto done;
+        }
+        if (mmgeo_profile_parse(eq + 1, &s->profile, err, sizeof err)) {
+            fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profile, err);
+            goto done;
+        }
+    }
+    job.n_sources = 1;
+    job.n_targets = 1;
+    job.targets[0].path = dst_path;
+    job.targets[0].modality = "embedding";
+    mmgeo_profile_default(NULL, GDT_Unknown, &job.targets[0].profile);
+    job.targets[0].profile.kind = MMGEO_IO_RAW;
+
+    mm_context_params cp;
+    mm_context_params_default(&cp);
+    cp.n_threads = threads;
+    if (mm_arg_device(TOOL, device, &cp.device)) goto done;
+    if (precision && mm_arg_precision(TOOL, precision, &cp.precision)) goto done;
+    char *e = NULL;
+    if (mm_context_create(model, &cp, &ctx, &e) != MM_OK) {
+        fprintf(stderr, "%s: %s\n", TOOL, e ? e : "cannot create a context");
+        mm_free(e);
+        goto done;
+    }
+    const int S = mm_model_image_size(model), T = mm_model_tokens_per_side(model);
+    const int Hd = mm_model_hidden_size(model);
+    if (T < 1 || S % T) {
+        fprintf(stderr, "%s: the model's image size %d is not a multiple of its %d tokens per "
+                        "side\n", TOOL, S, T);
+        goto done;
+    }
+    const int r = S / T;
+    if (overlap >= 0 && overlap % r) {
+        fprintf(stderr, "%s: --overlap must be a multiple of the token cell, %d pixels\n", TOOL, r);
+        goto done;
+    }
+    ep.ctx = ctx;
+    ep.n_sources = 1;
+    ep.source_mods[0] = m;
+    ep.tokens = T;
+    ep.hidden = Hd;
+    mmgeo_processor proc;
+    memset(&proc, 0, sizeof proc);
+    proc.fn = mmgeo_process_embed;
+    proc.user = &ep;
+    proc.window = S;
+    proc.n_sources = 1;
+    proc.n_targets = 1;
+    proc.src_channels[0] = mm_model_modality_channels(model, m);
+    proc.dst_channels[0] = Hd;
+
+    char hex[65];
+    if (mmgeo_sha256_file(model_path, hex, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+        goto done;
+    }
+    const char *mbase = strrchr(model_path, '/');
+    md = CSLSetNameValue(md, "MM_TOOL", TOOL_NAME " " MM_VERSION_STRING);
+    md = CSLSetNameValue(md, "MM_MODEL", mbase ? mbase + 1 : model_path);
+    md = CSLSetNameValue(md, "MM_MODEL_NAME", mm_model_name(model));
+    md = CSLSetNameValue(md, "MM_MODEL_SHA256", hex);
+    char *abs = realpath(src_path, NULL);
+    snprintf(buf, sizeof buf, "%s:%s", names[m], abs ? abs : src_path);
+    free(abs);
+    md = CSLSetNameValue(md, "MM_SOURCE", buf);
+    md = CSLSetNameValue(md, "MM_EMBEDDING", "scene tokens");
+    snprintf(buf, sizeof buf, "%d", r);
+    md = CSLSetNameValue(md, "MM_TOKEN_CELL", buf);
+    snprintf(buf, sizeof buf, "%d", S);
+    md = CSLSetNameValue(md, "MM_WINDOW", buf);
+    snprintf(buf, sizeof buf, "%d", overlap >= 0 ? overlap : S / 4 / r * r);
+    md = CSLSetNameValue(md, "MM_OVERLAP", buf);
+
+    job.align = r;
+    job.out_scale = r;
+    job.overlap = overlap;
+    job.batch = batch;
+    job.format = format;
+    job.create_options = co;
+    job.metadata = md;
+    job.progress = progress;
+    job.warn = warn;
+    int res = mmgeo_run(&job, &proc, err, sizeof err);
+    if (res == MMGEO_INTERRUPTED) {
+        if (!quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);
+        rc = 130;
+    } else if (res) {
+        if (!quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+    } else {
+        rc = 0;
+    }
+done:
+    free(ep.scratch);
+    CSLDestroy(md);
+    CSLDestroy(co);
+    mm_context_free(ctx);
+    mm_model_close(model);
+    GDALDestroyDriverManager();
+    return rc;
+}

@@ -1,0 +1,459 @@
+/*
+ * mm_generate: joint generation of aligned modalities from nothing with a MetaEarth-MM model, over
+ * a georeferenced grid given as gdalwarp takes it (-te, -tr or -ts, -t_srs) or copied from a
+ * raster (-like), one output file per modality. The grid is cut into the model's windows on the
+ * same anchored grid as mm_translate, every window generated jointly in all the modalities, and
+ * the windows blended (or, with --seamless, fused in latent space at every sampling step). See
+ * man/mm_generate.1 and docs/tools.md.
+ */
+#define _GNU_SOURCE
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <ogr_srs_api.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "mm.h"
+#include "mmgeo.h"
+
+#define TOOL_NAME "mm_generate"
+static const char *TOOL = TOOL_NAME;
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static int quiet = 0;
+static int CPL_STDCALL progress(double f, const char *msg, void *arg) {
+    (void)arg;
+    if (g_stop) return FALSE;
+    if (!quiet) GDALTermProgress(f, msg, NULL);
+    return TRUE;
+}
+static int mm_progress(void *user, int step, int n) {
+    (void)user, (void)step, (void)n;
+    return g_stop != 0;
+}
+static void warn(void *user, const char *msg) {
+    (void)user;
+    fprintf(stderr, "%s: warning: %s\n", TOOL, msg);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: mm_generate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+            "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
+            "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
+            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
+            "         [--seamless] [--profile MODALITY=SPEC]...\n"
+            "         (-te XMIN YMIN XMAX YMAX (-tr XRES YRES | -ts WIDTH HEIGHT) [-t_srs SRS]\n"
+            "          | -like FILE)\n"
+            "         (-t MODALITY:FILE)... [FILE]...\n"
+            "Generates aligned rasters of several modalities jointly, from nothing, on the grid\n"
+            "given by -te/-tr/-ts/-t_srs (as gdalwarp) or copied from FILE (-like): one output per\n"
+            "modality, named by -t MODALITY:FILE or by a modality word in the file name\n"
+            "(out_rgb.tif out_sar.tif). The outputs are synthetic (SYNTHETIC=YES). See\n"
+            "mm_generate(1).\n");
+}
+
+#define MAX_PROFILES 16
+
+static int parse_doubles(const char *what, int n, const char *first, char **argv, int argc,
+                         double *out) {
+    for (int i = 0; i < n; i++) {
+        const char *s = i == 0 ? first : optind < argc ? argv[optind++] : NULL;
+        char *end;
+        double v = s ? strtod(s, &end) : 0;
+        if (!s || !*s || *end || !isfinite(v)) {
+            fprintf(stderr, "%s: %s takes %d numbers, got '%s'\n", TOOL, what, n, s ? s : "");
+            return 1;
+        }
+        out[i] = v;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = getenv("MM_MODEL") ? getenv("MM_MODEL") : MM_DEFAULT_MODEL;
+    const char *format = NULL, *device = NULL, *precision = NULL, *sampler = NULL;
+    const char *like = NULL, *t_srs = NULL;
+    const char *tspec[MMGEO_MAX_IO];
+    int n_tspec = 0, steps = -1, threads = 0, overlap = -1, batch = 4, seamless = 0;
+    float guidance = -1;
+    uint64_t seed = 0;
+    int seed_set = 0, has_te = 0, has_tr = 0, has_ts = 0;
+    double te[4] = {0}, tr[2] = {0}, ts[2] = {0};
+    char **co = NULL;
+    const char *profiles[MAX_PROFILES];
+    int n_profiles = 0;
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+
+    enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
+           O_PRECISION, O_STEPS, O_GUIDANCE, O_SEED, O_SAMPLER, O_OVERLAP, O_BATCH, O_PROFILE,
+           O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS };
+    static const struct option opts[] = {
+        {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
+        {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
+        {"config", required_argument, 0, O_CONFIG}, {"model", required_argument, 0, O_MODEL},
+        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
+        {"precision", required_argument, 0, O_PRECISION},
+        {"steps", required_argument, 0, O_STEPS},  {"guidance", required_argument, 0, O_GUIDANCE},
+        {"seed", required_argument, 0, O_SEED},    {"sampler", required_argument, 0, O_SAMPLER},
+        {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
+        {"profile", required_argument, 0, O_PROFILE},
+        {"te", required_argument, 0, O_TE},        {"tr", required_argument, 0, O_TR},
+        {"ts", required_argument, 0, O_TS},        {"t_srs", required_argument, 0, O_TSRS},
+        {"like", required_argument, 0, O_LIKE},    {"seamless", no_argument, 0, O_SEAMLESS},
+        {0, 0, 0, 0}};
+    int o, bad = 0;
+    opterr = 1;
+    while (!bad && (o = getopt_long_only(argc, argv, "qt:", opts, NULL)) != -1) {
+        switch (o) {
+        case O_HELP: usage(stdout); return 0;
+        case O_VERSION:
+            printf("%s %s (libmm %s, GDAL %s)\n", TOOL, MM_VERSION_STRING, mm_version(),
+                   GDALVersionInfo("RELEASE_NAME"));
+            return 0;
+        case 'q': quiet = 1; break;
+        case O_OF: format = optarg; break;
+        case O_CO: co = CSLAddString(co, optarg); break;
+        case O_CONFIG:
+            if (optind >= argc) {
+                fprintf(stderr, "%s: --config needs KEY VALUE\n", TOOL);
+                bad = 1;
+                break;
+            }
+            CPLSetConfigOption(optarg, argv[optind++]);
+            break;
+        case O_MODEL: model_path = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case O_THREADS: bad = mm_arg_int(TOOL, "--threads", optarg, 0, 4096, &threads); break;
+        case O_PRECISION: precision = optarg; break;
+        case O_STEPS: bad = mm_arg_int(TOOL, "--steps", optarg, 1, 65535, &steps); break;
+        case O_GUIDANCE: bad = mm_arg_float(TOOL, "--guidance", optarg, 0, 100, &guidance); break;
+        case O_SEED: bad = mm_arg_u64(TOOL, "--seed", optarg, &seed), seed_set = 1; break;
+        case O_SAMPLER: sampler = optarg; break;
+        case O_OVERLAP: bad = mm_arg_int(TOOL, "--overlap", optarg, 0, 1 << 20, &overlap); break;
+        case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 1, 4096, &batch); break;
+        case O_SEAMLESS: seamless = 1; break;
+        case O_PROFILE:
+            if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
+                fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
+                        MAX_PROFILES);
+                bad = 1;
+            } else profiles[n_profiles++] = optarg;
+            break;
+        case O_TE: bad = parse_doubles("-te", 4, optarg, argv, argc, te), has_te = 1; break;
+        case O_TR: bad = parse_doubles("-tr", 2, optarg, argv, argc, tr), has_tr = 1; break;
+        case O_TS: bad = parse_doubles("-ts", 2, optarg, argv, argc, ts), has_ts = 1; break;
+        case O_TSRS: t_srs = optarg; break;
+        case O_LIKE: like = optarg; break;
+        case 't':
+            if (n_tspec == MMGEO_MAX_IO) {
+                fprintf(stderr, "%s: at most %d outputs\n", TOOL, MMGEO_MAX_IO);
+                bad = 1;
+            } else tspec[n_tspec++] = optarg;
+            break;
+        default: bad = 1; break;
+        }
+    }
+    if (bad) {
+        CSLDestroy(co);
+        return 2;
+    }
+    /* the grid options */
+    const char *gerr = NULL;
+    if (like && (has_te || has_tr || has_ts || t_srs))
+        gerr = "-like takes the whole grid from its file: no -te, -tr, -ts or -t_srs with it";
+    else if (!like && !has_te)
+        gerr = "no output grid: give -te XMIN YMIN XMAX YMAX with -tr XRES YRES or -ts WIDTH "
+               "HEIGHT (and -t_srs SRS), or -like FILE";
+    else if (!like && has_tr == has_ts)
+        gerr = "-te needs exactly one of -tr XRES YRES and -ts WIDTH HEIGHT";
+    else if (has_te && !(te[2] > te[0] && te[3] > te[1]))
+        gerr = "-te XMIN YMIN XMAX YMAX needs XMAX > XMIN and YMAX > YMIN";
+    else if (has_tr && !(tr[0] > 0 && tr[1] > 0)) gerr = "-tr XRES YRES must be positive";
+    else if (has_ts && !(ts[0] >= 1 && ts[1] >= 1 && ts[0] == floor(ts[0]) &&
+                         ts[1] == floor(ts[1]) && ts[0] <= INT_MAX && ts[1] <= INT_MAX))
+        gerr = "-ts WIDTH HEIGHT must be positive integers";
+    if (gerr) {
+        fprintf(stderr, "%s: %s\n", TOOL, gerr);
+        usage(stderr);
+        CSLDestroy(co);
+        return 2;
+    }
+    /* outputs: -t MODALITY:FILE, and positional FILEs (modality from the file name) */
+    const char *out_path[MMGEO_MAX_IO] = {0}, *out_mod[MMGEO_MAX_IO] = {0};
+    char modbuf[MMGEO_MAX_IO][64];
+    int n_out = 0;
+    for (int i = 0; i < n_tspec; i++) {
+        const char *c = strchr(tspec[i], ':');
+        size_t k = c ? (size_t)(c - tspec[i]) : 0;
+        if (!c || k == 0 || k >= sizeof modbuf[0] || !c[1]) {
+            fprintf(stderr, "%s: -t takes MODALITY:FILE, got '%s'\n", TOOL, tspec[i]);
+            CSLDestroy(co);
+            return 2;
+        }
+        memcpy(modbuf[i], tspec[i], k);
+        modbuf[i][k] = 0;
+        out_mod[n_out] = modbuf[i];
+        out_path[n_out++] = c + 1;
+    }
+    for (int i = optind; i < argc; i++) {
+        if (n_out == MMGEO_MAX_IO) {
+            fprintf(stderr, "%s: at most %d outputs\n", TOOL, MMGEO_MAX_IO);
+            CSLDestroy(co);
+            return 2;
+        }
+        out_path[n_out++] = argv[i];
+    }
+    if (n_out == 0) {
+        fprintf(stderr, "%s: no output: give -t MODALITY:FILE (one per modality) or FILEs named "
+                        "after their modality\n", TOOL);
+        usage(stderr);
+        CSLDestroy(co);
+        return 2;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    GDALAllRegister();
+    int rc = 1;
+    mm_model *model = NULL;
+    mm_context *ctx = NULL;
+    char **md = NULL;
+    char *wkt = NULL;
+    char err[2048];
+
+    /* the grid */
+    mmgeo_grid *g = &job.grid;
+    if (like) {
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        GDALDatasetH ds = GDALOpenEx(like, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+        CPLPopErrorHandler();
+        if (!ds) {
+            fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", TOOL, like,
+                    *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
+            goto done;
+        }
+        g->width = GDALGetRasterXSize(ds);
+        g->height = GDALGetRasterYSize(ds);
+        if (GDALGetGeoTransform(ds, g->geotransform) != CE_None) {
+            fprintf(stderr, "%s: '%s' has no geotransform (-like copies size, geotransform and "
+                            "CRS)\n", TOOL, like);
+            GDALClose(ds);
+            goto done;
+        }
+        OGRSpatialReferenceH srs = GDALGetSpatialRef(ds);
+        if (srs) OSRExportToWkt(srs, &wkt);
+        GDALClose(ds);
+        g->srs = wkt;
+    } else {
+        double w = has_tr ? (te[2] - te[0]) / tr[0] : ts[0];
+        double h = has_tr ? (te[3] - te[1]) / tr[1] : ts[1];
+        w = floor(w + 0.5), h = floor(h + 0.5); /* as gdalwarp rounds */
+        if (w < 1 || h < 1 || w > INT_MAX || h > INT_MAX) {
+            fprintf(stderr, "%s: -te and -tr give a grid of %.0f x %.0f pixels\n", TOOL, w, h);
+            goto done;
+        }
+        g->width = (int)w, g->height = (int)h;
+        const double xr = has_tr ? tr[0] : (te[2] - te[0]) / w;
+        const double yr = has_tr ? tr[1] : (te[3] - te[1]) / h;
+        const double gt[6] = {te[0], xr, 0, te[3], 0, -yr};
+        memcpy(g->geotransform, gt, sizeof gt);
+        if (t_srs) {
+            OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+            CPLPushErrorHandler(CPLQuietErrorHandler);
+            const int ok = OSRSetFromUserInput(srs, t_srs) == OGRERR_NONE;
+            CPLPopErrorHandler();
+            if (ok) OSRExportToWkt(srs, &wkt);
+            OSRDestroySpatialReference(srs);
+            if (!ok) {
+                fprintf(stderr, "%s: -t_srs '%s' is not a coordinate reference system GDAL "
+                                "reads\n", TOOL, t_srs);
+                goto done;
+            }
+            g->srs = wkt;
+        }
+    }
+
+    model = mm_tool_open_model(TOOL, model_path);
+    if (!model) goto done;
+    const int nm = mm_model_num_modalities(model);
+    const char *names[32];
+    char have[512] = "";
+    for (int m = 0; m < nm && m < 32; m++) {
+        names[m] = mm_model_modality_name(model, m);
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", m ? ", " : "", names[m]);
+    }
+
+    mmgeo_model_processor mp;
+    memset(&mp, 0, sizeof mp);
+    mmgeo_processor proc;
+    memset(&proc, 0, sizeof proc);
+    job.n_sources = 0;
+    job.n_targets = n_out;
+    char joint[512] = "";
+    for (int j = 0; j < n_out; j++) {
+        int m;
+        if (out_mod[j]) {
+            m = mm_model_modality_index(model, out_mod[j]);
+            if (m < 0) {
+                fprintf(stderr, "%s: the model '%s' has no modality '%s' (it has %s)\n", TOOL,
+                        mm_model_name(model), out_mod[j], have);
+                goto done;
+            }
+        } else {
+            m = mmgeo_detect_modality(NULL, out_path[j], names, nm);
+            if (m < 0) {
+                fprintf(stderr,
+                        "%s: cannot tell the modality of the output '%s'%s: give it as -t "
+                        "MODALITY:FILE, or put one of %s in its file name\n",
+                        TOOL, out_path[j], m == -2 ? " (its name has several)" : "", have);
+                goto done;
+            }
+        }
+        for (int k = 0; k < j; k++)
+            if (mp.target_mods[k] == m) {
+                fprintf(stderr, "%s: two outputs are '%s'\n", TOOL, names[m]);
+                goto done;
+            }
+        job.targets[j].path = out_path[j];
+        job.targets[j].modality = names[m];
+        mmgeo_profile_default(names[m], GDT_Unknown, &job.targets[j].profile);
+        mp.target_mods[j] = m;
+        proc.dst_channels[j] = mm_model_modality_channels(model, m);
+        snprintf(joint + strlen(joint), sizeof joint - strlen(joint), "%s%s", j ? "," : "",
+                 names[m]);
+    }
+    for (int k = 0; k < n_profiles; k++) {
+        const char *eq = strchr(profiles[k], '=');
+        char mod[64];
+        snprintf(mod, sizeof mod, "%.*s", (int)(eq - profiles[k]), profiles[k]);
+        int used = 0;
+        for (int j = 0; j < n_out; j++)
+            if (!strcmp(job.targets[j].modality, mod)) {
+                if (mmgeo_profile_parse(eq + 1, &job.targets[j].profile, err, sizeof err)) {
+                    fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profiles[k], err);
+                    goto done;
+                }
+                used = 1;
+            }
+        if (!used) {
+            fprintf(stderr, "%s: --profile %s: no output is '%s'\n", TOOL, profiles[k], mod);
+            goto done;
+        }
+    }
+
+    /* the model */
+    mm_context_params cp;
+    mm_context_params_default(&cp);
+    cp.n_threads = threads;
+    if (mm_arg_device(TOOL, device, &cp.device)) goto done;
+    if (precision && mm_arg_precision(TOOL, precision, &cp.precision)) goto done;
+    char *e = NULL;
+    if (mm_context_create(model, &cp, &ctx, &e) != MM_OK) {
+        fprintf(stderr, "%s: %s\n", TOOL, e ? e : "cannot create a context");
+        mm_free(e);
+        goto done;
+    }
+    mm_sample_params_default(model, &mp.params);
+    if (steps > 0) mp.params.steps = steps;
+    if (guidance >= 0) mp.params.guidance = guidance;
+    if (seed_set) mp.params.seed = seed;
+    if (sampler) {
+        int s = mm_sampler_from_name(sampler);
+        if (s < 0) {
+            fprintf(stderr, "%s: unknown sampler '%s' (euler, heun, euler_maruyama)\n", TOOL,
+                    sampler);
+            goto done;
+        }
+        mp.params.sampler = (mm_sampler)s;
+    }
+    mp.params.progress = mm_progress;
+    mp.ctx = ctx;
+    mp.model = model;
+    mp.n_sources = 0;
+    mp.n_targets = n_out;
+    proc.n_sources = 0;
+    proc.n_targets = n_out;
+    proc.window = mm_model_image_size(model);
+    proc.fn = mmgeo_process_model;
+    proc.user = &mp;
+
+    /* provenance */
+    char hex[65], buf[256];
+    if (mmgeo_sha256_file(model_path, hex, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+        goto done;
+    }
+    const char *mbase = strrchr(model_path, '/');
+    md = CSLSetNameValue(md, "SYNTHETIC", "YES");
+    md = CSLSetNameValue(md, "MM_TOOL", TOOL_NAME " " MM_VERSION_STRING);
+    md = CSLSetNameValue(md, "MM_MODEL", mbase ? mbase + 1 : model_path);
+    md = CSLSetNameValue(md, "MM_MODEL_NAME", mm_model_name(model));
+    md = CSLSetNameValue(md, "MM_MODEL_SHA256", hex);
+    md = CSLSetNameValue(md, "MM_SOURCE", "none (joint generation)");
+    md = CSLSetNameValue(md, "MM_JOINT", joint);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)mp.params.seed);
+    md = CSLSetNameValue(md, "MM_SEED", buf);
+    snprintf(buf, sizeof buf, "%d", mp.params.steps);
+    md = CSLSetNameValue(md, "MM_STEPS", buf);
+    snprintf(buf, sizeof buf, "%g", (double)mp.params.guidance);
+    md = CSLSetNameValue(md, "MM_GUIDANCE", buf);
+    md = CSLSetNameValue(md, "MM_SAMPLER", mm_sampler_name(mp.params.sampler));
+    snprintf(buf, sizeof buf, "%d", proc.window);
+    md = CSLSetNameValue(md, "MM_WINDOW", buf);
+    {
+        const int S = proc.window, f = S / mm_model_latent_size(model);
+        int ov = overlap >= 0 ? overlap : S / 4;
+        if (seamless) ov = ov / f * f;
+        snprintf(buf, sizeof buf, "%d", ov);
+    }
+    md = CSLSetNameValue(md, "MM_OVERLAP", buf);
+    md = CSLSetNameValue(md, "MM_TILING", seamless ? "seamless" : "blend");
+
+    job.overlap = overlap;
+    job.batch = batch;
+    job.format = format;
+    job.create_options = co;
+    job.metadata = md;
+    job.progress = progress;
+    job.warn = warn;
+
+    int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
+                     : mmgeo_run(&job, &proc, err, sizeof err);
+    if (r == MMGEO_INTERRUPTED) {
+        if (!quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: interrupted; nothing was written\n", TOOL);
+        rc = 130;
+    } else if (r) {
+        if (!quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+    } else {
+        rc = 0;
+    }
+done:
+    CSLDestroy(md);
+    CSLDestroy(co);
+    CPLFree(wkt);
+    mm_context_free(ctx);
+    mm_model_close(model);
+    GDALDestroyDriverManager();
+    return rc;
+}
