@@ -190,6 +190,10 @@ def train_dit(args, cfg, model, data):
     params = dit_parameters(model)
     log_tau = torch.nn.Parameter(torch.tensor(math.log(0.07)))
     opt = torch.optim.AdamW(params + [log_tau], lr=args.lr, weight_decay=0.01)
+    if args.init_from and not os.path.exists(ck):
+        tensors, _, _ = safetensors_io.read(args.init_from)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        log(args.work, f"dit: weights from {args.init_from}")
     ema = copy.deepcopy(model).eval()
     step = 0
     if os.path.exists(ck):
@@ -226,11 +230,12 @@ def train_dit(args, cfg, model, data):
         # image of the same scene, precomputed by add_pseudo_pan
         if pan_i in (pa, pb) and rgb_i not in (pa, pb) and rng.random() < 0.3:
             x0[pan_i] = (lat["pan_from_rgb"][idx].float() - shift) * scale
-        # independent timestep per modality: a quarter clean (t = 0), the rest U(0, 1)
+        # independent timestep per modality: a fraction --clean-frac clean (t = 0, a condition),
+        # the rest U(0, 1)
         ts, eps, xt = {}, {}, {}
         for m in (pa, pb):
             t = torch.rand(B, dtype=torch.float64)
-            t[torch.rand(B) < 0.25] = 0.0
+            t[torch.rand(B) < args.clean_frac] = 0.0
             ts[m] = t
         # modality drop (p = 0.1): one partition becomes pure noise at t = 1
         drop = torch.rand(B) < 0.1
@@ -327,6 +332,11 @@ def main():
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--lam", type=float, default=0.05)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--clean-frac", type=float, default=0.25,
+                    help="fraction of partitions given clean (t = 0): the translation case")
+    ap.add_argument("--init-from", default=None,
+                    help="start the DiT phase from an exported model file (weights only: a fresh "
+                         "optimizer), when no checkpoint exists in --work")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -341,10 +351,16 @@ def main():
         for k in ("weight", "bias"):
             getattr(model.encoder.conv_out, k).mul_(cfg["vae"]["scaling_factor"] / E.LATENT_GAIN)
     log(args.work, f"config {args.config}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    if args.phase in ("vae", "all"):
+    if args.phase in ("vae", "all") and not args.init_from:
         train_vae(args, cfg, lib, model)
     if args.phase == "vae":
         return
+    if args.init_from and not os.path.exists(os.path.join(args.work, "vae.pt")):
+        # continuing from an exported model in a fresh --work: its VAE is the trained one
+        tensors, _, _ = safetensors_io.read(args.init_from)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        save(os.path.join(args.work, "vae.pt"), {"model": model.state_dict(), "step": args.vae_steps})
+        log(args.work, f"vae: taken from {args.init_from}")
     if not os.path.exists(os.path.join(args.work, "vae.pt")):
         sys.exit("train.py: no trained VAE in --work (run --phase vae first)")
     model.load_state_dict(torch.load(os.path.join(args.work, "vae.pt"))["model"])
