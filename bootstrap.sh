@@ -1,6 +1,7 @@
 #!/bin/sh
 # Sets up a fresh Debian 12 machine (as root) for MetaEarth-MM, builds it, and runs one job:
-#   ./bootstrap.sh demo   build, then translate a synthetic SAR tile with the bundled test model
+#   ./bootstrap.sh demo   build, then translate the bundled 1024 x 1024 SAR sample scene to RGB
+#                         with the default model, and write a quicklook PNG beside the output
 #   ./bootstrap.sh test   build with -Werror, run the tests; then again under ASan + UBSan
 #   ./bootstrap.sh build  only install and build
 # Every Debian package the build and the tests need is named here; nothing else is assumed.
@@ -40,7 +41,14 @@ build)
 demo)
     build build -DMM_WERROR=ON
     mkdir -p out
-    build/mm_demo --out out
+    start=$(date +%s)
+    build/mm_translate --steps 8 samples/demo_sar.tif out/demo_rgb.tif
+    gdal_translate -q -of PNG -ot Byte -scale out/demo_rgb.tif out/demo_rgb.png
+    rm -f out/demo_rgb.png.aux.xml
+    echo "demo: translated samples/demo_sar.tif (simulated SAR, 1024 x 1024, UTM 33N) to RGB" \
+         "with models/default.safetensors in $(($(date +%s) - start)) s"
+    echo "  output:    out/demo_rgb.tif (same grid and CRS as the input)"
+    echo "  quicklook: out/demo_rgb.png"
     ;;
 test)
     build build -DMM_WERROR=ON
