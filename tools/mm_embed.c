@@ -241,16 +241,10 @@ int main(int argc, char **argv) {
     proc.src_channels[0] = mm_model_modality_channels(model, m);
     proc.dst_channels[0] = Hd;
 
-    char hex[65];
-    if (mmgeo_sha256_file(model_path, hex, err, sizeof err)) {
+    if (mmgeo_model_provenance(&md, TOOL_NAME, model_path, model, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
         goto done;
     }
-    const char *mbase = strrchr(model_path, '/');
-    md = CSLSetNameValue(md, "MM_TOOL", TOOL_NAME " " MM_VERSION_STRING);
-    md = CSLSetNameValue(md, "MM_MODEL", mbase ? mbase + 1 : model_path);
-    md = CSLSetNameValue(md, "MM_MODEL_NAME", mm_model_name(model));
-    md = CSLSetNameValue(md, "MM_MODEL_SHA256", hex);
     char *abs = realpath(src_path, NULL);
     snprintf(buf, sizeof buf, "%s:%s", names[m], abs ? abs : src_path);
     free(abs);

@@ -397,17 +397,12 @@ int main(int argc, char **argv) {
     proc.user = &mp;
 
     /* provenance */
-    char hex[65], buf[256];
-    if (mmgeo_sha256_file(model_path, hex, err, sizeof err)) {
+    char buf[256];
+    if (mmgeo_model_provenance(&md, TOOL_NAME, model_path, model, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
         goto done;
     }
-    const char *mbase = strrchr(model_path, '/');
     md = CSLSetNameValue(md, "SYNTHETIC", "YES");
-    md = CSLSetNameValue(md, "MM_TOOL", TOOL_NAME " " MM_VERSION_STRING);
-    md = CSLSetNameValue(md, "MM_MODEL", mbase ? mbase + 1 : model_path);
-    md = CSLSetNameValue(md, "MM_MODEL_NAME", mm_model_name(model));
-    md = CSLSetNameValue(md, "MM_MODEL_SHA256", hex);
     md = CSLSetNameValue(md, "MM_SOURCE", "none (joint generation)");
     md = CSLSetNameValue(md, "MM_JOINT", joint);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)mp.params.seed);

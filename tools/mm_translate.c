@@ -422,17 +422,12 @@ int main(int argc, char **argv) {
     }
 
     /* provenance */
-    char hex[65], buf[4096];
-    if (mmgeo_sha256_file(model_path, hex, err, sizeof err)) {
+    char buf[4096];
+    if (mmgeo_model_provenance(&md, TOOL_NAME, model_path, model, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
         goto done;
     }
-    const char *mbase = strrchr(model_path, '/');
     md = CSLSetNameValue(md, "SYNTHETIC", "YES");
-    md = CSLSetNameValue(md, "MM_TOOL", TOOL_NAME " " MM_VERSION_STRING);
-    md = CSLSetNameValue(md, "MM_MODEL", mbase ? mbase + 1 : model_path);
-    md = CSLSetNameValue(md, "MM_MODEL_NAME", mm_model_name(model));
-    md = CSLSetNameValue(md, "MM_MODEL_SHA256", hex);
     buf[0] = 0;
     for (int i = 0; i < n_src; i++) {
         char *abs = realpath(src_path[i], NULL);

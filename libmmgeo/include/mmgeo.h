@@ -229,6 +229,11 @@ int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
 
 /* ---- utilities ---------------------------------------------------------------------------- */
 
+/* Adds the model's provenance to a GDAL metadata list: MM_TOOL ("<tool> <version>"), MM_MODEL
+ * (file name), MM_MODEL_NAME, MM_MODEL_SHA256 (of the whole file). 0 or MMGEO_ERROR (err). */
+int mmgeo_model_provenance(char ***md, const char *tool, const char *model_path,
+                           const mm_model *model, char *err, size_t errlen);
+
 /* SHA-256 of a file as 64 lower-case hex digits (hex has 65 bytes). */
 int mmgeo_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
 void mmgeo_sha256(const void *data, size_t n, uint8_t out[32]);
