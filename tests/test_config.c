@@ -518,6 +518,25 @@ static const bad_case BAD[] = {
     {"\"in_channels\": 3,",
      "\"in_channels\": 3, \"up_block_types\": [\"UpDecoderBlock2D\", \"AttnUpDecoderBlock2D\"],",
      "vae.up_block_types[1]", "UpDecoderBlock2D"},
+    /* geo */
+#define GEO_CASE(text) "\"sampling\": {", "\"geo\": " text ", \"sampling\": {"
+    {GEO_CASE("[1.5, 4]"), "geo", "object"},
+    {GEO_CASE("{\"gsd\": [1, 2]}"), "geo.gsd", "unknown key"},
+    {GEO_CASE("{\"gsd_range_m\": 2}"), "geo.gsd_range_m", "array"},
+    {GEO_CASE("{\"gsd_range_m\": [2]}"), "geo.gsd_range_m", "2"},
+    {GEO_CASE("{\"gsd_range_m\": [1, 2, 3]}"), "geo.gsd_range_m", "2"},
+    {GEO_CASE("{\"gsd_range_m\": [\"1\", 2]}"), "geo.gsd_range_m[0]", "number"},
+    {GEO_CASE("{\"gsd_range_m\": [0, 2]}"), "geo.gsd_range_m[0]", "positive"},
+    {GEO_CASE("{\"gsd_range_m\": [1, -2]}"), "geo.gsd_range_m[1]", "positive"},
+    {GEO_CASE("{\"gsd_range_m\": [4, 1.5]}"), "geo.gsd_range_m", "lo < hi"},
+    {GEO_CASE("{\"gsd_range_m\": [2, 2]}"), "geo.gsd_range_m", "lo < hi"},
+    {GEO_CASE("{\"profiles\": [\"byte\"]}"), "geo.profiles", "object"},
+    {GEO_CASE("{\"profiles\": {\"sar\": 5}}"), "geo.profiles.sar", "string"},
+    {GEO_CASE("{\"profiles\": {\"sar\": \"\"}}"), "geo.profiles.sar", "1 to 64"},
+    {GEO_CASE("{\"profiles\": {\"dem\": \"byte\"}}"), "geo.profiles.dem", "modalities"},
+    {GEO_CASE("{\"profiles\": {\"osm\": \"byte\", \"osm\": \"byte\"}}"), "geo.profiles.osm",
+     "duplicate"},
+#undef GEO_CASE
     /* format */
     {"\"format\": \"metaearth-mm\"", "\"format\": \"metaearth\"", "format", "metaearth-mm"},
     {"\"format_version\": 1", "\"format_version\": 2", "format_version (2)", NULL},
@@ -529,6 +548,28 @@ static const bad_case BAD[] = {
     {NULL, "[1, 2, 3]", "config", "object"},
     {NULL, "\"metaearth-mm\"", "config", "object"},
 };
+
+static void test_geo_section(void **state)
+{
+    (void)state;
+    /* a full geo section, a partial one, an empty one: all accepted, nothing else changes */
+    static const char *const ok[] = {
+        "\"geo\": {\"gsd_range_m\": [1.5, 4.0], \"profiles\": {\"sar\": \"intensity:-25:5\", "
+        "\"rgb\": \"reflectance:0:10000\", \"nir\": \"reflectance:0:10000\", "
+        "\"pan\": \"reflectance:0:10000\", \"osm\": \"byte\"}}, \"sampling\": {",
+        "\"geo\": {\"gsd_range_m\": [0.3, 0.5]}, \"sampling\": {",
+        "\"geo\": {\"profiles\": {\"sar\": \"db:-30:10\"}}, \"sampling\": {",
+        "\"geo\": {}, \"sampling\": {"};
+    mm_config plain;
+    parse_ok(TINY, &plain);
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        char *json = tiny_with("\"sampling\": {", ok[i]);
+        mm_config cfg;
+        parse_ok(json, &cfg);
+        free(json);
+        assert_memory_equal(&cfg, &plain, sizeof cfg);
+    }
+}
 
 static void test_rejects_bad_configs(void **state)
 {
@@ -761,6 +802,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_routing_shared_branches),
         cmocka_unit_test(test_diffusers_vae_pasted),
         cmocka_unit_test(test_failure_leaves_cfg_and_handles_small_err),
+        cmocka_unit_test(test_geo_section),
         cmocka_unit_test(test_rejects_bad_configs),
         cmocka_unit_test(test_tiny_tensors),
         cmocka_unit_test(test_visitor_stops),

@@ -140,6 +140,11 @@ int main(int argc, char **argv) {
 
     model = mm_tool_open_model(TOOL, model_path);
     if (!model) goto done;
+    mmgeo_model_geo geo; /* the model's GSD range and I/O profiles (its config's "geo") */
+    if (mmgeo_model_geo_get(model, &geo, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+        goto done;
+    }
     const int nm = mm_model_num_modalities(model);
     const char *names[32];
     char have[512] = "";
@@ -184,7 +189,7 @@ int main(int argc, char **argv) {
     s->modality = names[m];
     s->n_bands = n_bands;
     memcpy(s->bands, bands, sizeof bands);
-    mmgeo_profile_default(names[m], dt, &s->profile);
+    mmgeo_model_geo_source_profile(&geo, m, names[m], dt, &s->profile);
     if (profile) {
         const char *eq = strchr(profile, '=');
         if (strncmp(profile, names[m], (size_t)(eq - profile)) || strlen(names[m]) != (size_t)(eq - profile)) {

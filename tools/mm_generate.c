@@ -294,6 +294,11 @@ int main(int argc, char **argv) {
 
     model = mm_tool_open_model(TOOL, model_path);
     if (!model) goto done;
+    mmgeo_model_geo geo; /* the model's GSD range and I/O profiles (its config's "geo") */
+    if (mmgeo_model_geo_get(model, &geo, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+        goto done;
+    }
     const int nm = mm_model_num_modalities(model);
     const char *names[32];
     char have[512] = "";
@@ -335,7 +340,7 @@ int main(int argc, char **argv) {
             }
         job.targets[j].path = out_path[j];
         job.targets[j].modality = names[m];
-        mmgeo_profile_default(names[m], GDT_Unknown, &job.targets[j].profile);
+        mmgeo_model_geo_target_profile(&geo, m, names[m], &job.targets[j].profile);
         mp.target_mods[j] = m;
         proc.dst_channels[j] = mm_model_modality_channels(model, m);
         snprintf(joint + strlen(joint), sizeof joint - strlen(joint), "%s%s", j ? "," : "",

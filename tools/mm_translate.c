@@ -239,6 +239,11 @@ int main(int argc, char **argv) {
 
     model = mm_tool_open_model(TOOL, model_path);
     if (!model) goto done;
+    mmgeo_model_geo geo; /* the model's GSD range and I/O profiles (its config's "geo") */
+    if (mmgeo_model_geo_get(model, &geo, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+        goto done;
+    }
     const int nm = mm_model_num_modalities(model);
     const char *names[32];
     char have[512] = "";
@@ -294,7 +299,7 @@ int main(int argc, char **argv) {
                               ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
                               : GDT_Byte;
         GDALClose(ds);
-        mmgeo_profile_default(names[m], dt, &s->profile);
+        mmgeo_model_geo_source_profile(&geo, m, names[m], dt, &s->profile);
         mp.source_mods[i] = m;
         proc.src_channels[i] = mm_model_modality_channels(model, m);
         for (int k = 0; k < i; k++)
@@ -330,7 +335,7 @@ int main(int argc, char **argv) {
     job.n_targets = 1;
     job.targets[0].path = dst_path;
     job.targets[0].modality = names[tm];
-    mmgeo_profile_default(names[tm], GDT_Unknown, &job.targets[0].profile);
+    mmgeo_model_geo_target_profile(&geo, tm, names[tm], &job.targets[0].profile);
     mp.target_mods[0] = tm;
     proc.dst_channels[0] = mm_model_modality_channels(model, tm);
 

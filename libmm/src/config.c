@@ -370,11 +370,64 @@ static int valid_modality_name(const char *s)
     return 1;
 }
 
+/* "geo": the ground sample distance range the model was trained on and its modality I/O profiles
+ * (strings in the syntax of libmmgeo's mmgeo_profile_parse, which checks them; here only their
+ * shape). Nothing of it is stored in mm_config: libmmgeo reads it from the config JSON. */
+static int parse_geo(errbuf *e, const cJSON *g, const mm_config *cfg)
+{
+    static const char *const keys[] = {"gsd_range_m", "profiles", NULL};
+    if (!g) return 0;
+    if (!cJSON_IsObject(g)) return fail(e, "geo must be an object, not %s", type_name(g));
+    if (check_keys(e, g, "geo", keys, NULL)) return -1;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(g, "gsd_range_m");
+    if (r) {
+        if (!cJSON_IsArray(r))
+            return fail(e, "geo.gsd_range_m must be an array, not %s", type_name(r));
+        if (cJSON_GetArraySize(r) != 2)
+            return fail(e, "geo.gsd_range_m has %d entries; it must have 2 ([lo, hi] in metres)",
+                        cJSON_GetArraySize(r));
+        double v[2];
+        int i = 0;
+        for (const cJSON *c = r->child; c; c = c->next, i++) {
+            if (!cJSON_IsNumber(c))
+                return fail(e, "geo.gsd_range_m[%d] must be a number, not %s", i, type_name(c));
+            v[i] = c->valuedouble;
+            if (!isfinite(v[i]) || !(v[i] > 0.0))
+                return fail(e, "geo.gsd_range_m[%d] (%g) must be a positive number of metres", i,
+                            v[i]);
+        }
+        if (!(v[0] < v[1]))
+            return fail(e, "geo.gsd_range_m ([%g, %g]) must have lo < hi", v[0], v[1]);
+    }
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(g, "profiles");
+    if (p) {
+        if (!cJSON_IsObject(p))
+            return fail(e, "geo.profiles must be an object, not %s", type_name(p));
+        for (const cJSON *c = p->child; c; c = c->next) {
+            const char *k = c->string ? c->string : "";
+            for (const cJSON *d = p->child; d != c; d = d->next)
+                if (d->string && strcmp(d->string, k) == 0)
+                    return fail(e, "geo.profiles.%.40s: duplicate key", k);
+            int found = 0;
+            for (int m = 0; m < cfg->n_modalities; m++)
+                if (strcmp(cfg->modalities[m], k) == 0) found = 1;
+            if (!found)
+                return fail(e, "geo.profiles.%.40s: not one of the model's modalities", k);
+            if (!cJSON_IsString(c))
+                return fail(e, "geo.profiles.%s must be a string, not %s", k, type_name(c));
+            size_t n = strlen(c->valuestring);
+            if (n == 0 || n > 64)
+                return fail(e, "geo.profiles.%s must have 1 to 64 characters", k);
+        }
+    }
+    return 0;
+}
+
 static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
 {
     static const char *const keys[] = {"format", "format_version", "name", "image_size",
                                        "modalities", "modality_channels", "vae", "dit",
-                                       "sampling", NULL};
+                                       "sampling", "geo", NULL};
     int rc = 0;
     if (!cJSON_IsObject(root))
         return fail(e, "config must be a JSON object, not %s", type_name(root));
@@ -445,6 +498,7 @@ static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
 
     if (parse_sampling(e, cJSON_GetObjectItemCaseSensitive(root, "sampling"), &cfg->sampling))
         return -1;
+    if (parse_geo(e, cJSON_GetObjectItemCaseSensitive(root, "geo"), cfg)) return -1;
 
     /* derived sizes */
     cfg->vae_factor = 1 << (cfg->vae.n_blocks - 1);

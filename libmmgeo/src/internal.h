@@ -50,4 +50,20 @@ int mmgeo_open_source(const mmgeo_source *s, int channels, mmgeo_src *src, char 
  * valid (S x S); pixels outside the raster replicate the edge. raw: 2 S^2 doubles, mraw: S^2. */
 int mmgeo_read_window(mmgeo_src *src, int W, int H, int S, int ox, int oy, float *tile,
                       uint8_t *valid, double *raw, uint8_t *mraw, char *err, size_t errlen);
+/* ---- blending (blend.c): shared by mmgeo_run and the region renderer ---------------------- */
+/* Whether v is a value of data type t. */
+int mmgeo_type_representable(GDALDataType t, double v);
+/* Adds one window's results, weighted by the separable raised-cosine weights w1 (So values), into
+ * accumulators: the window's origin is (wx0, wy0) on a grid of gw x gh cells; the accumulators
+ * cover the rectangle (ax0, ay0, aw, ah) of that grid, row-major, planes of `plane` values:
+ * wsum (one plane) and acc[j] (channels[j] planes) for each of the nt targets, whose window
+ * results res[j] are channels[j] x So x So. Pixels outside the rectangle or the grid are left
+ * alone. Each pixel sums its windows in the order of the calls, in float. */
+void mmgeo_blend_add(const float *w1, int So, int wx0, int wy0, int gw, int gh, int ax0, int ay0,
+                     int aw, int ah, size_t plane, int nt, const int *channels,
+                     const float *const *res, float *wsum, float *const *acc);
+/* The output value of one blended pixel (acc / wsum through the profile's map); an invalid pixel
+ * is the nodata value (nodata_mode) or 0; a valid one that would equal nodata is nudged off it. */
+double mmgeo_blend_pixel(const mmgeo_output_map *map, float acc, float wsum, int valid,
+                         int nodata_mode, double nodata, GDALDataType type);
 #endif

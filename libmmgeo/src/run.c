@@ -179,18 +179,7 @@ int mmgeo_read_window(mmgeo_src *src, int W, int H, int S, int ox, int oy, float
     return 0;
 }
 
-static int representable(GDALDataType t, double v) {
-    if (GDALDataTypeIsFloating(t)) return 1;
-    if (v != floor(v)) return 0;
-    switch (t) {
-    case GDT_Byte: return v >= 0 && v <= 255;
-    case GDT_UInt16: return v >= 0 && v <= 65535;
-    case GDT_Int16: return v >= -32768 && v <= 32767;
-    case GDT_UInt32: return v >= 0 && v <= 4294967295.0;
-    case GDT_Int32: return v >= -2147483648.0 && v <= 2147483647.0;
-    default: return 0;
-    }
-}
+#define representable mmgeo_type_representable
 
 static GDALDriverH pick_driver(const char *format, const char *path, char *err, size_t errlen) {
     if (format) {
@@ -589,23 +578,16 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                     free(mline);
                     goto out;
                 }
-                for (int t = 0; t < n; t++) {
-                    const int wx0 = oxo[slot_kx[t]];
-                    int pa = x0 - wx0 > 0 ? x0 - wx0 : 0, pb = x1 - wx0 < So ? x1 - wx0 : So;
-                    if (Wg - wx0 < pb) pb = Wg - wx0;
-                    for (int py = 0; py < So && base + py < Hg; py++) {
-                        const float wy = wx[py];
-                        float *ws = wsum + (size_t)py * Wout + (wx0 - x0);
-                        for (int px = pa; px < pb; px++) ws[px] += wy * wx[px];
-                        for (int j = 0; j < nt; j++)
-                            for (int c = 0; c < tgt[j].channels; c++) {
-                                const float *d = dstt[j] +
-                                                 ((size_t)t * tgt[j].channels + c) * oplane +
-                                                 (size_t)py * So;
-                                float *a = tgt[j].acc + ((size_t)c * So + py) * Wout + (wx0 - x0);
-                                for (int px = pa; px < pb; px++) a[px] += wy * wx[px] * d[px];
-                            }
+                for (int t = 0; t < n; t++) { /* blend.c: shared with the region renderer */
+                    const float *res[MMGEO_MAX_IO];
+                    float *acc[MMGEO_MAX_IO];
+                    int ch[MMGEO_MAX_IO];
+                    for (int j = 0; j < nt; j++) {
+                        ch[j] = tgt[j].channels, acc[j] = tgt[j].acc;
+                        res[j] = dstt[j] + (size_t)t * tgt[j].channels * oplane;
                     }
+                    mmgeo_blend_add(wx, So, oxo[slot_kx[t]], base, Wg, Hg, x0, base, Wout, So,
+                                    strip, nt, ch, res, wsum, acc);
                 }
                 done += n;
             }
@@ -626,19 +608,9 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                 for (int c = 0; c < o->channels; c++)
                     for (size_t k = 0; k < nrow; k++) {
                         const size_t r = (size_t)(ra - base) * Wout + k;
-                        double v;
-                        if (valid[r]) {
-                            v = mmgeo_output_apply(&map, o->acc[(size_t)c * strip + r] / wsum[r]);
-                            if (o->mode == OUT_NODATA && v == o->nodata) {
-                                /* a valid pixel must not read as nodata */
-                                if (GDALDataTypeIsFloating(o->type))
-                                    v = nextafter(v, v > 0 ? 0 : 1);
-                                else v = representable(o->type, v + 1) ? v + 1 : v - 1;
-                            }
-                        } else {
-                            v = o->mode == OUT_NODATA ? o->nodata : 0;
-                        }
-                        line[(size_t)c * nrow + k] = v;
+                        line[(size_t)c * nrow + k] = mmgeo_blend_pixel(
+                            &map, o->acc[(size_t)c * strip + r], wsum[r], valid[r],
+                            o->mode == OUT_NODATA, o->nodata, o->type);
                     }
                 if (GDALDatasetRasterIO(o->ds, GF_Write, 0, ra - y0, Wout, rb - ra, line, Wout,
                                         rb - ra, GDT_Float64, o->channels, NULL, 0, 0, 0) !=

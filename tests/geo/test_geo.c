@@ -398,6 +398,82 @@ static void test_model_extent_independence(void **state) {
     mm_model_close(model);
 }
 
+/* ---- the model's "geo" section ----------------------------------------------------------- */
+
+/* The tiny model's config with `geo` (a JSON object text) added; a random-weight model of it. */
+static mm_model *tiny_with_geo(const char *geo) {
+    mm_model *base = NULL, *m = NULL;
+    char *e = NULL;
+    assert_int_equal(mm_model_open(MM_GOLDEN_DIR "/tiny_model.safetensors", &base, &e), MM_OK);
+    const char *cj = mm_model_config_json(base);
+    const char *close = strrchr(cj, '}');
+    assert_non_null(close);
+    char *json = malloc(strlen(cj) + strlen(geo) + 16);
+    sprintf(json, "%.*s, \"geo\": %s}", (int)(close - cj), cj, geo);
+    mm_model_close(base);
+    mm_status st = mm_model_create_random(json, 1, &m, &e);
+    if (st != MM_OK) fail_msg("%s: %s", json, e ? e : "?");
+    free(json);
+    return m;
+}
+
+static void test_model_geo(void **state) {
+    (void)state;
+    char err[512];
+    mmgeo_model_geo g;
+    /* no geo section: nothing stated, the defaults */
+    mm_model *plain = NULL;
+    char *e = NULL;
+    assert_int_equal(mm_model_open(MM_GOLDEN_DIR "/tiny_model.safetensors", &plain, &e), MM_OK);
+    assert_int_equal(mmgeo_model_geo_get(plain, &g, err, sizeof err), 0);
+    assert_true(g.gsd_lo_m == 0 && g.gsd_hi_m == 0);
+    const int sar = mm_model_modality_index(plain, "sar"), rgb = mm_model_modality_index(plain, "rgb");
+    assert_true(sar >= 0 && rgb >= 0);
+    assert_false(g.has_profile[sar]);
+    mmgeo_profile p, d;
+    mmgeo_model_geo_source_profile(&g, sar, "sar", GDT_Float32, &p);
+    mmgeo_profile_default("sar", GDT_Float32, &d);
+    assert_memory_equal(&p, &d, sizeof p);
+    mm_model_close(plain);
+
+    mm_model *m = tiny_with_geo("{\"gsd_range_m\": [1.5, 4], \"profiles\": {\"sar\": "
+                                "\"intensity:-30:10\", \"rgb\": \"reflectance:0:4000\"}}");
+    assert_int_equal(mmgeo_model_geo_get(m, &g, err, sizeof err), 0);
+    assert_true(g.gsd_lo_m == 1.5 && g.gsd_hi_m == 4);
+    assert_true(g.has_profile[sar] && g.has_profile[rgb]);
+    assert_false(g.has_profile[mm_model_modality_index(m, "osm")]);
+    /* calibrated SAR intensity: the model's dB range */
+    mmgeo_model_geo_source_profile(&g, sar, "sar", GDT_Float32, &p);
+    assert_int_equal(p.kind, MMGEO_IO_SAR);
+    assert_int_equal(p.sar_input, MMGEO_SAR_INTENSITY);
+    assert_true(p.lo == -30 && p.hi == 10);
+    /* uncalibrated amplitude (UInt16): another input kind, the data type's default stays */
+    mmgeo_model_geo_source_profile(&g, sar, "sar", GDT_UInt16, &p);
+    mmgeo_profile_default("sar", GDT_UInt16, &d);
+    assert_memory_equal(&p, &d, sizeof p);
+    /* UInt16 reflectance: the model's scaling; Byte and Float32 RGB: the defaults */
+    mmgeo_model_geo_source_profile(&g, rgb, "rgb", GDT_UInt16, &p);
+    assert_int_equal(p.kind, MMGEO_IO_REFLECTANCE);
+    assert_true(p.lo == 0 && p.hi == 4000);
+    mmgeo_model_geo_source_profile(&g, rgb, "rgb", GDT_Byte, &p);
+    assert_int_equal(p.kind, MMGEO_IO_BYTE);
+    mmgeo_model_geo_source_profile(&g, rgb, "rgb", GDT_Float32, &p);
+    assert_true(p.kind == MMGEO_IO_REFLECTANCE && p.hi == 1);
+    /* targets: SAR in dB over the model's range; RGB stays Byte */
+    mmgeo_model_geo_target_profile(&g, sar, "sar", &p);
+    assert_true(p.kind == MMGEO_IO_SAR && p.sar_input == MMGEO_SAR_DB && p.lo == -30 && p.hi == 10);
+    mmgeo_model_geo_target_profile(&g, rgb, "rgb", &p);
+    assert_int_equal(mmgeo_profile_out_type(&p, "rgb"), GDT_Byte);
+    mm_model_close(m);
+
+    /* a profile string libmm accepts (a string) but the profile syntax does not */
+    m = tiny_with_geo("{\"profiles\": {\"sar\": \"decibels\"}}");
+    assert_int_not_equal(mmgeo_model_geo_get(m, &g, err, sizeof err), 0);
+    assert_non_null(strstr(err, "geo.profiles.sar"));
+    assert_non_null(strstr(err, "decibels"));
+    mm_model_close(m);
+}
+
 /* ---- generation from nothing on a grid (no source): two modalities jointly ---------------- */
 
 static void test_model_generation(void **state) {
@@ -517,6 +593,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_sha256),     cmocka_unit_test(test_detect),
         cmocka_unit_test(test_runs),       cmocka_unit_test(test_model_extent_independence),
         cmocka_unit_test(test_model_generation), cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_model_geo),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     DIR *d = opendir(g_dir);

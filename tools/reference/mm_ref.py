@@ -61,6 +61,16 @@ def validate_config(cfg):
     req(all(c % vae["norm_num_groups"] == 0 for c in boc), "block_out_channels % norm_num_groups")
     req(float(dit["mlp_ratio"] * H).is_integer(), "mlp_ratio * hidden_size integer")
     req(dit["freq_dim"] % 2 == 0, "freq_dim even")
+    geo = cfg.get("geo")  # GSD range and I/O profiles: passed through to the exported config
+    if geo is not None:
+        req(isinstance(geo, dict) and set(geo) <= {"gsd_range_m", "profiles"},
+            "geo is an object of gsd_range_m and profiles")
+        r = geo.get("gsd_range_m", [1, 2])
+        req(isinstance(r, list) and len(r) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in r)
+            and r[0] < r[1], "geo.gsd_range_m is [lo, hi] with 0 < lo < hi")
+        prof = geo.get("profiles", {})
+        req(isinstance(prof, dict) and all(k in mods and isinstance(v, str) and v for k, v in prof.items()),
+            "geo.profiles maps modality names to profile strings")
     return cfg
 
 
