@@ -72,6 +72,34 @@ double mmgeo_profile_output(const mmgeo_profile *p, GDALDataType t, float v);
 /* The output data type of a target profile. */
 GDALDataType mmgeo_profile_out_type(const mmgeo_profile *p, const char *modality);
 
+/* ---- the model's geospatial facts (the "geo" section of its config) ---------------------- */
+
+#define MMGEO_MAX_MODALITIES 16
+
+typedef struct {
+    double gsd_lo_m, gsd_hi_m; /* the ground sample distance range it was trained on, metres per
+                                  pixel; 0, 0: not stated */
+    int n_modalities;          /* the model's (at most MMGEO_MAX_MODALITIES) */
+    int has_profile[MMGEO_MAX_MODALITIES]; /* by model modality index */
+    mmgeo_profile profiles[MMGEO_MAX_MODALITIES];
+} mmgeo_model_geo;
+
+/* Reads the "geo" section of the model's config (mm_model_config_json); a model without one gives
+ * gsd 0, 0 and no profiles. 0, or MMGEO_ERROR with a message in err (a profile string that
+ * mmgeo_profile_parse rejects). */
+int mmgeo_model_geo_get(const mm_model *model, mmgeo_model_geo *out, char *err, size_t errlen);
+/* The profile of a source of modality index m (name modality) and data type dt when the command
+ * line names none: the data type's default (mmgeo_profile_default), replaced by the model's
+ * profile when that one reads such data: a percentile profile always; otherwise when it is of the
+ * same kind as the default (for SAR the same input: amplitude, intensity, complex or dB), a
+ * reflectance profile only for integer data (float reflectance is 0..1). g may be NULL. */
+void mmgeo_model_geo_source_profile(const mmgeo_model_geo *g, int m, const char *modality,
+                                    GDALDataType dt, mmgeo_profile *p);
+/* The profile of a target when the command line names none: the default (Float32 dB for SAR,
+ * Byte otherwise), for SAR with the dB range of the model's SAR profile. g may be NULL. */
+void mmgeo_model_geo_target_profile(const mmgeo_model_geo *g, int m, const char *modality,
+                                    mmgeo_profile *p);
+
 /* ---- modality detection ------------------------------------------------------------------ */
 
 /* The modality of a raster when no -s/-t flag names it: the MM_MODALITY metadata item of the
