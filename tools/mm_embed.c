@@ -44,7 +44,8 @@ static void usage(FILE *f) {
             "Usage: mm_embed [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
             "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
             "         [--precision bf16|fp32] [--overlap PX] [--batch N] [-s MODALITY]\n"
-            "         [-b BAND]... [--profile MODALITY=SPEC] SRC DST\n"
+            "         [-b BAND]... [--profile MODALITY=SPEC]\n"
+            "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] SRC DST\n"
             "Writes the scene tokens of SRC as a Float32 raster at token resolution (one band per\n"
             "hidden feature, one cell per token). The modality comes from -s, else the\n"
             "MM_MODALITY metadata item, else a modality word in the file name. See mm_embed(1).\n");
@@ -59,8 +60,10 @@ int main(int argc, char **argv) {
     mmgeo_job job;
     mmgeo_job_init(&job);
     int bands[MMGEO_MAX_BANDS], n_bands = 0;
+    double projwin[4];
+    int has_projwin = 0;
     enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
-           O_PRECISION, O_OVERLAP, O_BATCH, O_PROFILE };
+           O_PRECISION, O_OVERLAP, O_BATCH, O_PROFILE, O_SRCWIN, O_PROJWIN };
     static const struct option opts[] = {
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
@@ -68,7 +71,9 @@ int main(int argc, char **argv) {
         {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
         {"precision", required_argument, 0, O_PRECISION},
         {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
-        {"profile", required_argument, 0, O_PROFILE}, {0, 0, 0, 0}};
+        {"profile", required_argument, 0, O_PROFILE},
+        {"srcwin", required_argument, 0, O_SRCWIN}, {"projwin", required_argument, 0, O_PROJWIN},
+        {0, 0, 0, 0}};
     int o, bad = 0;
     while (!bad && (o = getopt_long_only(argc, argv, "qs:b:", opts, NULL)) != -1) {
         switch (o) {
@@ -100,6 +105,14 @@ int main(int argc, char **argv) {
                 bad = 1;
             } else profile = optarg;
             break;
+        case O_SRCWIN:
+            bad = mm_arg_srcwin(TOOL, optarg, argc, argv, &optind, job.srcwin);
+            job.has_srcwin = 1;
+            break;
+        case O_PROJWIN:
+            bad = mm_arg_projwin(TOOL, optarg, argc, argv, &optind, projwin);
+            has_projwin = 1;
+            break;
         case 's': src_mod = optarg; break;
         case 'b':
             if (n_bands == MMGEO_MAX_BANDS) {
@@ -109,6 +122,10 @@ int main(int argc, char **argv) {
             break;
         default: bad = 1; break;
         }
+    }
+    if (!bad && has_projwin && job.has_srcwin) {
+        fprintf(stderr, "%s: give -srcwin or -projwin, not both\n", TOOL);
+        bad = 1;
     }
     if (!bad && argc - optind != 2) {
         fprintf(stderr, "%s: expected SRC and DST, got %d file name%s\n", TOOL, argc - optind,
@@ -200,6 +217,13 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profile, err);
             goto done;
         }
+    }
+    if (has_projwin) {
+        if (mmgeo_projwin_srcwin(src_path, projwin, job.srcwin, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", TOOL, err);
+            goto done;
+        }
+        job.has_srcwin = 1;
     }
     job.n_sources = 1;
     job.n_targets = 1;

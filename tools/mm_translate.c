@@ -51,7 +51,8 @@ static void usage(FILE *f) {
             "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
             "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N] [--seamless]\n"
             "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
-            "         [-srcwin XOFF YOFF XSIZE YSIZE] [-ot TYPE] [--profile MODALITY=SPEC]...\n"
+            "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
+            "         [--profile MODALITY=SPEC]...\n"
             "         [SRC] DST\n"
             "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
             "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
@@ -76,10 +77,12 @@ int main(int argc, char **argv) {
     mmgeo_job job;
     mmgeo_job_init(&job);
     int bands[MMGEO_MAX_BANDS], n_bands = 0;
+    double projwin[4];
+    int has_projwin = 0;
 
     enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
            O_PRECISION, O_STEPS, O_GUIDANCE, O_SEED, O_SAMPLER, O_OVERLAP, O_BATCH, O_SRCWIN,
-           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS };
+           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS, O_PROJWIN };
     static const struct option opts[] = {
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
@@ -90,6 +93,7 @@ int main(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED},    {"sampler", required_argument, 0, O_SAMPLER},
         {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
         {"srcwin", required_argument, 0, O_SRCWIN}, {"ot", required_argument, 0, O_OT},
+        {"projwin", required_argument, 0, O_PROJWIN},
         {"profile", required_argument, 0, O_PROFILE},
         {"seamless", no_argument, 0, O_SEAMLESS},
         {"processor", required_argument, 0, O_PROCESSOR}, /* test hook */
@@ -125,16 +129,14 @@ int main(int argc, char **argv) {
         case O_SAMPLER: sampler = optarg; break;
         case O_OVERLAP: bad = mm_arg_int(TOOL, "--overlap", optarg, 0, 1 << 20, &overlap); break;
         case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 1, 4096, &batch); break;
-        case O_SRCWIN: {
-            const char *v[4] = {optarg, NULL, NULL, NULL};
-            for (int i = 1; i < 4; i++) v[i] = optind < argc ? argv[optind++] : NULL;
-            static const char *what[4] = {"-srcwin XOFF", "-srcwin YOFF", "-srcwin XSIZE",
-                                          "-srcwin YSIZE"};
-            for (int i = 0; i < 4 && !bad; i++)
-                bad = mm_arg_int(TOOL, what[i], v[i], i < 2 ? 0 : 1, INT_MAX, &job.srcwin[i]);
+        case O_SRCWIN:
+            bad = mm_arg_srcwin(TOOL, optarg, argc, argv, &optind, job.srcwin);
             job.has_srcwin = 1;
             break;
-        }
+        case O_PROJWIN:
+            bad = mm_arg_projwin(TOOL, optarg, argc, argv, &optind, projwin);
+            has_projwin = 1;
+            break;
         case O_OT: out_type = optarg; break;
         case O_SEAMLESS: seamless = 1; break;
         case O_PROFILE:
@@ -161,6 +163,10 @@ int main(int argc, char **argv) {
             break;
         default: bad = 1; break;
         }
+    }
+    if (!bad && has_projwin && job.has_srcwin) {
+        fprintf(stderr, "%s: give -srcwin or -projwin, not both\n", TOOL);
+        bad = 1;
     }
     if (bad) {
         CSLDestroy(co);
@@ -371,6 +377,15 @@ int main(int argc, char **argv) {
             goto done;
         }
         job.targets[0].profile.out_type = t;
+    }
+
+    /* -projwin: the source window of the first source's raster */
+    if (has_projwin) {
+        if (mmgeo_projwin_srcwin(src_path[0], projwin, job.srcwin, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", TOOL, err);
+            goto done;
+        }
+        job.has_srcwin = 1;
     }
 
     /* the processor */

@@ -206,10 +206,11 @@ typedef struct {
     int out_scale;              /* > 1: the processor's target windows are window / out_scale
                                    pixels a side and the outputs are written on the grid scaled
                                    by out_scale (ceil(W / s) x ceil(H / s), geotransform scaled);
-                                   needs align == out_scale and no srcwin. A cell is valid when
-                                   every raster pixel under it is. */
+                                   needs align == out_scale; with a srcwin, the cells it touches
+                                   are written. A cell is valid when every raster pixel under it
+                                   is. */
     int has_srcwin;
-    int srcwin[4];              /* xoff yoff xsize ysize */
+    int srcwin[4];              /* xoff yoff xsize ysize, raster pixels */
     const char *format;         /* NULL: from the output file's extension, else GTiff */
     char **create_options;      /* -co, NULL-terminated list (may be NULL) */
     char **metadata;            /* KEY=VALUE items added to every output (may be NULL) */
@@ -254,6 +255,13 @@ typedef struct {
 int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
                         size_t errlen);
+
+/* The source window (xoff yoff xsize ysize) of a georeferenced window ulx uly lrx lry (in the
+ * raster's CRS, as gdal_translate -projwin) of the raster at path: the offsets are
+ * floor(x + 0.001), the sizes rounded, as gdal_translate does. MMGEO_ERROR (err) when the raster
+ * cannot be read, has no geotransform or a rotated one, or the window is empty or not inside it. */
+int mmgeo_projwin_srcwin(const char *path, const double projwin[4], int srcwin[4], char *err,
+                         size_t errlen);
 
 /* ---- utilities ---------------------------------------------------------------------------- */
 

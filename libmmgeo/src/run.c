@@ -397,9 +397,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     if (S % A || O % A)
         return mmgeo_fail(err, errlen, "the window (%d) and the overlap (%d) must be multiples of "
                                        "%d here", S, O, A);
-    if (R > 1 && (A != R || job->has_srcwin))
-        return mmgeo_fail(err, errlen, "a scaled output needs a grid aligned to the scale and "
-                                       "takes no source window");
+    if (R > 1 && A != R)
+        return mmgeo_fail(err, errlen, "a scaled output needs a grid aligned to the scale");
     const int So = S / R; /* target windows, in output cells */
     const int batch = job->batch > 0 ? job->batch : 1;
 
@@ -451,6 +450,10 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                        Wout, Hout, W, H);
             goto out;
         }
+        if (R > 1) { /* the output cells the source window touches */
+            const int cx1 = (x0 + Wout + R - 1) / R, cy1 = (y0 + Hout + R - 1) / R;
+            x0 /= R, y0 /= R, Wout = cx1 - x0, Hout = cy1 - y0;
+        }
     }
     const int x1 = x0 + Wout, y1 = y0 + Hout;
 
@@ -467,8 +470,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                 mmgeo_fail(err, errlen, "the output '%s' is also an input", job->targets[j].path);
                 goto out;
             }
-        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0, y0, Wout, Hout,
-                          R, src_mask, err, errlen))
+        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0 * R, y0 * R,
+                          Wout, Hout, R, src_mask, err, errlen))
             goto out;
     }
 
@@ -556,7 +559,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                                     any |= q;
                                     v &= q;
                                 }
-                            valid[(size_t)cy * Wout + (oxo[kx] + cx)] = v;
+                            const int c = oxo[kx] + cx;
+                            if (c >= x0 && c < x1) valid[(size_t)cy * Wout + (c - x0)] = v;
                         }
                 }
                 if (!any) { /* entirely nodata: skipped */

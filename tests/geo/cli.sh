@@ -52,6 +52,13 @@ gdal_translate -q -of ENVI "$T/win_f_rgb.tif" "$T/d.img" || fail "copy"
 cmp -s "$T/c.img" "$T/d.img" || fail "-srcwin output differs from the full run's region"
 gdalinfo "$T/win_f_rgb.tif" | grep -q "Origin = (500300.000000000000000,4999800.000000000000000)" || fail "-srcwin origin"
 gdalinfo "$T/win_f_rgb.tif" | grep -q "Size is 41, 33" || fail "-srcwin size"
+# -projwin of the same window (in the raster's CRS, as gdal_translate) gives the same file
+expect 0 "" $MT -ot Float32 --batch 2 -projwin 500300 4999800 500710 4999470 "$T/scene_sar.tif" "$T/pw_f_rgb.tif"
+gdal_translate -q -of ENVI "$T/pw_f_rgb.tif" "$T/p.img" || fail "copy"
+cmp -s "$T/d.img" "$T/p.img" || fail "-projwin output differs from the same -srcwin"
+expect 1 "not inside" $MTI -projwin 500600 4999800 500800 4999700 "$T/scene_sar.tif" "$T/y_rgb.tif"
+expect 1 "empty window" $MTI -projwin 500300 4999470 500710 4999800 "$T/scene_sar.tif" "$T/y_rgb.tif"
+no_file "$T/y_rgb.tif"
 
 # --- modalities: from MM_MODALITY (the tag the tools write), several sources, -b
 cp "$T/out_rgb.tif" "$T/tagged.tif"
@@ -115,6 +122,8 @@ gdal_create -q -outsize 40 30 -bands 1 -ot Float32 -burn 0.1 "$T/nocrs_sar.tif" 
 expect 0 "warning: .*has no coordinate reference system" $MT1 "$T/nocrs_sar.tif" "$T/nocrs_rgb.tif"
 [ -s "$T/nocrs_rgb.tif" ] || fail "no output without a CRS"
 expect 1 "is not inside" $MT -srcwin 90 0 20 10 "$T/scene_sar.tif" "$T/y_rgb.tif"
+gdalinfo "$T/nocrs_sar.tif" | grep -q "Origin =" ||
+    expect 1 "no geotransform" $MTI -projwin 0 0 10 -10 "$T/nocrs_sar.tif" "$T/y_rgb.tif"
 no_file "$T/y_rgb.tif"
 
 # --- Ctrl-C: stops cleanly, no partial output (a long run: 50 steps on a larger scene)

@@ -2,6 +2,7 @@
 #include "args.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,39 @@ int mm_arg_float(const char *tool, const char *what, const char *s, double lo, d
         return 1;
     }
     *out = (float)v;
+    return 0;
+}
+
+int mm_arg_double(const char *tool, const char *what, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !isfinite(v)) {
+        fprintf(stderr, "%s: %s must be a number, got '%s'\n", tool, what, s ? s : "");
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+int mm_arg_srcwin(const char *tool, const char *first, int argc, char **argv, int *next,
+                  int out[4]) {
+    static const char *what[4] = {"-srcwin XOFF", "-srcwin YOFF", "-srcwin XSIZE",
+                                  "-srcwin YSIZE"};
+    const char *v[4] = {first, NULL, NULL, NULL};
+    for (int i = 1; i < 4; i++) v[i] = *next < argc ? argv[(*next)++] : NULL;
+    for (int i = 0; i < 4; i++)
+        if (mm_arg_int(tool, what[i], v[i], i < 2 ? 0 : 1, INT_MAX, &out[i])) return 1;
+    return 0;
+}
+
+int mm_arg_projwin(const char *tool, const char *first, int argc, char **argv, int *next,
+                   double out[4]) {
+    static const char *what[4] = {"-projwin ULX", "-projwin ULY", "-projwin LRX", "-projwin LRY"};
+    const char *v[4] = {first, NULL, NULL, NULL};
+    for (int i = 1; i < 4; i++) v[i] = *next < argc ? argv[(*next)++] : NULL;
+    for (int i = 0; i < 4; i++)
+        if (mm_arg_double(tool, what[i], v[i], &out[i])) return 1;
     return 0;
 }
 

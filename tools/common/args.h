@@ -10,6 +10,14 @@
 int mm_arg_int(const char *tool, const char *what, const char *s, long lo, long hi, int *out);
 int mm_arg_u64(const char *tool, const char *what, const char *s, uint64_t *out);
 int mm_arg_float(const char *tool, const char *what, const char *s, double lo, double hi, float *out);
+/* Any finite number. */
+int mm_arg_double(const char *tool, const char *what, const char *s, double *out);
+/* The four values of -srcwin XOFF YOFF XSIZE YSIZE / -projwin ULX ULY LRX LRY: first is the
+ * option's argument, the other three are taken from argv[*next..] (advancing *next). */
+int mm_arg_srcwin(const char *tool, const char *first, int argc, char **argv, int *next,
+                  int out[4]);
+int mm_arg_projwin(const char *tool, const char *first, int argc, char **argv, int *next,
+                   double out[4]);
 /* "cpu" / "cuda" (also from MM_DEVICE when s is NULL). */
 int mm_arg_device(const char *tool, const char *s, mm_device *out);
 /* "bf16" / "fp32". */
