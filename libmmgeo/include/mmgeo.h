@@ -263,6 +263,107 @@ int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
 int mmgeo_projwin_srcwin(const char *path, const double projwin[4], int srcwin[4], char *err,
                          size_t errlen);
 
+/* ---- the region renderer (region.c, cache.c; docs/driver.md) -------------------------------- */
+
+/* A region renderer computes any pixel rectangle of a run's (single) target: it runs only the
+ * windows of the run's grid that cover the rectangle and blends them with mmgeo_run's code, so
+ * the pixels are bit-identical to the same pixels of mmgeo_run's output (same job and processor),
+ * whatever the rectangles, their order or the threads asking. Window results go through a cache:
+ * a bounded in-memory LRU and, optionally, a persistent SQLite file shared by processes. A region
+ * may be used from several threads (renders are serialised by a lock). The job's strings and the
+ * processor's user data must outlive the region. */
+typedef struct mmgeo_region mmgeo_region;
+
+typedef struct {
+    const char *key;        /* the processor's settings as text (model SHA-256, steps, seed ...):
+                               part of every cache key; the region adds the window, overlap,
+                               profiles, modalities, bands and the sources' identity */
+    const char *cache_path; /* SQLite file (created if missing); NULL or "": none */
+    double cache_mb;        /* in-memory LRU in MiB (0: none; default 256) */
+    int reduce;             /* > 1: the sources averaged over reduce x reduce pixels (an
+                               overview level); the grid is the reduced raster's */
+    mmgeo_region *share;    /* NULL, or a region whose lock, cache and counters this one shares
+                               (regions that share a processor must share the lock) */
+} mmgeo_region_options;
+
+typedef struct {
+    int width, height, bands;
+    GDALDataType type;
+    int has_nodata;
+    double nodata;
+    int window, overlap, reduce;
+} mmgeo_region_info_t;
+
+/* Counters, summed over the regions that share them. */
+typedef struct {
+    long long renders;     /* mmgeo_region_render calls */
+    long long mem_hits;    /* windows found in the memory cache */
+    long long disk_hits;   /* windows found in the SQLite cache */
+    long long computed;    /* windows the processor computed */
+    long long model_calls; /* processor calls (batches) */
+    long long skipped;     /* windows without a valid pixel (not processed) */
+    long long disk_errors; /* SQLite failures (treated as misses / not stored) */
+} mmgeo_region_stats;
+
+void mmgeo_region_options_init(mmgeo_region_options *o);
+/* job: one target (its path is not used), 1..MMGEO_MAX_IO sources, overlap, batch; no srcwin,
+ * align or out_scale. */
+int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
+                      const mmgeo_region_options *opt, mmgeo_region **out, char *err,
+                      size_t errlen);
+void mmgeo_region_info(const mmgeo_region *r, mmgeo_region_info_t *info);
+/* Renders the rectangle (x, y, w, h) of the target into out: bands planes of h rows of w values,
+ * the values mmgeo_run writes (already rounded and clipped to the target's data type). Memory:
+ * the windows covering the rectangle. */
+int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out, char *err,
+                        size_t errlen);
+void mmgeo_region_stats_get(const mmgeo_region *r, mmgeo_region_stats *s);
+void mmgeo_region_close(mmgeo_region *r);
+
+/* ---- a virtual dataset (virtual.c): what the GDAL driver opens ----------------------------- */
+
+/* Everything mm_translate would do for SOURCES -> TARGET with these settings, as region
+ * renderers: the full resolution and the overview levels the model's GSD range allows. */
+typedef struct {
+    const char *target; /* modality */
+    int n_sources;
+    const char *source_paths[MMGEO_MAX_IO];
+    const char *source_mods[MMGEO_MAX_IO]; /* NULL: MM_MODALITY item, else a word of the name */
+    const char *model_path;                /* NULL: $MM_MODEL, else default_model */
+    const char *default_model;
+    const char *device;    /* NULL: cpu */
+    const char *precision; /* NULL: the context's default */
+    int threads;           /* 0: all cores */
+    int steps;             /* 0: the model's default */
+    double guidance;       /* < 0: the model's default */
+    const char *sampler;   /* NULL: the model's default */
+    int seed_set;
+    uint64_t seed;
+    int overlap;            /* < 0: a quarter of the window */
+    int batch;              /* windows per processor call (0: 4) */
+    const char *cache_path; /* NULL or "": no persistent cache */
+    double cache_mb;        /* < 0: 256 */
+    const char *processor;  /* NULL or "model"; test hooks: "identity", "negate" */
+    int window;             /* test hooks' window (0: the model's) */
+    const char *tool;       /* MM_TOOL of the provenance (NULL: "gdal_MM") */
+} mmgeo_virtual_params;
+
+typedef struct mmgeo_virtual mmgeo_virtual;
+void mmgeo_virtual_params_init(mmgeo_virtual_params *p);
+int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char *err,
+                       size_t errlen);
+void mmgeo_virtual_close(mmgeo_virtual *v);
+/* Level 0 is the full resolution, 1 .. levels-1 the overviews (factor 2, 4, ...). */
+int mmgeo_virtual_levels(const mmgeo_virtual *v);
+mmgeo_region *mmgeo_virtual_region(mmgeo_virtual *v, int level);
+/* The first source, for its georeferencing (use at open only: not thread-safe). */
+GDALDatasetH mmgeo_virtual_source(const mmgeo_virtual *v);
+/* KEY=VALUE items: what mm_translate writes (provenance, settings, MM_MODALITY ...) and
+ * SYNTHETIC=YES; owned by v. */
+char **mmgeo_virtual_metadata(const mmgeo_virtual *v);
+/* Why there are no (or no more) overview levels, for messages ("" when none was expected). */
+const char *mmgeo_virtual_overview_note(const mmgeo_virtual *v);
+
 /* ---- utilities ---------------------------------------------------------------------------- */
 
 /* Adds the model's provenance to a GDAL metadata list: MM_TOOL ("<tool> <version>"), MM_MODEL

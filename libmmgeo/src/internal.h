@@ -66,4 +66,20 @@ void mmgeo_blend_add(const float *w1, int So, int wx0, int wy0, int gw, int gh, 
  * is the nodata value (nodata_mode) or 0; a valid one that would equal nodata is nudged off it. */
 double mmgeo_blend_pixel(const mmgeo_output_map *map, float acc, float wsum, int valid,
                          int nodata_mode, double nodata, GDALDataType type);
+/* ---- the window cache (cache.c): memory LRU + SQLite; thread-safe --------------------------- */
+typedef struct mmgeo_cache mmgeo_cache;
+/* path NULL or "": memory only; mem_bytes 0: no memory cache. */
+int mmgeo_cache_open(const char *path, size_t mem_bytes, mmgeo_cache **out, char *err,
+                     size_t errlen);
+void mmgeo_cache_close(mmgeo_cache *c);
+/* 1 (and n bytes copied into buf) when key holds a value of n bytes, else 0. */
+int mmgeo_cache_mem_get(mmgeo_cache *c, const uint8_t key[32], void *buf, size_t n);
+void mmgeo_cache_mem_put(mmgeo_cache *c, const uint8_t key[32], const void *buf, size_t n);
+int mmgeo_cache_disk_get(mmgeo_cache *c, const uint8_t key[32], void *buf, size_t n);
+/* source, ident: the sources' paths and identity (paths, sizes, modification times) */
+void mmgeo_cache_disk_put(mmgeo_cache *c, const uint8_t key[32], const char *source,
+                          const char *ident, const void *buf, size_t n);
+/* Deletes the stored windows of `source` whose identity is not `ident` (a changed file). */
+void mmgeo_cache_disk_purge(mmgeo_cache *c, const char *source, const char *ident);
+long long mmgeo_cache_disk_errors(mmgeo_cache *c);
 #endif

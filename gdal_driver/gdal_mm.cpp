@@ -1,0 +1,433 @@
+// gdal_MM: a GDAL raster driver that synthesises a modality on read with a MetaEarth-MM model.
+// A thin layer: parsing the connection string / .mmvrt file and the open options, and GDAL's
+// dataset and band classes; everything else is libmmgeo's virtual dataset and region renderer
+// (libmmgeo/src/virtual.c, region.c). man/gdal_mm.7 and docs/driver.md describe it.
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cpl_minixml.h"
+#include "cpl_string.h"
+#include "gdal_priv.h"
+#include "mmgeo.h"
+
+#ifndef MM_DEFAULT_MODEL
+#define MM_DEFAULT_MODEL "models/default.safetensors"
+#endif
+
+namespace {
+
+constexpr int BLOCK = 256;
+
+class MMDataset;
+
+class MMRasterBand final : public GDALRasterBand {
+  public:
+    MMRasterBand(MMDataset *ds, int band, GDALDataType type);
+    CPLErr IReadBlock(int bx, int by, void *image) override;
+    double GetNoDataValue(int *success) override;
+    GDALColorInterp GetColorInterpretation() override;
+    int GetOverviewCount() override;
+    GDALRasterBand *GetOverview(int i) override;
+};
+
+class MMDataset final : public GDALDataset {
+    friend class MMRasterBand;
+    mmgeo_virtual *virt = nullptr; // owned by the full-resolution dataset
+    mmgeo_region *region = nullptr;
+    bool owner = false;
+    std::vector<MMDataset *> overviews;
+    double gt[6] = {0, 1, 0, 0, 0, 1};
+    bool has_gt = false;
+    OGRSpatialReference srs, gcp_srs;
+    std::vector<GDAL_GCP> gcps;
+    std::string target;
+    // the block rendered last (all bands), for the other bands' reads of it
+    std::mutex mtx;
+    int last_bx = -1, last_by = -1;
+    std::vector<double> last;
+
+  public:
+    MMDataset() {
+        srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+        gcp_srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    }
+    ~MMDataset() override;
+    static int Identify(GDALOpenInfo *info);
+    static GDALDataset *Open(GDALOpenInfo *info);
+    CPLErr GetGeoTransform(double *out) override {
+        memcpy(out, gt, sizeof gt);
+        return has_gt ? CE_None : CE_Failure;
+    }
+    const OGRSpatialReference *GetSpatialRef() const override {
+        return has_gt && !srs.IsEmpty() ? &srs : nullptr;
+    }
+    int GetGCPCount() override { return static_cast<int>(gcps.size()); }
+    const OGRSpatialReference *GetGCPSpatialRef() const override {
+        return gcps.empty() || gcp_srs.IsEmpty() ? nullptr : &gcp_srs;
+    }
+    const GDAL_GCP *GetGCPs() override { return gcps.empty() ? nullptr : gcps.data(); }
+    char **GetMetadataDomainList() override {
+        return BuildMetadataDomainList(GDALDataset::GetMetadataDomainList(), TRUE, "MM_STATS",
+                                       nullptr);
+    }
+    char **GetMetadata(const char *domain) override;
+    const char *GetMetadataItem(const char *name, const char *domain) override {
+        if (domain && EQUAL(domain, "MM_STATS"))
+            return CSLFetchNameValue(GetMetadata("MM_STATS"), name);
+        return GDALDataset::GetMetadataItem(name, domain);
+    }
+
+  private:
+    CPLStringList stats_md;
+    bool Init(mmgeo_virtual *v, int level, MMDataset *base);
+    CPLErr Render(int bx, int by, int band, void *image);
+};
+
+MMDataset::~MMDataset() {
+    for (auto *o : overviews) delete o;
+    if (owner && virt) {
+        mmgeo_region_stats st;
+        mmgeo_region_stats_get(region, &st);
+        CPLDebug("MM",
+                 "%s: %lld renders; windows: %lld computed in %lld processor calls, %lld from "
+                 "memory, %lld from the SQLite cache, %lld without valid pixels; %lld cache errors",
+                 GetDescription(), st.renders, st.computed, st.model_calls, st.mem_hits,
+                 st.disk_hits, st.skipped, st.disk_errors);
+        mmgeo_virtual_close(virt);
+    }
+    for (auto &g : gcps) {
+        CPLFree(g.pszId);
+        CPLFree(g.pszInfo);
+    }
+}
+
+char **MMDataset::GetMetadata(const char *domain) {
+    if (domain && EQUAL(domain, "MM_STATS")) {
+        mmgeo_region_stats st;
+        mmgeo_region_stats_get(region, &st);
+        stats_md.Clear();
+        stats_md.SetNameValue("RENDERS", CPLSPrintf("%lld", st.renders));
+        stats_md.SetNameValue("WINDOWS_COMPUTED", CPLSPrintf("%lld", st.computed));
+        stats_md.SetNameValue("PROCESSOR_CALLS", CPLSPrintf("%lld", st.model_calls));
+        stats_md.SetNameValue("MEMORY_HITS", CPLSPrintf("%lld", st.mem_hits));
+        stats_md.SetNameValue("DISK_HITS", CPLSPrintf("%lld", st.disk_hits));
+        stats_md.SetNameValue("WINDOWS_SKIPPED", CPLSPrintf("%lld", st.skipped));
+        stats_md.SetNameValue("CACHE_ERRORS", CPLSPrintf("%lld", st.disk_errors));
+        return stats_md.List();
+    }
+    return GDALDataset::GetMetadata(domain);
+}
+
+bool MMDataset::Init(mmgeo_virtual *v, int level, MMDataset *base) {
+    virt = v;
+    region = mmgeo_virtual_region(v, level);
+    mmgeo_region_info_t info;
+    mmgeo_region_info(region, &info);
+    nRasterXSize = info.width;
+    nRasterYSize = info.height;
+    GDALDatasetH src = mmgeo_virtual_source(v);
+    double sgt[6];
+    if (GDALGetGeoTransform(src, sgt) == CE_None) {
+        has_gt = true;
+        memcpy(gt, sgt, sizeof gt);
+        if (level > 0) { // the reduced raster covers the same extent
+            const double fx = static_cast<double>(GDALGetRasterXSize(src)) / nRasterXSize;
+            const double fy = static_cast<double>(GDALGetRasterYSize(src)) / nRasterYSize;
+            gt[1] *= fx, gt[2] *= fy, gt[4] *= fx, gt[5] *= fy;
+        }
+        if (auto *s = GDALGetSpatialRef(src))
+            srs = *OGRSpatialReference::FromHandle(s);
+    } else if (level == 0 && GDALGetGCPCount(src) > 0) {
+        const int n = GDALGetGCPCount(src);
+        GDAL_GCP *g = GDALDuplicateGCPs(n, GDALGetGCPs(src));
+        gcps.assign(g, g + n);
+        CPLFree(g);
+        if (auto *s = GDALGetGCPSpatialRef(src))
+            gcp_srs = *OGRSpatialReference::FromHandle(s);
+    }
+    for (int b = 1; b <= info.bands; b++) SetBand(b, new MMRasterBand(this, b, info.type));
+    if (info.bands > 1) SetMetadataItem("INTERLEAVE", "PIXEL", "IMAGE_STRUCTURE");
+    if (level == 0) {
+        SetMetadata(mmgeo_virtual_metadata(v));
+        owner = true;
+    }
+    (void)base;
+    return true;
+}
+
+// Renders block (bx, by) of all bands (or takes the last rendered one) and copies one band.
+CPLErr MMDataset::Render(int bx, int by, int band, void *image) {
+    const int x = bx * BLOCK, y = by * BLOCK;
+    const int w = std::min(BLOCK, nRasterXSize - x), h = std::min(BLOCK, nRasterYSize - y);
+    const size_t plane = static_cast<size_t>(w) * h;
+    std::lock_guard<std::mutex> lock(mtx);
+    if (bx != last_bx || by != last_by) {
+        last.resize(plane * nBands);
+        last_bx = last_by = -1;
+        char err[2048];
+        if (mmgeo_region_render(region, x, y, w, h, last.data(), err, sizeof err)) {
+            CPLError(CE_Failure, CPLE_AppDefined, "MM: %s", err);
+            return CE_Failure;
+        }
+        last_bx = bx, last_by = by;
+    }
+    GDALRasterBand *b = GetRasterBand(band);
+    const GDALDataType t = b->GetRasterDataType();
+    const int ts = GDALGetDataTypeSizeBytes(t);
+    if (w < BLOCK || h < BLOCK) memset(image, 0, static_cast<size_t>(BLOCK) * BLOCK * ts);
+    for (int r = 0; r < h; r++)
+        GDALCopyWords(last.data() + (band - 1) * plane + static_cast<size_t>(r) * w, GDT_Float64,
+                      8, static_cast<GByte *>(image) + static_cast<size_t>(r) * BLOCK * ts, t, ts,
+                      w);
+    return CE_None;
+}
+
+MMRasterBand::MMRasterBand(MMDataset *ds, int band, GDALDataType type) {
+    poDS = ds;
+    nBand = band;
+    eDataType = type;
+    nBlockXSize = BLOCK;
+    nBlockYSize = BLOCK;
+}
+
+CPLErr MMRasterBand::IReadBlock(int bx, int by, void *image) {
+    return static_cast<MMDataset *>(poDS)->Render(bx, by, nBand, image);
+}
+
+double MMRasterBand::GetNoDataValue(int *success) {
+    mmgeo_region_info_t info;
+    mmgeo_region_info(static_cast<MMDataset *>(poDS)->region, &info);
+    if (success) *success = info.has_nodata;
+    return info.has_nodata ? info.nodata : 0;
+}
+
+GDALColorInterp MMRasterBand::GetColorInterpretation() {
+    auto *ds = static_cast<MMDataset *>(poDS);
+    if (ds->GetRasterCount() == 3 && eDataType == GDT_Byte &&
+        (EQUAL(ds->target.c_str(), "rgb") || EQUAL(ds->target.c_str(), "osm")))
+        return static_cast<GDALColorInterp>(GCI_RedBand + nBand - 1);
+    return GCI_GrayIndex;
+}
+
+int MMRasterBand::GetOverviewCount() {
+    return static_cast<int>(static_cast<MMDataset *>(poDS)->overviews.size());
+}
+
+GDALRasterBand *MMRasterBand::GetOverview(int i) {
+    auto &ov = static_cast<MMDataset *>(poDS)->overviews;
+    if (i < 0 || i >= static_cast<int>(ov.size())) return nullptr;
+    return ov[i]->GetRasterBand(nBand);
+}
+
+int MMDataset::Identify(GDALOpenInfo *info) {
+    if (STARTS_WITH_CI(info->pszFilename, "MM:")) return TRUE;
+    return info->nHeaderBytes > 0 &&
+           strstr(reinterpret_cast<const char *>(info->pabyHeader), "<MMDataset") != nullptr;
+}
+
+// A path of the .mmvrt file, relative to its directory unless absolute (or a /vsi path).
+std::string relative_to(const std::string &dir, const char *path) {
+    if (dir.empty() || !CPLIsFilenameRelative(path)) return path;
+    return CPLFormFilename(dir.c_str(), path, nullptr);
+}
+
+GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
+    if (!Identify(info)) return nullptr;
+    if (info->eAccess == GA_Update) {
+        CPLError(CE_Failure, CPLE_NotSupported, "MM: the driver is read-only");
+        return nullptr;
+    }
+    // settings: the .mmvrt file's, then the open options
+    CPLStringList opt;
+    std::vector<std::string> paths, mods;
+    std::string target;
+    if (STARTS_WITH_CI(info->pszFilename, "MM:")) {
+        const char *rest = info->pszFilename + 3;
+        const char *colon = strchr(rest, ':');
+        if (!colon || colon == rest || !colon[1]) {
+            CPLError(CE_Failure, CPLE_OpenFailed,
+                     "MM: '%s' is not a connection string MM:<target modality>:<source>",
+                     info->pszFilename);
+            return nullptr;
+        }
+        target.assign(rest, colon - rest);
+        paths.emplace_back(colon + 1);
+        mods.emplace_back("");
+    } else {
+        CPLXMLNode *root = CPLParseXMLFile(info->pszFilename);
+        CPLXMLNode *ds = root ? CPLGetXMLNode(root, "=MMDataset") : nullptr;
+        if (!ds) {
+            CPLError(CE_Failure, CPLE_OpenFailed, "MM: '%s' has no <MMDataset> element",
+                     info->pszFilename);
+            CPLDestroyXMLNode(root);
+            return nullptr;
+        }
+        const std::string dir = CPLGetPath(info->pszFilename);
+        target = CPLGetXMLValue(ds, "Target", CPLGetXMLValue(ds, "target", ""));
+        for (CPLXMLNode *n = ds->psChild; n; n = n->psNext) {
+            if (n->eType != CXT_Element) continue;
+            const char *val = CPLGetXMLValue(n, nullptr, "");
+            if (EQUAL(n->pszValue, "Source")) {
+                paths.push_back(relative_to(dir, val));
+                mods.emplace_back(CPLGetXMLValue(n, "modality", ""));
+            } else if (EQUAL(n->pszValue, "Target")) {
+                continue;
+            } else if (EQUAL(n->pszValue, "Model") || EQUAL(n->pszValue, "Cache")) {
+                const bool none = EQUAL(n->pszValue, "Cache") && EQUAL(val, "NONE");
+                opt.SetNameValue(CPLString(n->pszValue).toupper(),
+                                 none ? val : relative_to(dir, val).c_str());
+            } else {
+                opt.SetNameValue(CPLString(n->pszValue).toupper(), val);
+            }
+        }
+        CPLDestroyXMLNode(root);
+        if (target.empty() || paths.empty()) {
+            CPLError(CE_Failure, CPLE_OpenFailed,
+                     "MM: '%s' needs a target modality (<MMDataset target=\"...\">) and at least "
+                     "one <Source>",
+                     info->pszFilename);
+            return nullptr;
+        }
+    }
+    for (char **o = info->papszOpenOptions; o && *o; o++) {
+        char *key = nullptr;
+        const char *val = CPLParseNameValue(*o, &key);
+        if (key && val) opt.SetNameValue(key, val);
+        CPLFree(key);
+    }
+    if (paths.size() > MMGEO_MAX_IO) {
+        CPLError(CE_Failure, CPLE_OpenFailed, "MM: at most %d sources", MMGEO_MAX_IO);
+        return nullptr;
+    }
+    if (const char *m = opt.FetchNameValue("SOURCE_MODALITY")) {
+        if (paths.size() != 1) {
+            CPLError(CE_Failure, CPLE_IllegalArg,
+                     "MM: SOURCE_MODALITY is for a single source (name the modalities of several "
+                     "in the .mmvrt file)");
+            return nullptr;
+        }
+        mods[0] = m;
+    }
+
+    mmgeo_virtual_params p;
+    mmgeo_virtual_params_init(&p);
+    p.target = target.c_str();
+    p.n_sources = static_cast<int>(paths.size());
+    for (size_t i = 0; i < paths.size(); i++) {
+        p.source_paths[i] = paths[i].c_str();
+        p.source_mods[i] = mods[i].c_str();
+    }
+    p.default_model = MM_DEFAULT_MODEL;
+    p.model_path = opt.FetchNameValue("MODEL");
+    p.device = opt.FetchNameValue("DEVICE");
+    p.precision = opt.FetchNameValue("PRECISION");
+    p.sampler = opt.FetchNameValue("SAMPLER");
+    p.processor = opt.FetchNameValue("PROCESSOR");
+    // numbers: checked, so that a typo is an error rather than a default
+    struct Num {
+        const char *name;
+        double lo, hi;
+        bool integer;
+    };
+    const Num nums[] = {{"STEPS", 1, 65535, true},   {"GUIDANCE", 0, 100, false},
+                        {"SEED", 0, 1.8e19, true},   {"OVERLAP", 0, 1 << 20, true},
+                        {"THREADS", 0, 4096, true},  {"BATCH", 1, 4096, true},
+                        {"CACHE_MB", 0, 1 << 20, false}, {"WINDOW", 1, 8192, true}};
+    double val[8];
+    bool set[8] = {};
+    for (int i = 0; i < 8; i++) {
+        const char *s = opt.FetchNameValue(nums[i].name);
+        if (!s) continue;
+        char *end = nullptr;
+        val[i] = CPLStrtod(s, &end);
+        if (!*s || *end || !(val[i] >= nums[i].lo && val[i] <= nums[i].hi) ||
+            (nums[i].integer && val[i] != static_cast<double>(static_cast<long long>(val[i])))) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s=%s is not %s from %g to %g",
+                     nums[i].name, s, nums[i].integer ? "an integer" : "a number", nums[i].lo,
+                     nums[i].hi);
+            return nullptr;
+        }
+        set[i] = true;
+    }
+    if (set[0]) p.steps = static_cast<int>(val[0]);
+    if (set[1]) p.guidance = val[1];
+    if (set[2]) {
+        p.seed_set = 1;
+        p.seed = strtoull(opt.FetchNameValue("SEED"), nullptr, 10);
+    }
+    if (set[3]) p.overlap = static_cast<int>(val[3]);
+    if (set[4]) p.threads = static_cast<int>(val[4]);
+    if (set[5]) p.batch = static_cast<int>(val[5]);
+    if (set[6]) p.cache_mb = val[6];
+    if (set[7]) p.window = static_cast<int>(val[7]);
+    const char *cache = opt.FetchNameValue("CACHE");
+    if (!cache) cache = CPLGetConfigOption("MM_CACHE", nullptr);
+    if (cache && !EQUAL(cache, "NONE")) p.cache_path = cache;
+
+    mmgeo_virtual *v = nullptr;
+    char err[2048];
+    if (mmgeo_virtual_open(&p, &v, err, sizeof err)) {
+        CPLError(CE_Failure, CPLE_OpenFailed, "MM: %s", err);
+        return nullptr;
+    }
+    auto *ds = new MMDataset();
+    ds->target = target;
+    ds->Init(v, 0, nullptr);
+    for (int l = 1; l < mmgeo_virtual_levels(v); l++) {
+        auto *o = new MMDataset();
+        o->target = target;
+        o->Init(v, l, ds);
+        ds->overviews.push_back(o);
+    }
+    if (*mmgeo_virtual_overview_note(v)) CPLDebug("MM", "%s", mmgeo_virtual_overview_note(v));
+    ds->SetDescription(info->pszFilename);
+    return ds;
+}
+
+} // namespace
+
+extern "C" CPL_DLL void GDALRegister_MM();
+
+void GDALRegister_MM() {
+    if (!GDAL_CHECK_VERSION("MM")) return;
+    if (GDALGetDriverByName("MM")) return;
+    auto *drv = new GDALDriver();
+    drv->SetDescription("MM");
+    drv->SetMetadataItem(GDAL_DCAP_RASTER, "YES");
+    drv->SetMetadataItem(GDAL_DMD_LONGNAME, "MetaEarth-MM synthesised modality (virtual)");
+    drv->SetMetadataItem(GDAL_DMD_HELPTOPIC, "man gdal_mm (7)");
+    drv->SetMetadataItem(GDAL_DMD_EXTENSION, "mmvrt");
+    drv->SetMetadataItem(GDAL_DMD_CONNECTION_PREFIX, "MM:");
+    drv->SetMetadataItem(GDAL_DCAP_VIRTUALIO, "YES");
+    drv->SetMetadataItem(
+        GDAL_DMD_OPENOPTIONLIST,
+        "<OpenOptionList>"
+        "<Option name='SOURCE_MODALITY' type='string' description='modality of the source "
+        "(default: its MM_MODALITY item or a word of its file name)'/>"
+        "<Option name='MODEL' type='string' description='model file (default: $MM_MODEL or the "
+        "built-in default model)'/>"
+        "<Option name='DEVICE' type='string-select' default='cpu'><Value>cpu</Value>"
+        "<Value>cuda</Value></Option>"
+        "<Option name='PRECISION' type='string-select'><Value>bf16</Value><Value>fp32</Value>"
+        "</Option>"
+        "<Option name='THREADS' type='int' description='model threads (0: all cores)'/>"
+        "<Option name='STEPS' type='int' description='sampling steps (model default)'/>"
+        "<Option name='GUIDANCE' type='float' description='guidance scale (model default)'/>"
+        "<Option name='SAMPLER' type='string-select'><Value>euler</Value><Value>heun</Value>"
+        "<Value>euler_maruyama</Value></Option>"
+        "<Option name='SEED' type='int' description='seed (model default)'/>"
+        "<Option name='OVERLAP' type='int' description='window overlap in pixels (a quarter of "
+        "the window)'/>"
+        "<Option name='BATCH' type='int' default='4' description='windows per model call'/>"
+        "<Option name='CACHE' type='string' description='SQLite window cache file, or NONE "
+        "(default: the MM_CACHE configuration option, else NONE)'/>"
+        "<Option name='CACHE_MB' type='float' default='256' description='in-memory window "
+        "cache'/>"
+        "</OpenOptionList>");
+    drv->pfnIdentify = MMDataset::Identify;
+    drv->pfnOpen = MMDataset::Open;
+    GetGDALDriverManager()->RegisterDriver(drv);
+}
