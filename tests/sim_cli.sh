@@ -34,6 +34,43 @@ acc=$("$eval" --json --modality osm --labels "$dir/a_label.tif" --classifier "$d
 echo "osm classifier accuracy on a real simulated map: $acc"
 awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }' || fail "osm classifier accuracy $acc"
 
+# FSIM: 1 for a raster against itself; lower the noisier the speckle of the same scene (4 and 1
+# looks against 64 looks)
+"$sim" -q --seed 4242 --size 160x120 --gsd 2 --looks 64 --only sar "$dir/l64"
+"$sim" -q --seed 4242 --size 160x120 --gsd 2 --looks 1 --only sar "$dir/l1"
+fsim() { "$eval" --json --modality sar "$1" "$2" | sed 's/.*"fsim": \([0-9.a-z-]*\).*/\1/'; }
+f_self=$(fsim "$dir/a_sar.tif" "$dir/a_sar.tif")
+f4=$(fsim "$dir/a_sar.tif" "$dir/l64_sar.tif")
+f1=$(fsim "$dir/l1_sar.tif" "$dir/l64_sar.tif")
+echo "FSIM: self $f_self, 4 looks $f4, 1 look $f1"
+awk -v a="$f_self" 'BEGIN { exit !(a > 0.99999) }' || fail "FSIM(x, x) = $f_self"
+awk -v a="$f4" -v b="$f1" 'BEGIN { exit !(a < 0.95 && b < a - 0.1) }' ||
+    fail "FSIM does not fall with noise: $f4, $f1"
+f_rgb=$("$eval" --json --modality rgb "$dir/a_rgb.tif" "$dir/a_rgb.tif" | grep -o '"fsim": [0-9.]*' | wc -l)
+[ "$f_rgb" = 3 ] || fail "FSIM per band of RGB: $f_rgb values"
+
+# class agreement of two modalities: high for the RGB and OSM of one scene, low across scenes
+"$eval" --fit-classifier rgb --out "$dir/rgb.clf" --scenes 10 >/dev/null
+"$sim" -q --seed 4250 --size 160x120 --gsd 2 --only osm "$dir/other"
+agree() { "$eval" --json --agreement "$1" "$2" --classifier-a "$dir/rgb.clf" --classifier-b "$dir/osm.clf" |
+          sed 's/.*"agreement": \([0-9.]*\).*/\1/'; }
+same=$(agree "$dir/a_rgb.tif" "$dir/a_osm.tif")
+cross=$(agree "$dir/a_rgb.tif" "$dir/other_osm.tif")
+echo "class agreement RGB/OSM: same scene $same, other scene $cross"
+awk -v a="$same" -v b="$cross" 'BEGIN { exit !(a > 0.7 && b < a - 0.2) }' || fail "agreement $same vs $cross"
+"$eval" --json --agreement "$dir/a_rgb.tif" "$dir/a_osm.tif" --classifier-a "$dir/rgb.clf" \
+    --classifier-b "$dir/osm.clf" | grep -q '"texture_b": {"[a-z ]*": {"pixels": [1-9]' || fail "agreement texture"
+if "$eval" --agreement "$dir/a_rgb.tif" "$dir/a_osm.tif" --classifier-a "$dir/osm.clf" \
+    --classifier-b "$dir/osm.clf" 2>"$dir/err"; then fail "agreement with the wrong classifier accepted"; fi
+grep -q "takes 3 bands\|classifier" "$dir/err" || fail "message: $(cat "$dir/err")"
+if "$eval" --agreement "$dir/a_rgb.tif" "$dir/a_osm.tif" 2>"$dir/err"; then fail "agreement without classifiers"; fi
+grep -q "classifier-a" "$dir/err" || fail "message: $(cat "$dir/err")"
+
+# texture error: 0 for the reference itself, positive for another scene's raster
+te=$("$eval" --json --labels "$dir/a_label.tif" --classifier "$dir/osm.clf" "$dir/a_osm.tif" "$dir/a_osm.tif" |
+     sed 's/.*"texture_error": \([0-9.a-z]*\).*/\1/')
+[ "$te" = "0.00000" ] || fail "texture error of the reference itself: $te"
+
 # bad input: clear message, non-zero exit
 if "$eval" "$dir/a_sar.tif" "$dir/missing.tif" 2>"$dir/err"; then fail "missing file accepted"; fi
 grep -q "cannot open" "$dir/err" || fail "message: $(cat "$dir/err")"

@@ -13,8 +13,9 @@
  * alignment score: does the generated image show the right land cover where the label map
  * says it is? For OSM the features are the colours, so it amounts to the nearest map colour.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <cpl_string.h>
+#include <fftw3.h>
 #include <gdal.h>
 #include <getopt.h>
 #include <math.h>
@@ -37,11 +38,14 @@ typedef struct {
     uint8_t *valid;
     double nodata;
     int has_nodata;
+    char modality[16]; /* the MM_MODALITY metadata item, "" when absent */
 } raster;
 
 static void raster_free(raster *r) {
     free(r->data);
     free(r->valid);
+    r->data = NULL;
+    r->valid = NULL;
 }
 
 static int read_raster(const char *path, raster *r) {
@@ -51,6 +55,8 @@ static int read_raster(const char *path, raster *r) {
         fprintf(stderr, "%s: cannot open '%s': %s\n", TOOL, path, CPLGetLastErrorMsg());
         return 1;
     }
+    const char *mod = GDALGetMetadataItem(ds, "MM_MODALITY", NULL);
+    snprintf(r->modality, sizeof r->modality, "%s", mod ? mod : "");
     r->w = GDALGetRasterXSize(ds);
     r->h = GDALGetRasterYSize(ds);
     r->bands = GDALGetRasterCount(ds);
@@ -192,6 +198,214 @@ static double ssim(const float *a, const float *b, const uint8_t *valid, int w, 
     return k ? s / k : NAN;
 }
 
+/* ---- FSIM (Zhang, Zhang, Mou, Zhang, IEEE TIP 2011) ---------------------------------------
+ * Feature similarity of two single-band images on the 0..255 scale: phase congruency (PC, Kovesi's
+ * log-Gabor construction as in the authors' FSIM.m / phasecong2: 4 scales from a 6 px wavelength,
+ * multiplier 2, sigma_f 0.55, 4 orientations, angular spread pi / 4 / 1.2, noise threshold k = 2
+ * from the median of the smallest scale's energy, /1.7) and Scharr gradient magnitude (G),
+ *   S_PC = (2 PC1 PC2 + 0.85) / (PC1^2 + PC2^2 + 0.85),  S_G = (2 G1 G2 + 160) / (G1^2 + G2^2 + 160),
+ *   FSIM = sum(S_PC S_G PCm) / sum(PCm),  PCm = max(PC1, PC2),
+ * after the authors' averaging and subsampling by F = max(1, round(min(w, h) / 256)). Filters in
+ * the frequency domain through FFTW. Invalid pixels are set to the image's valid mean for the
+ * filtering and left out of the sums. */
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Frequency coordinate of FFT index k of an n-point axis, as FSIM's meshgrid + ifftshift. */
+static double freq_coord(int k, int n) {
+    if (n % 2 == 0) return (k < n / 2 ? k : k - n) / (double)n;
+    return (k <= (n - 1) / 2 ? k : k - n) / (double)(n > 1 ? n - 1 : 1);
+}
+
+/* Phase congruency of img (h x w) into pc. Returns 0 or -1 (out of memory). */
+static int phase_congruency(const double *img, int w, int h, double *pc) {
+    enum { NS = 4, NO = 4 };
+    const double min_wave = 6, mult = 2, sigma_onf = 0.55, dtheta_sigma = 1.2, k = 2.0, eps = 1e-4;
+    const double theta_sigma = M_PI / NO / dtheta_sigma;
+    const size_t n = (size_t)w * h;
+    fftw_complex *imf = fftw_malloc(sizeof(fftw_complex) * n), *buf = fftw_malloc(sizeof(fftw_complex) * n);
+    fftw_complex *eo = fftw_malloc(sizeof(fftw_complex) * n * NS);
+    double *radius = malloc(n * sizeof(double)), *theta = malloc(n * sizeof(double));
+    double *lg = malloc(n * NS * sizeof(double)), *filt = malloc(n * sizeof(double));
+    double *ifilt = malloc(n * NS * sizeof(double)), *an = malloc(n * sizeof(double));
+    double *energy_all = calloc(n, sizeof(double)), *an_all = calloc(n, sizeof(double));
+    double *sum_e = malloc(n * sizeof(double)), *sum_o = malloc(n * sizeof(double));
+    double *energy = malloc(n * sizeof(double)), *tmp = malloc(n * sizeof(double));
+    int rc = -1;
+    fftw_plan fwd = NULL, bwd = NULL;
+    if (!imf || !buf || !eo || !radius || !theta || !lg || !filt || !ifilt || !an || !energy_all ||
+        !an_all || !sum_e || !sum_o || !energy || !tmp)
+        goto out;
+    fwd = fftw_plan_dft_2d(h, w, buf, imf, FFTW_FORWARD, FFTW_ESTIMATE);
+    bwd = fftw_plan_dft_2d(h, w, buf, buf, FFTW_BACKWARD, FFTW_ESTIMATE);
+    if (!fwd || !bwd) goto out;
+    for (size_t i = 0; i < n; i++) buf[i][0] = img[i], buf[i][1] = 0;
+    fftw_execute(fwd); /* buf -> imf */
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const double fx = freq_coord(x, w), fy = freq_coord(y, h);
+            const size_t i = (size_t)y * w + x;
+            radius[i] = sqrt(fx * fx + fy * fy);
+            theta[i] = atan2(-fy, fx);
+        }
+    for (size_t i = 0; i < n; i++) {
+        const double lp = 1.0 / (1.0 + pow(radius[i] / 0.45, 2 * 15)); /* low-pass, cutoff 0.45, order 15 */
+        const double r = i == 0 ? 1.0 : radius[i];
+        for (int s = 0; s < NS; s++) {
+            const double fo = 1.0 / (min_wave * pow(mult, s));
+            const double l = log(r / fo);
+            lg[s * n + i] = i == 0 ? 0 : exp(-(l * l) / (2 * log(sigma_onf) * log(sigma_onf))) * lp;
+        }
+    }
+    for (int o = 0; o < NO; o++) {
+        const double angl = o * M_PI / NO;
+        double em_n = 0;
+        for (size_t i = 0; i < n; i++) sum_e[i] = sum_o[i] = energy[i] = an[i] = 0;
+        for (int s = 0; s < NS; s++) {
+            for (size_t i = 0; i < n; i++) {
+                const double ds = sin(theta[i]) * cos(angl) - cos(theta[i]) * sin(angl);
+                const double dc = cos(theta[i]) * cos(angl) + sin(theta[i]) * sin(angl);
+                const double dt = fabs(atan2(ds, dc));
+                filt[i] = lg[s * n + i] * exp(-(dt * dt) / (2 * theta_sigma * theta_sigma));
+            }
+            if (s == 0)
+                for (size_t i = 0; i < n; i++) em_n += filt[i] * filt[i];
+            /* the filter's spatial form, real(ifft2(filter)) * sqrt(n) */
+            for (size_t i = 0; i < n; i++) buf[i][0] = filt[i], buf[i][1] = 0;
+            fftw_execute(bwd);
+            for (size_t i = 0; i < n; i++) ifilt[s * n + i] = buf[i][0] / n * sqrt((double)n);
+            /* the response EO = ifft2(imagefft .* filter) */
+            fftw_complex *e = eo + s * n;
+            for (size_t i = 0; i < n; i++) buf[i][0] = imf[i][0] * filt[i], buf[i][1] = imf[i][1] * filt[i];
+            fftw_execute(bwd);
+            for (size_t i = 0; i < n; i++) {
+                e[i][0] = buf[i][0] / n, e[i][1] = buf[i][1] / n;
+                an[i] += hypot(e[i][0], e[i][1]);
+                sum_e[i] += e[i][0], sum_o[i] += e[i][1];
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            const double xe = sqrt(sum_e[i] * sum_e[i] + sum_o[i] * sum_o[i]) + eps;
+            const double me = sum_e[i] / xe, mo = sum_o[i] / xe;
+            for (int s = 0; s < NS; s++) {
+                const double E = eo[s * n + i][0], O = eo[s * n + i][1];
+                energy[i] += E * me + O * mo - fabs(E * mo - O * me);
+            }
+        }
+        /* noise: the median squared amplitude of the smallest scale (Rayleigh mean estimate) */
+        for (size_t i = 0; i < n; i++) tmp[i] = eo[i][0] * eo[i][0] + eo[i][1] * eo[i][1];
+        qsort(tmp, n, sizeof(double), cmp_double);
+        const double median = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+        const double mean_e2n = -median / log(0.5), noise_power = mean_e2n / em_n;
+        double sum_an2 = 0, sum_aiaj = 0;
+        for (size_t i = 0; i < n; i++)
+            for (int a = 0; a < NS; a++) {
+                sum_an2 += ifilt[a * n + i] * ifilt[a * n + i];
+                for (int b = a + 1; b < NS; b++) sum_aiaj += ifilt[a * n + i] * ifilt[b * n + i];
+            }
+        const double est_noise_e2 = 2 * noise_power * sum_an2 + 4 * noise_power * sum_aiaj;
+        const double tau = sqrt(est_noise_e2 / 2);
+        const double T = (tau * sqrt(M_PI / 2) + k * sqrt((2 - M_PI / 2) * tau * tau)) / 1.7;
+        for (size_t i = 0; i < n; i++) {
+            energy_all[i] += fmax(energy[i] - T, 0);
+            an_all[i] += an[i];
+        }
+    }
+    for (size_t i = 0; i < n; i++) pc[i] = an_all[i] > 0 ? energy_all[i] / an_all[i] : 0;
+    rc = 0;
+out:
+    if (fwd) fftw_destroy_plan(fwd);
+    if (bwd) fftw_destroy_plan(bwd);
+    fftw_free(imf), fftw_free(buf), fftw_free(eo);
+    free(radius), free(theta), free(lg), free(filt), free(ifilt), free(an), free(energy_all);
+    free(an_all), free(sum_e), free(sum_o), free(energy), free(tmp);
+    return rc;
+}
+
+/* One band of a raster on FSIM's 0..255 scale ((v - lo) / L * 255), invalid pixels at the valid
+ * mean, averaged over F x F and subsampled by F as FSIM.m does (conv2 'same', zero padding). */
+static double *fsim_prepare(const float *a, const uint8_t *valid, int w, int h, double lo, double L,
+                            int F, int *ow, int *oh) {
+    const size_t n = (size_t)w * h;
+    double mean = 0, k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (valid[i]) mean += (a[i] - lo) / L * 255.0, k++;
+    mean = k ? mean / k : 0;
+    double *y = malloc(n * sizeof(double));
+    if (!y) return NULL;
+    for (size_t i = 0; i < n; i++) y[i] = valid[i] ? (a[i] - lo) / L * 255.0 : mean;
+    *ow = (w + F - 1) / F, *oh = (h + F - 1) / F;
+    if (F == 1) return y;
+    double *d = malloc((size_t)*ow * *oh * sizeof(double));
+    if (d)
+        for (int r = 0; r < *oh; r++)
+            for (int c = 0; c < *ow; c++) {
+                double s = 0;
+                for (int u = 0; u < F; u++)
+                    for (int v = 0; v < F; v++) {
+                        const int yy = r * F + F / 2 - u, xx = c * F + F / 2 - v;
+                        if (yy >= 0 && yy < h && xx >= 0 && xx < w) s += y[(size_t)yy * w + xx];
+                    }
+                d[(size_t)r * *ow + c] = s / (F * F);
+            }
+    free(y);
+    return d;
+}
+
+/* Scharr gradient magnitude (FSIM's dx, dy kernels / 16, zero padding). */
+static void scharr(const double *y, int w, int h, double *g) {
+    static const double kx[3][3] = {{3, 0, -3}, {10, 0, -10}, {3, 0, -3}};
+    for (int r = 0; r < h; r++)
+        for (int c = 0; c < w; c++) {
+            double gx = 0, gy = 0;
+            for (int u = -1; u <= 1; u++)
+                for (int v = -1; v <= 1; v++) {
+                    const int rr = r - u, cc = c - v;
+                    if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
+                    const double p = y[(size_t)rr * w + cc];
+                    gx += p * kx[u + 1][v + 1] / 16;
+                    gy += p * kx[v + 1][u + 1] / 16;
+                }
+            g[(size_t)r * w + c] = sqrt(gx * gx + gy * gy);
+        }
+}
+
+/* FSIM of band a against band b (values in stored units, lo..lo+L the data range). NAN when no
+ * pixel is valid or memory runs out. */
+static double fsim(const float *a, const float *b, const uint8_t *valid, int w, int h, double lo,
+                   double L) {
+    const int F = (int)fmax(1, lround(fmin(w, h) / 256.0));
+    int ow, oh;
+    double *y1 = fsim_prepare(a, valid, w, h, lo, L, F, &ow, &oh);
+    double *y2 = fsim_prepare(b, valid, w, h, lo, L, F, &ow, &oh);
+    const size_t n = (size_t)ow * oh;
+    double *pc1 = malloc(n * sizeof(double)), *pc2 = malloc(n * sizeof(double));
+    double *g1 = malloc(n * sizeof(double)), *g2 = malloc(n * sizeof(double));
+    double r = NAN;
+    if (y1 && y2 && pc1 && pc2 && g1 && g2 && !phase_congruency(y1, ow, oh, pc1) &&
+        !phase_congruency(y2, ow, oh, pc2)) {
+        scharr(y1, ow, oh, g1);
+        scharr(y2, ow, oh, g2);
+        double num = 0, den = 0;
+        for (int rr = 0; rr < oh; rr++)
+            for (int c = 0; c < ow; c++) {
+                const size_t i = (size_t)rr * ow + c;
+                if (!valid[(size_t)(rr * F) * w + (size_t)c * F]) continue;
+                const double spc = (2 * pc1[i] * pc2[i] + 0.85) / (pc1[i] * pc1[i] + pc2[i] * pc2[i] + 0.85);
+                const double sg = (2 * g1[i] * g2[i] + 160) / (g1[i] * g1[i] + g2[i] * g2[i] + 160);
+                const double pcm = fmax(pc1[i], pc2[i]);
+                num += spc * sg * pcm;
+                den += pcm;
+            }
+        r = den > 0 ? num / den : NAN;
+    }
+    free(y1), free(y2), free(pc1), free(pc2), free(g1), free(g2);
+    return r;
+}
+
 /* ---- classifier ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -269,7 +483,7 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
     p.width = p.height = S;
     uint8_t *label = malloc((size_t)S * S), *osm = malloc((size_t)3 * S * S);
     float *rgb = malloc(sizeof(float) * 3 * S * S), *one = malloc(sizeof(float) * S * S);
-    raster r = {S, S, c.bands, malloc(sizeof(float) * c.bands * S * S), malloc((size_t)S * S), 0, 0};
+    raster r = {S, S, c.bands, malloc(sizeof(float) * c.bands * S * S), malloc((size_t)S * S), 0, 0, ""};
     memset(r.valid, 1, (size_t)S * S);
     double (*sum)[NFEAT] = calloc(NC, sizeof *sum), (*sq)[NFEAT] = calloc(NC, sizeof *sq);
     for (int s = 0; s < scenes; s++) {
@@ -338,15 +552,185 @@ static int load_classifier(const char *path, classifier *c) {
     return !ok;
 }
 
+/* ---- class maps, agreement, texture --------------------------------------------------------- */
+
+/* The class of every valid pixel of r (-1 where invalid); the features (caller frees) in *feat. */
+static int class_map(const classifier *c, const raster *r, const uint8_t *valid, int8_t *cls,
+                     double **feat, int *nfeat) {
+    if (r->modality[0] && strcmp(r->modality, c->modality)) {
+        fprintf(stderr, "%s: the raster is '%s' (MM_MODALITY), the classifier is for '%s'\n", TOOL,
+                r->modality, c->modality);
+        return 1;
+    }
+    if (c->bands != r->bands) {
+        fprintf(stderr, "%s: the %s classifier takes %d band%s, the raster has %d\n", TOOL, c->modality,
+                c->bands, c->bands == 1 ? "" : "s", r->bands);
+        return 1;
+    }
+    const size_t n = (size_t)r->w * r->h;
+    double *f = features(r, c->scale, nfeat);
+    for (size_t i = 0; i < n; i++) cls[i] = valid[i] ? (int8_t)classify(c, f + i * *nfeat) : -1;
+    *feat = f;
+    return 0;
+}
+
+/* Accuracy and mIoU of a confusion matrix (rows: the reference). mIoU over the classes present in
+ * the reference (rows), or, with either_side, in either map. */
+static void conf_scores(const double *conf, int either_side, double *acc, double *miou) {
+    double ok = 0, tot = 0, m = 0;
+    int present = 0;
+    for (int k = 0; k < NC; k++) {
+        double row = 0, col = 0;
+        for (int j = 0; j < NC; j++) row += conf[k * NC + j], col += conf[j * NC + k];
+        ok += conf[k * NC + k], tot += row;
+        if (row > 0 || (either_side && col > 0)) {
+            m += conf[k * NC + k] / (row + col - conf[k * NC + k]);
+            present++;
+        }
+    }
+    *acc = tot ? ok / tot : NAN;
+    *miou = present ? m / present : NAN;
+}
+
+/* Texture per class: over the valid pixels of class k (cls), the mean 5 x 5 local mean and local
+ * standard deviation (features(), so in scaled units: SAR dB / 30, reflectance, colour / 255),
+ * averaged over the bands. */
+typedef struct {
+    double pixels, mean, std;
+} texstat;
+
+static void texture_by_class(const double *f, int nf, int bands, const int8_t *cls, size_t n,
+                             texstat out[NC]) {
+    memset(out, 0, sizeof(texstat) * NC);
+    for (size_t i = 0; i < n; i++) {
+        const int k = cls[i];
+        if (k < 0 || k >= NC) continue;
+        double m = 0, s = 0;
+        for (int b = 0; b < bands; b++) m += f[i * nf + 3 * b + 1], s += f[i * nf + 3 * b + 2];
+        out[k].pixels++, out[k].mean += m / bands, out[k].std += s / bands;
+    }
+    for (int k = 0; k < NC; k++)
+        if (out[k].pixels) out[k].mean /= out[k].pixels, out[k].std /= out[k].pixels;
+}
+
+#define TEX_MIN_PIXELS 64 /* classes with fewer reference pixels are left out of the error */
+
+/* Texture error: mean over classes of |std_gen - std_ref| / std_ref (relative error of the local
+ * standard deviation: speckle, texture), over the classes with TEX_MIN_PIXELS reference pixels. */
+static double texture_error(const texstat g[NC], const texstat r[NC]) {
+    double e = 0;
+    int k = 0;
+    for (int c = 0; c < NC; c++)
+        if (r[c].pixels >= TEX_MIN_PIXELS && r[c].std > 0 && g[c].pixels > 0) {
+            e += fabs(g[c].std - r[c].std) / r[c].std;
+            k++;
+        }
+    return k ? e / k : NAN;
+}
+
+static void print_texture_json(const char *key, const texstat t[NC]) {
+    printf(", \"%s\": {", key);
+    int first = 1;
+    for (int k = 0; k < NC; k++)
+        if (t[k].pixels) {
+            printf("%s\"%s\": {\"pixels\": %.0f, \"mean\": %.6f, \"std\": %.6f}", first ? "" : ", ",
+                   mm_sim_class_name(k), t[k].pixels, t[k].mean, t[k].std);
+            first = 0;
+        }
+    printf("}");
+}
+
+/* mm_eval --agreement A B --classifier-a CA --classifier-b CB: the class maps of two rasters of
+ * the same scene (e.g. two modalities of one joint generation) through each one's classifier,
+ * their agreement (fraction of pixels with the same class, mIoU over the classes either map
+ * shows), and each one's texture per predicted class. */
+static int agreement(const char *pa, const char *pb, const char *ca_path, const char *cb_path,
+                     int json) {
+    if (!ca_path || !cb_path) {
+        fprintf(stderr, "%s: --agreement needs --classifier-a FILE and --classifier-b FILE\n", TOOL);
+        return 2;
+    }
+    classifier ca, cb;
+    raster a, b;
+    if (load_classifier(ca_path, &ca) || load_classifier(cb_path, &cb)) return 1;
+    if (read_raster(pa, &a)) return 1;
+    if (read_raster(pb, &b)) {
+        raster_free(&a);
+        return 1;
+    }
+    int rc = 1;
+    const size_t n = (size_t)a.w * a.h;
+    int8_t *ma = NULL, *mb = NULL;
+    uint8_t *valid = NULL;
+    double *fa = NULL, *fb = NULL;
+    if (a.w != b.w || a.h != b.h) {
+        fprintf(stderr, "%s: '%s' is %d x %d, '%s' %d x %d: they must match\n", TOOL, pa, a.w, a.h,
+                pb, b.w, b.h);
+        goto out;
+    }
+    if (!strcmp(ca.modality, "sar")) sar_to_db(&a);
+    if (!strcmp(cb.modality, "sar")) sar_to_db(&b);
+    ma = malloc(n), mb = malloc(n), valid = malloc(n);
+    if (!ma || !mb || !valid) {
+        fprintf(stderr, "%s: out of memory\n", TOOL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) valid[i] = a.valid[i] && b.valid[i];
+    int nfa, nfb;
+    if (class_map(&ca, &a, valid, ma, &fa, &nfa) || class_map(&cb, &b, valid, mb, &fb, &nfb)) goto out;
+    double conf[NC * NC] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (valid[i]) conf[ma[i] * NC + mb[i]]++;
+    double acc, miou;
+    conf_scores(conf, 1, &acc, &miou);
+    texstat ta[NC], tb[NC];
+    texture_by_class(fa, nfa, a.bands, ma, n, ta);
+    texture_by_class(fb, nfb, b.bands, mb, n, tb);
+    if (json) {
+        printf("{\"a\": \"%s\", \"b\": \"%s\", \"modality_a\": \"%s\", \"modality_b\": \"%s\", "
+               "\"agreement\": %.5f, \"miou\": %.5f",
+               pa, pb, ca.modality, cb.modality, acc, miou);
+        print_texture_json("texture_a", ta);
+        print_texture_json("texture_b", tb);
+        printf("}\n");
+    } else {
+        printf("class agreement of %s (%s) and %s (%s): %.4f of the pixels, mIoU %.4f\n", pa,
+               ca.modality, pb, cb.modality, acc, miou);
+        printf("predicted class  pixels A  mean A    std A     pixels B  mean B    std B\n");
+        for (int k = 0; k < NC; k++)
+            if (ta[k].pixels || tb[k].pixels)
+                printf("%-15s  %8.0f  %8.4f  %8.4f  %8.0f  %8.4f  %8.4f\n", mm_sim_class_name(k),
+                       ta[k].pixels, ta[k].mean, ta[k].std, tb[k].pixels, tb[k].mean, tb[k].std);
+    }
+    rc = 0;
+out:
+    free(ma), free(mb), free(valid), free(fa), free(fb);
+    raster_free(&a);
+    raster_free(&b);
+    return rc;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: mm_eval GENERATED REFERENCE [--modality M] [--labels LABELS --classifier FILE]\n"
+            "               [--json]\n"
+            "       mm_eval --agreement A B --classifier-a FILE --classifier-b FILE [--json]\n"
+            "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n");
+}
 
 int main(int argc, char **argv) {
     const char *labels = NULL, *modality = NULL, *clf_path = NULL, *fit = NULL, *out = NULL;
-    int json = 0, scenes = 24;
+    const char *clf_a = NULL, *clf_b = NULL;
+    int json = 0, scenes = 24, agree = 0;
+    enum { O_AGREE = 256, O_CLF_A, O_CLF_B };
     static const struct option opts[] = {
         {"labels", required_argument, 0, 'l'}, {"modality", required_argument, 0, 'm'},
         {"classifier", required_argument, 0, 'c'}, {"fit-classifier", required_argument, 0, 'f'},
         {"out", required_argument, 0, 'o'}, {"scenes", required_argument, 0, 's'},
+        {"agreement", no_argument, 0, O_AGREE}, {"classifier-a", required_argument, 0, O_CLF_A},
+        {"classifier-b", required_argument, 0, O_CLF_B},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -359,12 +743,12 @@ int main(int argc, char **argv) {
         case 's':
             if (mm_arg_int(TOOL, "--scenes", optarg, 1, 10000, &scenes)) return 2;
             break;
+        case O_AGREE: agree = 1; break;
+        case O_CLF_A: clf_a = optarg; break;
+        case O_CLF_B: clf_b = optarg; break;
         case 'j': json = 1; break;
-        case 'h':
-            printf("Usage: mm_eval GENERATED REFERENCE [--modality M] [--labels LABELS --classifier FILE] [--json]\n"
-                   "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n");
-            return 0;
-        default: return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     GDALAllRegister();
@@ -376,8 +760,27 @@ int main(int argc, char **argv) {
         return fit_classifier(fit, out, scenes);
     }
     if (optind != argc - 2) {
-        fprintf(stderr, "%s: expected GENERATED and REFERENCE rasters (see --help)\n", TOOL);
+        fprintf(stderr, "%s: expected %s (see --help)\n", TOOL,
+                agree ? "the two rasters A and B" : "GENERATED and REFERENCE rasters");
         return 2;
+    }
+    if (agree) {
+        const int rc = agreement(argv[optind], argv[optind + 1], clf_a, clf_b, json);
+        GDALDestroyDriverManager();
+        return rc;
+    }
+    classifier c;
+    if (labels && !clf_path) {
+        fprintf(stderr, "%s: --labels needs --classifier FILE (mm_eval --fit-classifier)\n", TOOL);
+        return 2;
+    }
+    if (clf_path) {
+        if (load_classifier(clf_path, &c)) return 1;
+        if (!modality) modality = c.modality;
+        else if (strcmp(modality, c.modality)) {
+            fprintf(stderr, "%s: --modality %s but the classifier is for %s\n", TOOL, modality, c.modality);
+            return 2;
+        }
     }
     raster g, r;
     if (read_raster(argv[optind], &g)) return 1;
@@ -386,6 +789,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 1;
+    uint8_t *valid = NULL;
+    int8_t *cls = NULL;
+    double *f = NULL, *fr = NULL;
+    raster lab = {0};
     if (modality && !strcmp(modality, "sar")) {
         sar_to_db(&g);
         sar_to_db(&r);
@@ -396,111 +803,79 @@ int main(int argc, char **argv) {
         goto done;
     }
     const size_t n = (size_t)g.w * g.h;
-    uint8_t *valid = malloc(n);
+    valid = malloc(n);
+    if (!valid) goto done;
     for (size_t i = 0; i < n; i++) valid[i] = g.valid[i] && r.valid[i];
-    const double L = data_range(modality, &r);
-    double bp[MAXB], bs[MAXB];
+    const double L = data_range(modality, &r), lo = modality && !strcmp(modality, "sar") ? -25.0 : 0.0;
+    double bp[MAXB], bs[MAXB], bf[MAXB];
     for (int b = 0; b < g.bands; b++) {
         bp[b] = psnr(g.data + b * n, r.data + b * n, valid, n, L);
         bs[b] = ssim(g.data + b * n, r.data + b * n, valid, g.w, g.h, L);
+        bf[b] = fsim(g.data + b * n, r.data + b * n, valid, g.w, g.h, lo, L);
     }
-    double acc = NAN, miou = NAN, tex[NC][4];
+    double acc = NAN, miou = NAN, tex_err = NAN;
+    texstat tg[NC], tr[NC];
     int have_cls = 0;
     if (labels) {
-        raster lab;
-        classifier c;
-        if (!clf_path) {
-            fprintf(stderr, "%s: --labels needs --classifier FILE (mm_eval --fit-classifier)\n", TOOL);
-            free(valid);
+        if (read_raster(labels, &lab)) goto done;
+        if (lab.w != g.w || lab.h != g.h) {
+            fprintf(stderr, "%s: the labels are %d x %d, the rasters %d x %d\n", TOOL, lab.w, lab.h, g.w, g.h);
             goto done;
         }
-        if (load_classifier(clf_path, &c) || read_raster(labels, &lab)) {
-            free(valid);
+        cls = malloc(n);
+        int8_t *truth = malloc(n);
+        if (!cls || !truth) {
+            free(truth);
             goto done;
         }
-        if (lab.w != g.w || lab.h != g.h || c.bands != g.bands) {
-            fprintf(stderr, "%s: labels or classifier do not match the raster\n", TOOL);
-            raster_free(&lab);
-            free(valid);
+        int nf, nfr;
+        if (class_map(&c, &g, valid, cls, &f, &nf)) {
+            free(truth);
             goto done;
         }
-        int nf;
-        double *f = features(&g, c.scale, &nf);
-        double inter[NC] = {0}, uni[NC] = {0}, ok = 0, tot = 0;
-        double *conf = calloc(NC * NC, sizeof(double));
+        double conf[NC * NC] = {0};
         for (size_t i = 0; i < n; i++) {
-            if (!valid[i]) continue;
-            const int t = (int)lab.data[i], p = classify(&c, f + i * nf);
-            if (t < 0 || t >= NC) continue;
-            conf[t * NC + p]++;
-            ok += t == p;
-            tot++;
+            const int t = (int)lab.data[i];
+            truth[i] = valid[i] && lab.valid[i] && t >= 0 && t < NC ? (int8_t)t : -1;
+            if (truth[i] >= 0) conf[t * NC + cls[i]]++;
         }
-        int present = 0;
-        miou = 0;
-        for (int k = 0; k < NC; k++) {
-            double row = 0, col = 0;
-            for (int j = 0; j < NC; j++) row += conf[k * NC + j], col += conf[j * NC + k];
-            inter[k] = conf[k * NC + k];
-            uni[k] = row + col - inter[k];
-            if (row > 0) {
-                miou += inter[k] / uni[k];
-                present++;
-            }
-        }
-        miou = present ? miou / present : NAN;
-        acc = tot ? ok / tot : NAN;
-        /* texture: per class, mean over its pixels of the 5 x 5 local mean and std (band 1) */
-        int nfr;
-        double *fr = features(&r, c.scale, &nfr);
-        for (int k = 0; k < NC; k++) {
-            double s[4] = {0}, cnt = 0;
-            for (size_t i = 0; i < n; i++)
-                if (valid[i] && (int)lab.data[i] == k) {
-                    s[0] += f[i * nf + 1], s[1] += f[i * nf + 2], s[2] += fr[i * nfr + 1], s[3] += fr[i * nfr + 2];
-                    cnt++;
-                }
-            for (int j = 0; j < 4; j++) tex[k][j] = cnt ? s[j] / cnt : NAN;
-        }
-        free(fr);
-        free(f);
-        free(conf);
-        raster_free(&lab);
+        conf_scores(conf, 0, &acc, &miou);
+        /* texture: per true class, generated versus reference */
+        fr = features(&r, c.scale, &nfr);
+        texture_by_class(f, nf, g.bands, truth, n, tg);
+        texture_by_class(fr, nfr, r.bands, truth, n, tr);
+        tex_err = texture_error(tg, tr);
+        free(truth);
         have_cls = 1;
     }
     if (json) {
         printf("{\"generated\": \"%s\", \"reference\": \"%s\", \"range\": %g, \"bands\": [", argv[optind],
                argv[optind + 1], L);
         for (int b = 0; b < g.bands; b++)
-            printf("%s{\"psnr\": %.4f, \"ssim\": %.5f}", b ? ", " : "", bp[b], bs[b]);
+            printf("%s{\"psnr\": %.4f, \"ssim\": %.5f, \"fsim\": %.5f}", b ? ", " : "", bp[b], bs[b], bf[b]);
         printf("]");
         if (have_cls) {
-            printf(", \"accuracy\": %.5f, \"miou\": %.5f, \"texture\": {", acc, miou);
-            int first = 1;
-            for (int k = 0; k < NC; k++)
-                if (!isnan(tex[k][0])) {
-                    printf("%s\"%s\": {\"gen_mean\": %.5f, \"gen_std\": %.5f, \"ref_mean\": %.5f, \"ref_std\": %.5f}",
-                           first ? "" : ", ", mm_sim_class_name(k), tex[k][0], tex[k][1], tex[k][2], tex[k][3]);
-                    first = 0;
-                }
-            printf("}");
+            printf(", \"accuracy\": %.5f, \"miou\": %.5f, \"texture_error\": %.5f", acc, miou, tex_err);
+            print_texture_json("texture_generated", tg);
+            print_texture_json("texture_reference", tr);
         }
         printf("}\n");
     } else {
-        printf("band   PSNR (dB)   SSIM      (data range %g)\n", L);
-        for (int b = 0; b < g.bands; b++) printf("%4d   %9.3f   %.4f\n", b + 1, bp[b], bs[b]);
+        printf("band   PSNR (dB)   SSIM     FSIM     (data range %g)\n", L);
+        for (int b = 0; b < g.bands; b++) printf("%4d   %9.3f   %.4f   %.4f\n", b + 1, bp[b], bs[b], bf[b]);
         if (have_cls) {
-            printf("land-cover accuracy %.4f, mIoU %.4f\n", acc, miou);
-            printf("class          gen mean  gen std   ref mean  ref std   (5x5, scaled)\n");
+            printf("land-cover accuracy %.4f, mIoU %.4f; texture error %.4f\n", acc, miou, tex_err);
+            printf("class          pixels    gen mean  gen std   ref mean  ref std   (5x5, scaled)\n");
             for (int k = 0; k < NC; k++)
-                if (!isnan(tex[k][0]))
-                    printf("%-13s  %8.4f  %8.4f  %8.4f  %8.4f\n", mm_sim_class_name(k), tex[k][0], tex[k][1],
-                           tex[k][2], tex[k][3]);
+                if (tr[k].pixels)
+                    printf("%-13s  %8.0f  %8.4f  %8.4f  %8.4f  %8.4f\n", mm_sim_class_name(k), tr[k].pixels,
+                           tg[k].mean, tg[k].std, tr[k].mean, tr[k].std);
         }
     }
-    free(valid);
     rc = 0;
 done:
+    free(valid), free(cls), free(f), free(fr);
+    if (labels) raster_free(&lab);
     raster_free(&g);
     raster_free(&r);
     GDALDestroyDriverManager();
