@@ -282,3 +282,7 @@ extern "C" cudaError_t mmk_attention_flash(float *out, const float *qkv, int n_s
     default: return cudaErrorNotSupported;
     }
 }
+
+extern "C" int mmk_attention_flash_supports(int n_seq, int nh, int hd) {
+    return (int64_t)n_seq * nh <= 65535 && (hd == 16 || hd == 32 || hd == 64 || hd == 128);
+}

@@ -54,7 +54,9 @@ typedef struct {
 
 typedef struct {
     void *p;
-    size_t cap; /* bytes */
+    size_t cap;  /* bytes */
+    size_t need; /* the most asked for since scratch_plan(b, 1), rounded up to 256 bytes */
+    int own;     /* p is our cudaMalloc (else a slice of the context's arena) */
 } dbuf;
 
 /* A cuBLASLt product D[m, n] (column-major) = op(A) op(B), optionally + bias[m], batched. */
@@ -183,6 +185,7 @@ static double now_s(void) {
 static void *dev_alloc(mm_backend *b, size_t bytes) {
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 4);
+    if (e == cudaSuccess) b->n_allocs++;
     if (e != cudaSuccess) {
         cudaGetLastError(); /* not sticky: clear it */
         size_t fr = 0, tot = 0;
@@ -196,16 +199,25 @@ static void *dev_alloc(mm_backend *b, size_t bytes) {
     return p;
 }
 
-/* Grow-only scratch: reallocated only when a larger size is asked for (warm-up). */
+/* Stands for a scratch buffer during a sizing pass (b->dry): 256-byte aligned like the real
+ * ones (product plans are keyed by operand alignment), never dereferenced. */
+#define DRY_SCRATCH ((void *)(uintptr_t)((uintptr_t)1 << 41))
+
+/* Grow-only scratch: reallocated only when a larger size is asked for (warm-up), or carved
+ * from the context's arena (scratch_adopt) with the size a sizing pass measured. */
 static void *scratch(mm_backend *b, dbuf *s, size_t bytes) {
+    const size_t need = (bytes + 255) & ~(size_t)255;
+    if (need > s->need) s->need = need;
     if (bytes <= s->cap && s->p) return s->p;
-    if (s->p) cudaFree(s->p); /* synchronises: earlier work using it has finished */
+    if (b->dry) return DRY_SCRATCH;
+    if (s->p && s->own) cudaFree(s->p); /* synchronises: earlier work using it has finished */
+    if (s->p && !s->own) cudaStreamSynchronize(cu(b)->stream); /* the arena slice stays */
     s->p = NULL;
     s->cap = 0;
     /* 1/8 headroom so that slowly growing requests do not reallocate every time */
     const size_t want = bytes + bytes / 8;
     s->p = dev_alloc(b, want);
-    if (s->p) s->cap = want;
+    if (s->p) s->cap = want, s->own = 1;
     return s->p;
 }
 
@@ -561,7 +573,8 @@ static int cu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M, in
     const void *xb = x;
     if (bf) {
         uint16_t *st = scratch(b, &cb->stage, (size_t)(M * K) * 2);
-        if (!st || ck(b, mmk_to_bf16(st, x, (size_t)(M * K), cb->stream), "linear: bf16 staging"))
+        if (!st || (!b->dry &&
+                    ck(b, mmk_to_bf16(st, x, (size_t)(M * K), cb->stream), "linear: bf16 staging")))
             return 1;
         xb = st;
     }
@@ -587,7 +600,9 @@ static int cu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M, in
     key.align_b = align_of(xb, key.sb * (int64_t)esz);
     key.align_d = align_of(y, key.sd * 4);
     lt_plan *p = plan_get(cb, &key);
-    if (!p || lt_run(cb, p, we->dev, xb, y, we->bias)) return 1;
+    if (!p) return 1;
+    if (b->dry) return 0; /* sizing pass: weights and plan ready, nothing computed */
+    if (lt_run(cb, p, we->dev, xb, y, we->bias)) return 1;
     if (act != MM_ACT_NONE &&
         ck(b, mmk_bias_act(y, M, N, NULL, (int)act, cb->stream), "linear: activation"))
         return 1;
@@ -610,6 +625,7 @@ static int conv_im2col(cuda_backend *cb, float *y, const float *x, int n, int ci
     }
     float *col = scratch(b, &cb->col, (size_t)(Kc * pbm) * sizeof(float));
     if (!col) return 1;
+    if (b->dry) return 0;
     for (int img = 0; img < n; img++) {
         const float *xi = x + (int64_t)img * cin * h * w;
         for (int64_t p0 = 0; p0 < P; p0 += pbm) {
@@ -733,6 +749,7 @@ static int conv_cudnn(cuda_backend *cb, float *y, const float *x, int n, int cin
     if (!sym && !(padded = scratch(b, &cb->pad, (size_t)cin * hp * wp * sizeof(float)))) return 1;
     void *ws = NULL;
     if (c->ws && !(ws = scratch(b, &cb->convws, c->ws))) return 1;
+    if (b->dry) return 0;
     const float one = 1.0f, zero = 0.0f;
     const int64_t P = (int64_t)oh * ow;
     for (int img = 0; img < n; img++) { /* image by image: an image's bits never depend on n */
@@ -773,6 +790,7 @@ static int cu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int ci
 #endif
     if (rc == 2) rc = conv_im2col(cb, y, x, n, cin, h, w, W, we->dev, k, stride, pad, oh, ow);
     if (rc) return 1;
+    if (b->dry) return 0;
     if (W->bias && ck(b, mmk_channel_bias(y, n, W->rows, (int64_t)oh * ow, we->bias, cb->stream),
                       "conv2d: bias"))
         return 1;
@@ -790,6 +808,7 @@ static int attention_generic(cuda_backend *cb, float *out, const float *qkv, int
     const int64_t H = (int64_t)nh * hd, ld = 3 * H;
     float *sc = scratch(b, &cb->scores, (size_t)nh * S * S * sizeof(float));
     if (!sc) return 1;
+    if (b->dry) return 0;
     const cublasComputeType_t ct =
         (b->use_bf16 || cb->tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const float one = 1.0f, zero = 0.0f;
@@ -817,6 +836,10 @@ static int attention_generic(cuda_backend *cb, float *out, const float *qkv, int
 static int cu_attention_impl(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh,
                              int hd) {
     cuda_backend *cb = cu(b);
+    if (b->dry) /* sizing pass: the fused kernel needs no scratch, the generic path does */
+        return mmk_attention_flash_supports(n_seq, nh, hd)
+                   ? 0
+                   : attention_generic(cb, out, qkv, n_seq, S, nh, hd);
     cudaError_t e = mmk_attention_flash(out, qkv, n_seq, S, nh, hd, b->use_bf16, cb->stream);
     if (e == cudaErrorNotSupported) return attention_generic(cb, out, qkv, n_seq, S, nh, hd);
     return ck(b, e, "attention");
@@ -1010,6 +1033,66 @@ static int cu_copy(mm_backend *b, float *dst, const float *src, size_t n) {
     return rc;
 }
 
+/* ---- memory planning (mm_context_reserve) and the mosaic ---------------------------------- */
+
+static size_t cu_scratch_plan(mm_backend *b, int begin) {
+    cuda_backend *cb = cu(b);
+    dbuf *bufs[5] = {&cb->stage, &cb->pad, &cb->convws, &cb->col, &cb->scores};
+    size_t total = 0;
+    for (int i = 0; i < 5; i++) {
+        if (begin) bufs[i]->need = 0;
+        total += bufs[i]->need;
+    }
+    return total;
+}
+
+static int cu_scratch_adopt(mm_backend *b, void *mem, size_t bytes) {
+    cuda_backend *cb = cu(b);
+    enter(b);
+    /* work still queued may use the buffers being replaced */
+    if (ck(b, cudaStreamSynchronize(cb->stream), "scratch: synchronise")) return 1;
+    dbuf *bufs[5] = {&cb->stage, &cb->pad, &cb->convws, &cb->col, &cb->scores};
+    size_t off = 0;
+    for (int i = 0; i < 5; i++) {
+        if (bufs[i]->p && bufs[i]->own) cudaFree(bufs[i]->p);
+        bufs[i]->p = NULL, bufs[i]->cap = 0, bufs[i]->own = 0;
+        if (!mem || !bufs[i]->need) continue;
+        if (off + bufs[i]->need > bytes) {
+            cu_seterr(b, "scratch: %zu bytes given, more needed", bytes);
+            return 1;
+        }
+        bufs[i]->p = (char *)mem + off;
+        bufs[i]->cap = bufs[i]->need;
+        off += bufs[i]->need;
+    }
+    return 0;
+}
+
+static int cu_mem_info(mm_backend *b, size_t *free_bytes, size_t *total_bytes) {
+    enter(b);
+    return ck(b, cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
+
+static int cu_mosaic_accumulate(mm_backend *b, float *acc, float *wsum, int C, int width,
+                                int height, const float *tiles, int n, int S, const int *x0,
+                                const int *y0, const float *wrow, const float *wcol) {
+    enter(b);
+    const size_t plane = (size_t)S * S;
+    for (int t = 0; t < n; t++) /* one launch per window, in order, on the one stream */
+        if (ck(b,
+               mmk_mosaic_accumulate(acc, wsum, C, width, height, tiles + (size_t)t * C * plane, S,
+                                     x0[t], y0[t], wrow, wcol, ST),
+               "mosaic_accumulate"))
+            return 1;
+    return 0;
+}
+
+static int cu_mosaic_normalise(mm_backend *b, float *out, const float *acc, const float *wsum,
+                               int C, int64_t npix, float empty) {
+    enter(b);
+    return ck(b, mmk_mosaic_normalise(out, acc, wsum, C, npix, empty, ST), "mosaic_normalise");
+}
+
 /* ---- lifetime -------------------------------------------------------------------------------- */
 
 static void cu_destroy(mm_backend *b) {
@@ -1055,7 +1138,7 @@ static void cu_destroy(mm_backend *b) {
 #endif
     dbuf *bufs[5] = {&cb->stage, &cb->pad, &cb->convws, &cb->col, &cb->scores};
     for (int i = 0; i < 5; i++)
-        if (bufs[i]->p) cudaFree(bufs[i]->p);
+        if (bufs[i]->p && bufs[i]->own) cudaFree(bufs[i]->p);
     if (cb->blas) cublasDestroy(cb->blas);
     if (cb->lt) cublasLtDestroy(cb->lt);
     if (cb->stream) cudaStreamDestroy(cb->stream);
@@ -1091,6 +1174,11 @@ static const mm_backend_ops cuda_ops = {
     .unpatchify = cu_unpatchify,
     .noise = cu_noise,
     .channels_adapt = cu_channels_adapt,
+    .mosaic_accumulate = cu_mosaic_accumulate,
+    .mosaic_normalise = cu_mosaic_normalise,
+    .scratch_plan = cu_scratch_plan,
+    .scratch_adopt = cu_scratch_adopt,
+    .mem_info = cu_mem_info,
 };
 
 static int env_flag(const char *name) {

@@ -552,3 +552,62 @@ cudaError_t mmk_softmax_rows(float *s, int64_t rows, int S, float scale, cudaStr
 }
 
 } // extern "C"
+
+/* ---- mosaic -----------------------------------------------------------------------------------
+ */
+
+namespace {
+
+/* one thread per pixel of the window's part inside the strip: each strip pixel is touched by
+ * one thread of a launch, and launches (windows) run in order on the stream, so the additions
+ * happen in the CPU's order. __fmul_rn / __fadd_rn forbid the fused multiply-add the compiler
+ * would otherwise form, which would change the bits. */
+__global__ void k_mosaic_acc(float *acc, float *wsum, int C, int width, size_t plane,
+                             const float *tile, int S, int x0, int y0, int pa, int ra, int cols,
+                             int rows, const float *wrow, const float *wcol) {
+    const size_t n = (size_t)cols * rows;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const int py = ra + (int)(i / cols), px = pa + (int)(i % cols);
+        const size_t o = (size_t)(y0 + py) * width + (x0 + px);
+        const float w = __fmul_rn(wrow[py], wcol[px]);
+        wsum[o] = __fadd_rn(wsum[o], w);
+        const size_t tp = (size_t)S * S, k = (size_t)py * S + px;
+        for (int c = 0; c < C; c++)
+            acc[c * plane + o] = __fadd_rn(acc[c * plane + o], __fmul_rn(w, tile[c * tp + k]));
+    }
+}
+
+__global__ void k_mosaic_norm(float *out, const float *acc, const float *wsum, int C, size_t npix,
+                              float empty) {
+    const size_t n = (size_t)C * npix;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float ws = wsum[i % npix];
+        out[i] = ws > 0.0f ? __fdiv_rn(acc[i], ws) : empty;
+    }
+}
+
+} // namespace
+
+extern "C" cudaError_t mmk_mosaic_accumulate(float *acc, float *wsum, int C, int width, int height,
+                                             const float *tile, int S, int x0, int y0,
+                                             const float *wrow, const float *wcol,
+                                             cudaStream_t st) {
+    const int pa = x0 < 0 ? -x0 : 0, pb = width - x0 < S ? width - x0 : S;
+    const int ra = y0 < 0 ? -y0 : 0, rb = height - y0 < S ? height - y0 : S;
+    if (pb <= pa || rb <= ra) return cudaSuccess;
+    const size_t n = (size_t)(pb - pa) * (rb - ra);
+    k_mosaic_acc<<<grid_for(n), kThreads, 0, st>>>(acc, wsum, C, width, (size_t)width * height,
+                                                   tile, S, x0, y0, pa, ra, pb - pa, rb - ra, wrow,
+                                                   wcol);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t mmk_mosaic_normalise(float *out, const float *acc, const float *wsum, int C,
+                                            int64_t npix, float empty, cudaStream_t st) {
+    if (C <= 0 || npix <= 0) return cudaSuccess;
+    const size_t n = (size_t)C * (size_t)npix;
+    k_mosaic_norm<<<grid_for(n), kThreads, 0, st>>>(out, acc, wsum, C, (size_t)npix, empty);
+    return cudaGetLastError();
+}

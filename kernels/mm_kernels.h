@@ -75,6 +75,19 @@ cudaError_t mmk_softmax_rows(float *s, int64_t rows, int S, float scale, cudaStr
 cudaError_t mmk_attention_flash(float *out, const float *qkv, int n_seq, int S, int nh, int hd,
                                 int bf16, cudaStream_t st);
 
+/* 1 when mmk_attention_flash has a kernel for this call (else it returns cudaErrorNotSupported). */
+int mmk_attention_flash_supports(int n_seq, int nh, int hd);
+
+/* Mosaic (backend.h, mosaic_accumulate) of ONE window (C x S x S) at strip column x0, row y0:
+ * w = wrow[py] * wcol[px]; wsum += w; acc[c] += w * v, every operation rounded on its own (no
+ * fused multiply-add), as the CPU backend computes it. */
+cudaError_t mmk_mosaic_accumulate(float *acc, float *wsum, int C, int width, int height,
+                                  const float *tile, int S, int x0, int y0, const float *wrow,
+                                  const float *wcol, cudaStream_t st);
+/* out[c, k] = wsum[k] > 0 ? acc[c, k] / wsum[k] (IEEE division) : empty. */
+cudaError_t mmk_mosaic_normalise(float *out, const float *acc, const float *wsum, int C,
+                                 int64_t npix, float empty, cudaStream_t st);
+
 #ifdef __cplusplus
 }
 #endif

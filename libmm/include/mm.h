@@ -108,6 +108,46 @@ const char *mm_context_errmsg(const mm_context *ctx);
 /* The precision actually in use (BF16 may have fallen back to FP32). */
 mm_precision mm_context_precision(const mm_context *ctx);
 
+/* ---- working memory (docs/cuda.md, "Memory") ---------------------------------------------- */
+
+/* The shape of the mm_translate / mm_generate calls a context is going to make. */
+typedef struct {
+    int n_tiles; /* per call (mm_context_reserve_auto chooses it) */
+    int n_sources;
+    const int *source_mods;
+    int n_targets;
+    const int *target_mods;
+    float guidance; /* with sources, != 1 doubles the batch of the model (guided sampling) */
+} mm_workload;
+
+typedef struct {
+    int n_tiles;         /* the batch planned for */
+    size_t workspace;    /* bytes: the model code's activations */
+    size_t scratch;      /* bytes: the backend's own scratch (bf16 staging, cuDNN workspace ...) */
+    size_t total;        /* workspace + scratch: the arena */
+    size_t free_bytes;   /* device (CPU: host) memory free when measured (after the weights) */
+    size_t device_bytes; /* the device's (host's) memory in all; 0 when unknown */
+    size_t arena;        /* the arena the context holds now (0: none) */
+} mm_memory_plan;
+
+/* Measures the working memory one call of w needs, by a dry run of one sampling step that
+ * computes nothing (a device backend uploads the weights during it, once for the context). */
+mm_status mm_context_plan(mm_context *ctx, const mm_workload *w, mm_memory_plan *out);
+/* Frees the context's working memory and allocates what w needs as ONE block (the arena):
+ * afterwards calls of that workload with at most w->n_tiles tiles allocate nothing
+ * (mm_context_alloc_count does not move); a larger call allocates what it lacks as before.
+ * Fails with MM_ERROR_NOMEM and a message naming the bytes needed and free when the arena does
+ * not fit into budget bytes (0: the usable share of the free memory, see docs/cuda.md). */
+mm_status mm_context_reserve(mm_context *ctx, const mm_workload *w, size_t budget,
+                             mm_memory_plan *out);
+/* As mm_context_reserve with the largest batch in 1..max_tiles that fits (w->n_tiles is
+ * ignored; the batch chosen is out->n_tiles). MM_ERROR_NOMEM when not even one tile fits. */
+mm_status mm_context_reserve_auto(mm_context *ctx, const mm_workload *w, int max_tiles,
+                                  size_t budget, mm_memory_plan *out);
+/* Allocations of backend memory this context has made so far (working memory, weight copies,
+ * backend scratch): for tests and diagnostics. */
+uint64_t mm_context_alloc_count(const mm_context *ctx);
+
 /* ---- sampling --------------------------------------------------------------------------- */
 
 typedef enum { MM_SAMPLER_EULER = 0, MM_SAMPLER_HEUN = 1, MM_SAMPLER_EULER_MARUYAMA = 2 } mm_sampler;
@@ -175,6 +215,26 @@ typedef struct {
 
 mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partition *parts,
                      int n_targets, const int *target_parts, float *const *v, float *scene_out);
+
+/* ---- mosaic: blending windows into a strip on the context's device ----------------------- */
+
+/* A strip of `height` rows and `width` columns of C-channel accumulators (and their weight
+ * sums) in the context's backend memory: the GDAL layer's window blending (libmmgeo) done where
+ * the windows were computed. Windows are S x S with the separable weight wrow[py] * wcol[px];
+ * the arithmetic is fixed (backend.h, mosaic_accumulate), so every backend gives the same bits
+ * as the host loop it replaces. One mosaic per context at a time; not thread-safe. */
+typedef struct mm_mosaic mm_mosaic;
+mm_status mm_mosaic_create(mm_context *ctx, int channels, int width, int height, int window,
+                           const float *wrow, const float *wcol, mm_mosaic **out);
+/* Adds n windows (host, n x C x S x S) whose pixel (0, 0) lands at strip column x0[i], row
+ * y0[i] (either may be negative or run past the strip: those pixels are dropped), in order. */
+mm_status mm_mosaic_add(mm_mosaic *m, int n, const float *windows, const int *x0, const int *y0);
+/* Rows [row0, row0 + nrows) normalised into out (host, C x nrows x width): acc / wsum, or
+ * `empty` where no window has weight; wsum (host, nrows x width) may be NULL. */
+mm_status mm_mosaic_read(mm_mosaic *m, int row0, int nrows, float empty, float *out, float *wsum);
+/* Moves the strip up by d rows (row d becomes row 0) and clears the rows that come free. */
+mm_status mm_mosaic_shift(mm_mosaic *m, int d);
+void mm_mosaic_free(mm_mosaic *m); /* NULL is fine */
 
 /* The project's counter-based noise (Philox-4x32-10), see docs/architecture.md section 6. */
 typedef enum { MM_NOISE_INITIAL = 0, MM_NOISE_SDE = 1, MM_NOISE_UNCOND = 2 } mm_noise_purpose;

@@ -118,12 +118,44 @@ typedef struct {
      * repeat (cin == 1 < cout, or copy when cin == cout) or average (cout == 1 < cin). */
     int (*channels_adapt)(mm_backend *b, float *y, const float *x, int n, int cin, int cout,
                           int64_t hw);
+
+    /* Mosaic of a strip (the geospatial layer's window blending, libmm/src/mosaic.c):
+     * for each tile t in order, for its pixels (py, px) inside the strip (the tile's pixel
+     * (py, px) lands at strip column x0[t] + px, row y0[t] + py; columns outside [0, width)
+     * and rows outside [0, height) are dropped), with w = wrow[py] * wcol[px]:
+     *   wsum[row, col] += w;   acc[c, row, col] += w * tiles[t, c, py, px]
+     * in this expression order and fp32 with no contraction (a w*v product rounded, then the
+     * sum), so every backend gives the same bits. tiles: n x C x S x S, wrow/wcol: S values
+     * (backend buffers); x0, y0: host arrays of n. */
+    int (*mosaic_accumulate)(mm_backend *b, float *acc, float *wsum, int C, int width, int height,
+                             const float *tiles, int n, int S, const int *x0, const int *y0,
+                             const float *wrow, const float *wcol);
+    /* out[c, k] = acc[c, k] / wsum[k] where wsum[k] > 0, else `empty`, for npix pixels. */
+    int (*mosaic_normalise)(mm_backend *b, float *out, const float *acc, const float *wsum, int C,
+                            int64_t npix, float empty);
+
+    /* Memory planning (mm_context_reserve); all three optional (NULL).
+     * scratch_plan(b, 1) forgets the backend scratch measured so far; then, while b->dry is set,
+     * linear/conv2d/attention record the scratch they would need, prepare what is not working
+     * memory (weights uploaded, product plans chosen) and compute nothing; scratch_plan(b, 0)
+     * returns the bytes measured (each buffer rounded up to 256 bytes). */
+    size_t (*scratch_plan)(mm_backend *b, int begin);
+    /* From now on the backend's scratch lives in mem (bytes >= scratch_plan(b, 0), 256-byte
+     * aligned, owned by the caller); its own scratch allocations are freed. mem == NULL: the
+     * backend goes back to allocating its own (the caller is about to free mem). */
+    int (*scratch_adopt)(mm_backend *b, void *mem, size_t bytes);
+    /* Free and total memory of the device (bytes). */
+    int (*mem_info)(mm_backend *b, size_t *free_bytes, size_t *total_bytes);
 } mm_backend_ops;
 
 struct mm_backend {
     const mm_backend_ops *ops;
     int use_bf16;   /* matrix products in bf16 with fp32 accumulation */
     int n_threads;
+    int dry; /* sizing pass (see scratch_plan) */
+    /* Allocations of backend memory made so far (alloc() and the backend's own scratch and
+     * weight copies): tests check that it does not move while a reserved context samples. */
+    uint64_t n_allocs;
     char errmsg[512];
 };
 

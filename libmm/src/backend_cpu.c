@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "noise.h"
 
@@ -755,7 +756,72 @@ static int cpu_channels_adapt(mm_backend *b, float *y, const float *x, int n, in
 static float *cpu_alloc(mm_backend *b, size_t n) {
     float *p = aligned_alloc(64, ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63);
     if (!p) mm_backend_seterr(b, "out of memory allocating %zu floats", n);
+    else b->n_allocs++;
     return p;
+}
+
+/* Host memory: what the kernel reports as available (MemAvailable), else free pages. */
+static int cpu_mem_info(mm_backend *b, size_t *free_bytes, size_t *total_bytes) {
+    const long page = sysconf(_SC_PAGESIZE), total = sysconf(_SC_PHYS_PAGES);
+    long avail = sysconf(_SC_AVPHYS_PAGES);
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                avail = (long)(kb * 1024ull / (unsigned long long)page);
+                break;
+            }
+        fclose(f);
+    }
+    if (page <= 0 || total <= 0 || avail < 0) {
+        mm_backend_seterr(b, "cannot read the amount of free memory");
+        return 1;
+    }
+    *free_bytes = (size_t)avail * (size_t)page;
+    *total_bytes = (size_t)total * (size_t)page;
+    return 0;
+}
+
+/* ---- mosaic (backend.h: the expression order is part of the contract) ---------------------- */
+
+static int cpu_mosaic_accumulate(mm_backend *b, float *acc, float *wsum, int C, int width,
+                                 int height, const float *tiles, int n, int S, const int *x0,
+                                 const int *y0, const float *wrow, const float *wcol) {
+    (void)b;
+    const size_t plane = (size_t)S * S, strip = (size_t)width * height;
+    for (int t = 0; t < n; t++) { /* tiles in order: overlapping tiles add in that order */
+        const int pa = x0[t] < 0 ? -x0[t] : 0, pb = width - x0[t] < S ? width - x0[t] : S;
+        const int ra = y0[t] < 0 ? -y0[t] : 0, rb = height - y0[t] < S ? height - y0[t] : S;
+        for (int py = ra; py < rb; py++) {
+            const size_t row = (size_t)(y0[t] + py) * width + x0[t];
+            const float wy = wrow[py];
+            for (int px = pa; px < pb; px++) {
+                const float w = wy * wcol[px];
+                wsum[row + px] += w;
+            }
+            for (int c = 0; c < C; c++) {
+                const float *v = tiles + ((size_t)t * C + c) * plane + (size_t)py * S;
+                float *a = acc + (size_t)c * strip + row;
+                for (int px = pa; px < pb; px++) {
+                    const float w = wy * wcol[px];
+                    const float wv = w * v[px];
+                    a[px] += wv;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int cpu_mosaic_normalise(mm_backend *b, float *out, const float *acc, const float *wsum,
+                                int C, int64_t npix, float empty) {
+    (void)b;
+    for (int c = 0; c < C; c++)
+        for (int64_t k = 0; k < npix; k++)
+            out[c * npix + k] = wsum[k] > 0.0f ? acc[c * npix + k] / wsum[k] : empty;
+    return 0;
 }
 static void cpu_free(mm_backend *b, float *p) {
     (void)b;
@@ -907,6 +973,9 @@ static const mm_backend_ops cpu_ops = {
     .unpatchify = cpu_unpatchify,
     .noise = cpu_noise,
     .channels_adapt = cpu_channels_adapt,
+    .mosaic_accumulate = cpu_mosaic_accumulate,
+    .mosaic_normalise = cpu_mosaic_normalise,
+    .mem_info = cpu_mem_info,
 };
 
 /* bf16 products need AVX512-BF16 or AMX to be worth it; elsewhere oneDNN would emulate them. */

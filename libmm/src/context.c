@@ -68,8 +68,7 @@ mm_status mm_context_create(mm_model *model, const mm_context_params *params, mm
 
 void mm_context_free(mm_context *ctx) {
     if (!ctx) return;
-    for (int i = 0; i < WS_COUNT; i++)
-        if (ctx->ws[i]) ctx->be->ops->free(ctx->be, ctx->ws[i]);
+    mm_ctx_release_memory(ctx);
     ctx->be->ops->destroy(ctx->be);
     free(ctx);
 }
@@ -96,7 +95,10 @@ int mm_ctx_backend_failed(mm_context *ctx, const char *what) {
 
 float *mm_ws(mm_context *ctx, int slot, size_t n) {
     if (n <= ctx->ws_cap[slot]) return ctx->ws[slot];
-    if (ctx->ws[slot]) ctx->be->ops->free(ctx->be, ctx->ws[slot]);
+    /* more than was reserved (or nothing reserved): a slot of its own; an arena slot is not
+     * freed alone (mm_context_alloc_count shows the allocation) */
+    if (ctx->ws[slot] && !ctx->ws_in_arena[slot]) ctx->be->ops->free(ctx->be, ctx->ws[slot]);
+    ctx->ws_in_arena[slot] = 0;
     ctx->ws_cap[slot] = 0;
     ctx->ws[slot] = ctx->be->ops->alloc(ctx->be, n);
     if (!ctx->ws[slot]) {

@@ -27,7 +27,13 @@ struct mm_context {
     char errmsg[1024];
     float *ws[WS_COUNT];
     size_t ws_cap[WS_COUNT];
+    unsigned char ws_in_arena[WS_COUNT]; /* the slot is carved from the arena (not freed alone) */
+    float *arena;                        /* mm_context_reserve: the working memory, one block */
+    size_t arena_bytes;
 };
+
+/* Frees the workspace slots and the arena (arena.c). */
+void mm_ctx_release_memory(mm_context *ctx);
 
 float *mm_ws(mm_context *ctx, int slot, size_t n_floats);
 void mm_ctx_seterr(mm_context *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
