@@ -22,7 +22,8 @@ static const char *TOOL = "mm_bench";
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: mm_bench (--model FILE | --config FILE.json) [options]\n"
-            "  --batch N        tiles per forward (default 1)\n"
+            "  --batch N        tiles per forward (default 1); 0: the largest that fits into the\n"
+            "                   free device memory (up to 256)\n"
             "  --threads N      threads (default: all cores)\n"
             "  --precision P    bf16 (default) or fp32\n"
             "  --device D       cpu (default) or cuda; default from MM_DEVICE\n"
@@ -143,7 +144,7 @@ int main(int argc, char **argv) {
         switch (o) {
         case 'm': model_path = optarg; break;
         case 'c': config_path = optarg; break;
-        case 'b': bad = mm_arg_int(TOOL, "--batch", optarg, 1, 256, &batch); break;
+        case 'b': bad = mm_arg_int(TOOL, "--batch", optarg, 0, 256, &batch); break;
         case 't': bad = mm_arg_int(TOOL, "--threads", optarg, 0, 256, &threads); break;
         case 'p': bad = mm_arg_precision(TOOL, optarg, &prec); break;
         case 'd': bad = mm_arg_device(TOOL, optarg, &dev); break;
@@ -193,6 +194,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (threads == 0) threads = omp_get_num_procs();
+    /* the working memory of the translation, in one block, before anything runs: the batch
+     * from the free memory when asked (--batch 0); too large a batch stops here with the
+     * figures (docs/cuda.md, "Memory") */
+    const int src_mod = 1 % mm_model_num_modalities(m), tgt_mod = 0;
+    const int auto_batch = batch == 0;
+    mm_workload wl = {batch, 1, &src_mod, 1, &tgt_mod, guidance};
+    mm_memory_plan plan;
+    if ((auto_batch ? mm_context_reserve_auto(ctx, &wl, 256, 0, &plan)
+                    : mm_context_reserve(ctx, &wl, 0, &plan)) != MM_OK) {
+        fprintf(stderr, "%s: %s\n", TOOL, mm_context_errmsg(ctx));
+        mm_context_free(ctx);
+        mm_model_close(m);
+        return 1;
+    }
+    batch = plan.n_tiles;
     const int C = mm_model_latent_channels(m), L = mm_model_latent_size(m);
     const int S = mm_model_image_size(m), H = mm_model_hidden_size(m);
     const size_t lat = (size_t)C * L * L;
@@ -208,7 +224,7 @@ int main(int argc, char **argv) {
         ts[b] = b < batch ? 0.0f : 1.0f;
         tt[b] = 0.5f;
     }
-    mm_partition parts[2] = {{1 % mm_model_num_modalities(m), zs, ts}, {0, zt, tt}};
+    mm_partition parts[2] = {{src_mod, zs, ts}, {tgt_mod, zt, tt}};
     const int target = 1;
     int rc = 0;
     /* warm-up: primitive creation and workspace allocation happen here */
@@ -230,12 +246,12 @@ int main(int argc, char **argv) {
     }
     const double scene_flops = step_flops(m, 2, guidance != 1.0f, 1) * batch;
     double translate_s = 0;
+    long long translate_allocs = -1;
     if (steps > 0) {
         mm_sample_params sp;
         mm_sample_params_default(m, &sp);
         sp.steps = steps;
         sp.guidance = guidance;
-        const int src_mod = parts[0].modality, tgt_mod = 0;
         const size_t si = (size_t)mm_model_modality_channels(m, src_mod) * S * S * batch;
         const size_t ti = (size_t)mm_model_modality_channels(m, tgt_mod) * S * S * batch;
         float *src = calloc(si, sizeof(float)), *dst = calloc(ti, sizeof(float));
@@ -244,12 +260,14 @@ int main(int argc, char **argv) {
         for (int b = 0; b < batch; b++) ids[b] = (uint64_t)b;
         const float *srcs[1] = {src};
         float *dsts[1] = {dst};
+        const uint64_t a0 = mm_context_alloc_count(ctx);
         t0 = mm_now_seconds();
         if (mm_translate(ctx, &sp, batch, ids, 1, &src_mod, srcs, 1, &tgt_mod, dsts) != MM_OK) {
             fprintf(stderr, "%s: %s\n", TOOL, mm_context_errmsg(ctx));
             rc = 1;
         }
         translate_s = mm_now_seconds() - t0;
+        translate_allocs = (long long)(mm_context_alloc_count(ctx) - a0);
         free(src);
         free(dst);
         free(ids);
@@ -267,12 +285,17 @@ int main(int argc, char **argv) {
            "\"step_seconds_per_tile\": %.6f, "
            "\"step_gflop\": %.3f, \"step_gflops\": %.1f, \"translate_steps\": %d, "
            "\"translate_seconds\": %.4f, \"onednn_matmul_gflops\": {\"qkv\": %.1f, \"fc1\": %.1f, "
-           "\"fc2\": %.1f}, \"scene_rows\": %d, \"scene_seconds\": %.6f, \"scene_gflops\": %.1f}\n",
+           "\"fc2\": %.1f}, \"scene_rows\": %d, \"scene_seconds\": %.6f, \"scene_gflops\": %.1f, "
+           "\"batch_auto\": %s, \"memory\": {\"arena_bytes\": %zu, \"workspace_bytes\": %zu, "
+           "\"scratch_bytes\": %zu, \"free_bytes\": %zu, \"device_bytes\": %zu, "
+           "\"translate_allocations\": %lld}}\n",
            model_path ? model_path : config_path, dev == MM_DEVICE_CUDA ? "cuda" : "cpu", batch,
            threads,
            mm_context_precision(ctx) == MM_PRECISION_BF16 ? "bf16" : "fp32", (double)guidance,
            step_s, step_s / batch, flops / 1e9, flops / step_s / 1e9, steps, translate_s, mm_qkv,
-           mm_fc1, mm_fc2, rows, scene_s, scene_s > 0 ? scene_flops / scene_s / 1e9 : 0.0);
+           mm_fc1, mm_fc2, rows, scene_s, scene_s > 0 ? scene_flops / scene_s / 1e9 : 0.0,
+           auto_batch ? "true" : "false", plan.arena, plan.workspace, plan.scratch,
+           plan.free_bytes, plan.device_bytes, translate_allocs);
 out:
     free(zs);
     free(zt);
