@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 mode=${1:-build}
 
-PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev libgdal-dev gdal-bin libfftw3-dev"
+PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev libgdal-dev gdal-bin libgeos-dev libfftw3-dev"
 
 missing=""
 for p in $PACKAGES; do

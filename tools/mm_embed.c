@@ -45,7 +45,8 @@ static void usage(FILE *f) {
             "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
             "         [--precision bf16|fp32] [--overlap PX] [--batch N] [-s MODALITY]\n"
             "         [-b BAND]... [--profile MODALITY=SPEC]\n"
-            "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] SRC DST\n"
+            "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY]\n"
+            "         [--aoi FILE [--aoi-layer NAME]] SRC DST\n"
             "Writes the scene tokens of SRC as a Float32 raster at token resolution (one band per\n"
             "hidden feature, one cell per token). The modality comes from -s, else the\n"
             "MM_MODALITY metadata item, else a modality word in the file name. See mm_embed(1).\n");
@@ -62,8 +63,11 @@ int main(int argc, char **argv) {
     int bands[MMGEO_MAX_BANDS], n_bands = 0;
     double projwin[4];
     int has_projwin = 0;
+    const char *aoi_path = NULL, *aoi_layer = NULL;
+    mmgeo_aoi *aoi = NULL;
+    mmgeo_run_stats stats;
     enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
-           O_PRECISION, O_OVERLAP, O_BATCH, O_PROFILE, O_SRCWIN, O_PROJWIN };
+           O_PRECISION, O_OVERLAP, O_BATCH, O_PROFILE, O_SRCWIN, O_PROJWIN, O_AOI, O_AOI_LAYER };
     static const struct option opts[] = {
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
@@ -73,6 +77,7 @@ int main(int argc, char **argv) {
         {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
         {"profile", required_argument, 0, O_PROFILE},
         {"srcwin", required_argument, 0, O_SRCWIN}, {"projwin", required_argument, 0, O_PROJWIN},
+        {"aoi", required_argument, 0, O_AOI}, {"aoi-layer", required_argument, 0, O_AOI_LAYER},
         {0, 0, 0, 0}};
     int o, bad = 0;
     while (!bad && (o = getopt_long_only(argc, argv, "qs:b:", opts, NULL)) != -1) {
@@ -113,6 +118,8 @@ int main(int argc, char **argv) {
             bad = mm_arg_projwin(TOOL, optarg, argc, argv, &optind, projwin);
             has_projwin = 1;
             break;
+        case O_AOI: aoi_path = optarg; break;
+        case O_AOI_LAYER: aoi_layer = optarg; break;
         case 's': src_mod = optarg; break;
         case 'b':
             if (n_bands == MMGEO_MAX_BANDS) {
@@ -125,6 +132,10 @@ int main(int argc, char **argv) {
     }
     if (!bad && has_projwin && job.has_srcwin) {
         fprintf(stderr, "%s: give -srcwin or -projwin, not both\n", TOOL);
+        bad = 1;
+    }
+    if (!bad && aoi_layer && !aoi_path) {
+        fprintf(stderr, "%s: --aoi-layer needs --aoi\n", TOOL);
         bad = 1;
     }
     if (!bad && argc - optind != 2) {
@@ -295,6 +306,19 @@ int main(int argc, char **argv) {
     job.metadata = md;
     job.progress = progress;
     job.warn = warn;
+    job.stats = &stats;
+    if (aoi_path) { /* windows outside skipped, cells outside nodata */
+        if (mmgeo_aoi_open_job(aoi_path, aoi_layer, &job, &aoi, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", TOOL, err);
+            goto done;
+        }
+        job.aoi = aoi;
+        char *a = realpath(aoi_path, NULL);
+        snprintf(buf, sizeof buf, "%s%s%s", a ? a : aoi_path, aoi_layer ? ":" : "",
+                 aoi_layer ? aoi_layer : "");
+        free(a);
+        job.metadata = md = CSLSetNameValue(md, "MM_AOI", buf);
+    }
     int res = mmgeo_run(&job, &proc, err, sizeof err);
     if (res == MMGEO_INTERRUPTED) {
         if (!quiet) fputc('\n', stderr);
@@ -305,8 +329,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
     } else {
         rc = 0;
+        if (aoi && !quiet)
+            fprintf(stderr, "%s: %lld of %lld windows outside the AOI skipped\n", TOOL,
+                    stats.skipped_aoi, stats.windows);
     }
 done:
+    mmgeo_aoi_close(aoi);
     free(ep.scratch);
     CSLDestroy(md);
     CSLDestroy(co);

@@ -52,7 +52,7 @@ static void usage(FILE *f) {
             "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N] [--seamless]\n"
             "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
             "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
-            "         [--profile MODALITY=SPEC]...\n"
+            "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
             "         [SRC] DST\n"
             "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
             "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
@@ -79,10 +79,13 @@ int main(int argc, char **argv) {
     int bands[MMGEO_MAX_BANDS], n_bands = 0;
     double projwin[4];
     int has_projwin = 0;
+    const char *aoi_path = NULL, *aoi_layer = NULL;
+    mmgeo_aoi *aoi = NULL;
+    mmgeo_run_stats stats;
 
     enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
            O_PRECISION, O_STEPS, O_GUIDANCE, O_SEED, O_SAMPLER, O_OVERLAP, O_BATCH, O_SRCWIN,
-           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS, O_PROJWIN };
+           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS, O_PROJWIN, O_AOI, O_AOI_LAYER };
     static const struct option opts[] = {
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
@@ -94,6 +97,7 @@ int main(int argc, char **argv) {
         {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
         {"srcwin", required_argument, 0, O_SRCWIN}, {"ot", required_argument, 0, O_OT},
         {"projwin", required_argument, 0, O_PROJWIN},
+        {"aoi", required_argument, 0, O_AOI}, {"aoi-layer", required_argument, 0, O_AOI_LAYER},
         {"profile", required_argument, 0, O_PROFILE},
         {"seamless", no_argument, 0, O_SEAMLESS},
         {"processor", required_argument, 0, O_PROCESSOR}, /* test hook */
@@ -138,6 +142,8 @@ int main(int argc, char **argv) {
             has_projwin = 1;
             break;
         case O_OT: out_type = optarg; break;
+        case O_AOI: aoi_path = optarg; break;
+        case O_AOI_LAYER: aoi_layer = optarg; break;
         case O_SEAMLESS: seamless = 1; break;
         case O_PROFILE:
             if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
@@ -166,6 +172,10 @@ int main(int argc, char **argv) {
     }
     if (!bad && has_projwin && job.has_srcwin) {
         fprintf(stderr, "%s: give -srcwin or -projwin, not both\n", TOOL);
+        bad = 1;
+    }
+    if (!bad && aoi_layer && !aoi_path) {
+        fprintf(stderr, "%s: --aoi-layer needs --aoi\n", TOOL);
         bad = 1;
     }
     if (bad) {
@@ -480,6 +490,25 @@ int main(int argc, char **argv) {
     md = CSLSetNameValue(md, "MM_OVERLAP", buf);
     md = CSLSetNameValue(md, "MM_TILING", seamless ? "seamless" : "blend");
 
+    /* --aoi: windows outside skipped, pixels outside nodata */
+    if (aoi_path) {
+        if (seamless) {
+            fprintf(stderr, "%s: --aoi works with the blended tiling, not --seamless\n", TOOL);
+            goto done;
+        }
+        job.warn = warn;
+        if (mmgeo_aoi_open_job(aoi_path, aoi_layer, &job, &aoi, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", TOOL, err);
+            goto done;
+        }
+        job.aoi = aoi;
+        char *abs = realpath(aoi_path, NULL);
+        snprintf(buf, sizeof buf, "%s%s%s", abs ? abs : aoi_path, aoi_layer ? ":" : "",
+                 aoi_layer ? aoi_layer : "");
+        free(abs);
+        md = CSLSetNameValue(md, "MM_AOI", buf);
+    }
+
     job.overlap = overlap;
     job.batch = batch;
     job.format = format;
@@ -487,6 +516,7 @@ int main(int argc, char **argv) {
     job.metadata = md;
     job.progress = progress;
     job.warn = warn;
+    job.stats = &stats;
 
     int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
                      : mmgeo_run(&job, &proc, err, sizeof err);
@@ -499,8 +529,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
     } else {
         rc = 0;
+        if (aoi && !quiet)
+            fprintf(stderr, "%s: %lld of %lld windows outside the AOI skipped\n", TOOL,
+                    stats.skipped_aoi, stats.windows);
     }
 done:
+    mmgeo_aoi_close(aoi);
     CSLDestroy(md);
     CSLDestroy(co);
     mm_context_free(ctx);

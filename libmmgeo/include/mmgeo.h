@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <gdal.h>
+#include <ogr_srs_api.h>
 
 #include "mm.h"
 
@@ -193,6 +194,16 @@ typedef struct {
     const char *srs; /* anything OSRSetFromUserInput reads (WKT, EPSG:n, PROJ); NULL: none */
 } mmgeo_grid;
 
+typedef struct mmgeo_aoi mmgeo_aoi; /* an area of interest (mmgeo_aoi_open) */
+
+/* What a run did, windows of the processed extent. */
+typedef struct {
+    long long windows;        /* of the grid, touching the processed extent */
+    long long processed;      /* given to the processor */
+    long long skipped_nodata; /* without a valid pixel */
+    long long skipped_aoi;    /* not meeting the area of interest */
+} mmgeo_run_stats;
+
 typedef struct {
     int n_sources;                  /* 0: generation on `grid` */
     mmgeo_source sources[MMGEO_MAX_IO];
@@ -218,6 +229,11 @@ typedef struct {
     void *progress_arg;
     mmgeo_warn_fn warn;         /* may be NULL */
     void *warn_user;
+    const mmgeo_aoi *aoi;       /* NULL, or windows not meeting it are skipped and pixels outside
+                                   it are nodata (or masked: the output gets a mask when the
+                                   source has no nodata); extent independence holds (mmgeo_run
+                                   only) */
+    mmgeo_run_stats *stats;     /* NULL, or filled by mmgeo_run */
 } mmgeo_job;
 
 void mmgeo_job_init(mmgeo_job *job);
@@ -262,6 +278,30 @@ int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
  * cannot be read, has no geotransform or a rotated one, or the window is empty or not inside it. */
 int mmgeo_projwin_srcwin(const char *path, const double projwin[4], int srcwin[4], char *err,
                          size_t errlen);
+
+/* An area of interest: the polygon features of a layer (layer NULL: the first) of any vector file
+ * OGR reads, reprojected to the CRS of a raster of geotransform gt (axis order: x = easting or
+ * longitude) and unioned. Features without a polygon are ignored (with a warning); a layer or a
+ * raster without a CRS is taken to be in the other's (with a warning). MMGEO_ERROR (err) when the
+ * file, the layer or any polygon is missing, or the transformation fails. */
+int mmgeo_aoi_open(const char *path, const char *layer, const double gt[6],
+                   OGRSpatialReferenceH raster_srs, mmgeo_warn_fn warn, void *warn_user,
+                   mmgeo_aoi **out, char *err, size_t errlen);
+/* The same for the grid of the raster at raster_path (which needs a geotransform). */
+int mmgeo_aoi_open_raster(const char *path, const char *layer, const char *raster_path,
+                          mmgeo_warn_fn warn, void *warn_user, mmgeo_aoi **out, char *err,
+                          size_t errlen);
+void mmgeo_aoi_close(mmgeo_aoi *aoi);
+/* The window at pixel (ox, oy) of S x S pixels (clipped to the W x H raster) against the area:
+ * 0 when it does not meet it; else zeroes valid (S x S) at the pixels whose centres lie outside
+ * it and returns 1 (2 when the window lies wholly inside). */
+int mmgeo_aoi_window(const mmgeo_aoi *aoi, int ox, int oy, int S, int W, int H, uint8_t *valid);
+/* Whether the pixel rectangle (x, y, w, h) meets the area. */
+int mmgeo_aoi_meets(const mmgeo_aoi *aoi, int x, int y, int w, int h);
+/* The area for a job (after its sources and srcwin are set): on the grid of its first source, and
+ * an error when it does not meet the processed extent. Warnings go to the job's warn. */
+int mmgeo_aoi_open_job(const char *path, const char *layer, const mmgeo_job *job, mmgeo_aoi **out,
+                       char *err, size_t errlen);
 
 /* ---- the region renderer (region.c, cache.c; docs/driver.md) -------------------------------- */
 

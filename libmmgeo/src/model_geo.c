@@ -30,8 +30,9 @@ int mmgeo_model_geo_get(const mm_model *model, mmgeo_model_geo *out, char *err, 
     for (const cJSON *c = p ? p->child : NULL; c; c = c->next) {
         const int m = c->string ? mm_model_modality_index(model, c->string) : -1;
         if (m < 0 || m >= out->n_modalities || !cJSON_IsString(c)) {
-            rc = mmgeo_fail(err, errlen, "the model's geo.profiles.%s is not a profile of one of "
-                                         "its modalities",
+            rc = mmgeo_fail(err, errlen,
+                            "the model's geo.profiles.%s is not a profile of one of "
+                            "its modalities",
                             c->string ? c->string : "?");
             goto done;
         }
@@ -55,11 +56,16 @@ void mmgeo_model_geo_source_profile(const mmgeo_model_geo *g, int m, const char 
     if (!g || m < 0 || m >= g->n_modalities || !g->has_profile[m]) return;
     const mmgeo_profile *c = &g->profiles[m];
     int use;
-    if (c->kind == MMGEO_IO_PERCENTILE) use = 1; /* reads any data */
-    else if (c->kind != p->kind) use = 0;
-    else if (c->kind == MMGEO_IO_SAR) use = c->sar_input == p->sar_input;
-    else if (c->kind == MMGEO_IO_REFLECTANCE) use = !GDALDataTypeIsFloating(dt);
-    else use = 1;
+    if (c->kind == MMGEO_IO_PERCENTILE)
+        use = 1; /* reads any data */
+    else if (c->kind != p->kind)
+        use = 0;
+    else if (c->kind == MMGEO_IO_SAR)
+        use = c->sar_input == p->sar_input;
+    else if (c->kind == MMGEO_IO_REFLECTANCE)
+        use = !GDALDataTypeIsFloating(dt);
+    else
+        use = 1;
     if (use) {
         *p = *c;
         p->out_type = GDT_Unknown;

@@ -413,6 +413,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     double *raw = NULL, *line = NULL;
     uint64_t *ids = NULL;
     int *slot_kx = NULL;
+    mmgeo_run_stats st = {0, 0, 0, 0};
 
     for (int i = 0; i < ns; i++)
         if (mmgeo_open_source(&job->sources[i], proc->src_channels[i], &src[i], err, errlen)) goto out;
@@ -471,7 +472,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                 goto out;
             }
         if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0 * R, y0 * R,
-                          Wout, Hout, R, src_mask, err, errlen))
+                          Wout, Hout, R, src_mask || job->aoi, err, errlen))
             goto out;
     }
 
@@ -524,6 +525,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     }
 
     const double total = (double)(kxb - kxa + 1) * (kyb - kya + 1);
+    st.windows = (long long)total;
     double done = 0;
     if (job->progress && !job->progress(0.0, NULL, job->progress_arg)) goto interrupted_m;
     for (int ky = kya; ky <= kyb; ky++) {
@@ -533,6 +535,10 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
             for (; n < batch && kx <= kxb; kx++) {
                 uint8_t *tv = tvalid + (size_t)n * plane;
                 memset(tv, 1, plane);
+                if (job->aoi && !mmgeo_aoi_window(job->aoi, ox[kx], oy[ky], S, W, H, tv)) {
+                    st.skipped_aoi++, done++; /* outside the AOI: skipped (all its pixels are) */
+                    continue;
+                }
                 for (int i = 0; i < ns; i++)
                     if (mmgeo_read_window(&src[i], W, H, S, ox[kx], oy[ky],
                                     srct[i] + (size_t)n * proc->src_channels[i] * plane, tv, raw,
@@ -564,6 +570,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                         }
                 }
                 if (!any) { /* entirely nodata: skipped */
+                    st.skipped_nodata++;
                     done++;
                     continue;
                 }
@@ -594,6 +601,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                                     strip, nt, ch, res, wsum, acc);
                 }
                 done += n;
+                st.processed += n;
             }
             if (job->progress && !job->progress(done / total, NULL, job->progress_arg)) {
                 free(mline);
@@ -685,5 +693,6 @@ out:
     }
     free(ox), free(oy), free(oxo), free(oyo), free(wx), free(wsum), free(valid), free(tvalid), free(raw), free(mraw);
     free(ids), free(slot_kx), free(line);
+    if (job->stats) *job->stats = st;
     return rc;
 }

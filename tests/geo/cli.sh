@@ -60,6 +60,29 @@ expect 1 "not inside" $MTI -projwin 500600 4999800 500800 4999700 "$T/scene_sar.
 expect 1 "empty window" $MTI -projwin 500300 4999470 500710 4999800 "$T/scene_sar.tif" "$T/y_rgb.tif"
 no_file "$T/y_rgb.tif"
 
+# --- --aoi (the pixels are checked in test_geo: test_aoi): windows outside skipped and counted,
+# MM_AOI; a bad file, layer or an AOI off the raster: an error, no output
+cat >"$T/aoi.geojson" <<'EOF'
+{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}},
+ "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon",
+   "coordinates": [[[500005, 4999995], [500205, 4999995], [500005, 4999795], [500005, 4999995]]]}}]}
+EOF
+cat >"$T/far.geojson" <<'EOF'
+{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}},
+ "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon",
+   "coordinates": [[[600000, 4000000], [600100, 4000000], [600100, 3999900], [600000, 4000000]]]}}]}
+EOF
+$B/mm_translate --processor identity --model "$MODEL" --aoi "$T/aoi.geojson" "$T/scene_sar.tif" "$T/aoi_rgb.tif" >/dev/null 2>"$T/err.txt" ||
+    fail "--aoi: $(cat "$T/err.txt")"
+grep -Eq "[1-9][0-9]* of [0-9]+ windows outside the AOI skipped" "$T/err.txt" || fail "--aoi: no window skipped: $(cat "$T/err.txt")"
+gdalinfo "$T/aoi_rgb.tif" | grep -q "MM_AOI=.*aoi.geojson" || fail "--aoi: MM_AOI"
+expect 1 "cannot open" $MTI --aoi "$T/missing.geojson" "$T/scene_sar.tif" "$T/y_rgb.tif"
+expect 1 "no layer 'roads'" $MTI --aoi "$T/aoi.geojson" --aoi-layer roads "$T/scene_sar.tif" "$T/y_rgb.tif"
+expect 1 "does not overlap" $MTI --aoi "$T/far.geojson" "$T/scene_sar.tif" "$T/y_rgb.tif"
+expect 1 "does not overlap" $MTI --aoi "$T/aoi.geojson" -srcwin 40 30 20 20 "$T/scene_sar.tif" "$T/y_rgb.tif"
+expect 2 "needs --aoi" $MTI --aoi-layer roads "$T/scene_sar.tif" "$T/y_rgb.tif"
+no_file "$T/y_rgb.tif"
+
 # --- modalities: from MM_MODALITY (the tag the tools write), several sources, -b
 cp "$T/out_rgb.tif" "$T/tagged.tif"
 expect 0 "" $MTI -t nir "$T/tagged.tif" "$T/x.tif"

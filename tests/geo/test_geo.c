@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <cpl_conv.h>
 #include <cpl_string.h>
+#include <ogr_api.h>
 #include <ogr_srs_api.h>
 
 #include "mmgeo.h"
@@ -474,6 +475,185 @@ static void test_model_geo(void **state) {
     mm_model_close(m);
 }
 
+/* ---- areas of interest --------------------------------------------------------------------- */
+
+/* UTM 32N (the test rasters' CRS) pixel (px, py) of the 10 m grid at (500000, 5000000) as a
+ * georeferenced point. */
+static void utm_of(double px, double py, double *x, double *y) {
+    *x = 500000 + 10 * px, *y = 5000000 - 10 * py;
+}
+
+/* A GeoPackage with layer "zone" (a triangle and a square, in EPSG:4326, so the AOI is
+ * reprojected) and layer "far" (a square 50 km away); returns the zone in UTM (caller destroys). */
+static OGRGeometryH write_aoi(const char *path) {
+    OGRSpatialReferenceH utm = OSRNewSpatialReference(NULL), ll = OSRNewSpatialReference(NULL);
+    OSRImportFromEPSG(utm, 32632);
+    OSRImportFromEPSG(ll, 4326);
+    OSRSetAxisMappingStrategy(utm, OAMS_TRADITIONAL_GIS_ORDER);
+    OSRSetAxisMappingStrategy(ll, OAMS_TRADITIONAL_GIS_ORDER);
+    OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(utm, ll);
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GPKG"), path, 0, 0, 0, GDT_Unknown, NULL);
+    assert_non_null(ds);
+    static const double shapes[3][5][2] = {
+        {{3.3, 2.2}, {70.4, 5.1}, {12.6, 60.3}, {3.3, 2.2}, {3.3, 2.2}},      /* triangle */
+        {{90.2, 70.7}, {131.9, 70.7}, {131.9, 101.1}, {90.2, 101.1}, {90.2, 70.7}}, /* square */
+        {{5000, 0}, {5010, 0}, {5010, 10}, {5000, 10}, {5000, 0}}};           /* far away */
+    OGRGeometryH zone = OGR_G_CreateGeometry(wkbMultiPolygon);
+    for (int l = 0; l < 2; l++) {
+        OGRLayerH layer = GDALDatasetCreateLayer(ds, l ? "far" : "zone", ll, wkbPolygon, NULL);
+        assert_non_null(layer);
+        for (int k = l ? 2 : 0; k < (l ? 3 : 2); k++) {
+            OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
+            const int np = k == 0 ? 4 : 5;
+            for (int i = 0; i < np; i++) {
+                double x, y;
+                utm_of(shapes[k][i][0], shapes[k][i][1], &x, &y);
+                OGR_G_AddPoint_2D(ring, x, y);
+            }
+            OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
+            OGR_G_AddGeometryDirectly(poly, ring);
+            if (!l) OGR_G_AddGeometry(zone, poly);
+            assert_int_equal(OGR_G_Transform(poly, ct), OGRERR_NONE);
+            OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(layer));
+            OGR_F_SetGeometryDirectly(f, poly);
+            assert_int_equal(OGR_L_CreateFeature(layer, f), OGRERR_NONE);
+            OGR_F_Destroy(f);
+        }
+    }
+    GDALClose(ds);
+    OCTDestroyCoordinateTransformation(ct);
+    OSRDestroySpatialReference(utm);
+    OSRDestroySpatialReference(ll);
+    return zone;
+}
+
+static int aoi_run(const char *in, const char *out, const mmgeo_aoi *aoi, const int *srcwin,
+                   mmgeo_run_stats *st, char *err, size_t errlen) {
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    job.n_sources = job.n_targets = 1;
+    job.sources[0].path = in;
+    job.sources[0].modality = "sar";
+    mmgeo_profile_default("sar", GDT_Float32, &job.sources[0].profile);
+    job.targets[0].path = out;
+    job.targets[0].modality = "sar";
+    mmgeo_profile_default("sar", GDT_Unknown, &job.targets[0].profile);
+    job.aoi = aoi;
+    job.stats = st;
+    if (srcwin) job.has_srcwin = 1, memcpy(job.srcwin, srcwin, sizeof job.srcwin);
+    mmgeo_processor proc = {mmgeo_process_identity, NULL, 32, 1, 1, {1}, {1}};
+    proc.user = &proc;
+    return mmgeo_run(&job, &proc, err, errlen);
+}
+
+static float *read_all(const char *path, int W, int H, uint8_t *mask) {
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    assert_non_null(ds);
+    assert_int_equal(GDALGetRasterXSize(ds), W);
+    assert_int_equal(GDALGetRasterYSize(ds), H);
+    float *v = malloc(sizeof(float) * W * H);
+    GDALRasterBandH b = GDALGetRasterBand(ds, 1);
+    assert_int_equal(GDALRasterIO(b, GF_Read, 0, 0, W, H, v, W, H, GDT_Float32, 0, 0), CE_None);
+    if (mask) {
+        assert_true(GDALGetMaskFlags(b) & GMF_PER_DATASET);
+        assert_int_equal(GDALRasterIO(GDALGetMaskBand(b), GF_Read, 0, 0, W, H, mask, W, H,
+                                      GDT_Byte, 0, 0),
+                         CE_None);
+    }
+    GDALClose(ds);
+    return v;
+}
+
+static void test_aoi(void **state) {
+    (void)state;
+    char err[1024];
+    enum { W = 150, H = 110 };
+    raster_spec s = {W, H, 1, GDT_Float32, GEO_UTM, 0, 0, 0, NULL}; /* no nodata: a mask */
+    char in[512], gpkg[512]; /* tmp_path's buffers are reused */
+    snprintf(in, sizeof in, "%s", tmp_path("aoi_sar.tif"));
+    snprintf(gpkg, sizeof gpkg, "%s", tmp_path("aoi.gpkg"));
+    assert_int_equal(raster_write(in, &s), 0);
+    OGRGeometryH zone = write_aoi(gpkg);
+    mmgeo_run_stats full_st, st;
+    if (aoi_run(in, tmp_path("aoi_full.tif"), NULL, NULL, &full_st, err, sizeof err))
+        fail_msg("%s", err);
+    mmgeo_aoi *aoi = NULL;
+    if (mmgeo_aoi_open_raster(gpkg, NULL, in, NULL, NULL, &aoi, err, sizeof err))
+        fail_msg("%s", err);
+    if (aoi_run(in, tmp_path("aoi_zone.tif"), aoi, NULL, &st, err, sizeof err))
+        fail_msg("%s", err);
+    /* windows outside skipped, the others processed: 32-pixel windows, overlap 8 -> 6 x 5 */
+    assert_int_equal(full_st.windows, 30);
+    assert_int_equal(full_st.processed, 30);
+    assert_int_equal(st.windows, 30);
+    assert_true(st.skipped_aoi >= 10);
+    assert_int_equal(st.processed + st.skipped_aoi + st.skipped_nodata, 30);
+    /* inside: the full run's pixels; outside: masked. Reference: OGR's own point-in-polygon on
+     * the zone in UTM (pixel centres) */
+    uint8_t *mask = malloc(W * H);
+    float *full = read_all(tmp_path("aoi_full.tif"), W, H, NULL);
+    float *zv = read_all(tmp_path("aoi_zone.tif"), W, H, mask);
+    int inside = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double gx, gy;
+            utm_of(x + 0.5, y + 0.5, &gx, &gy);
+            OGRGeometryH p = OGR_G_CreateGeometry(wkbPoint);
+            OGR_G_AddPoint_2D(p, gx, gy);
+            const int in_ref = OGR_G_Intersects(zone, p);
+            OGR_G_DestroyGeometry(p);
+            const size_t k = (size_t)y * W + x;
+            if (in_ref != (mask[k] != 0)) fail_msg("pixel %d,%d: inside %d, mask %d", x, y, in_ref, mask[k]);
+            if (in_ref) {
+                inside++;
+                if (memcmp(&zv[k], &full[k], sizeof(float)))
+                    fail_msg("pixel %d,%d: %g, full run %g", x, y, zv[k], full[k]);
+            }
+        }
+    assert_true(inside > 2000 && inside < W * H / 2); /* about 1900 + 1270 pixels */
+    /* extent independence with an AOI: a -srcwin run equals the same region */
+    const int win[4] = {40, 30, 80, 60};
+    if (aoi_run(in, tmp_path("aoi_win.tif"), aoi, win, &st, err, sizeof err)) fail_msg("%s", err);
+    uint8_t *wmask = malloc(80 * 60);
+    float *wv = read_all(tmp_path("aoi_win.tif"), 80, 60, wmask);
+    for (int y = 0; y < 60; y++)
+        for (int x = 0; x < 80; x++) {
+            const size_t k = (size_t)(y + 30) * W + x + 40, j = (size_t)y * 80 + x;
+            assert_int_equal(wmask[j], mask[k]);
+            if (mask[k] && memcmp(&wv[j], &zv[k], sizeof(float)))
+                fail_msg("-srcwin pixel %d,%d differs", x, y);
+        }
+    assert_true(mmgeo_aoi_meets(aoi, 0, 0, W, H));
+    assert_false(mmgeo_aoi_meets(aoi, 140, 0, 10, 10));
+    mmgeo_aoi_close(aoi);
+    /* the "far" layer does not meet the raster */
+    assert_int_equal(mmgeo_aoi_open_raster(gpkg, "far", in, NULL, NULL, &aoi, err, sizeof err), 0);
+    assert_false(mmgeo_aoi_meets(aoi, 0, 0, W, H));
+    mmgeo_aoi_close(aoi);
+    /* errors: no such layer (the message lists them), no such file, no polygon */
+    assert_int_equal(mmgeo_aoi_open_raster(gpkg, "nope", in, NULL, NULL, &aoi, err, sizeof err),
+                     MMGEO_ERROR);
+    assert_null(aoi);
+    assert_non_null(strstr(err, "no layer 'nope'"));
+    assert_non_null(strstr(err, "'zone', 'far'"));
+    assert_int_equal(mmgeo_aoi_open_raster(tmp_path("missing.gpkg"), NULL, in, NULL, NULL, &aoi,
+                                           err, sizeof err),
+                     MMGEO_ERROR);
+    assert_non_null(strstr(err, "cannot open"));
+    FILE *f = fopen(tmp_path("points.geojson"), "w");
+    fputs("{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\",\"properties\":{},"
+          "\"geometry\":{\"type\":\"Point\",\"coordinates\":[9,45]}}]}",
+          f);
+    fclose(f);
+    assert_int_equal(mmgeo_aoi_open_raster(tmp_path("points.geojson"), NULL, in, NULL, NULL, &aoi,
+                                           err, sizeof err),
+                     MMGEO_ERROR);
+    assert_non_null(strstr(err, "no polygon"));
+    unlink(tmp_path("points.geojson"));
+    OGR_G_DestroyGeometry(zone);
+    free(mask), free(full), free(zv), free(wmask), free(wv);
+}
+
 /* ---- generation from nothing on a grid (no source): two modalities jointly ---------------- */
 
 static void test_model_generation(void **state) {
@@ -593,7 +773,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_sha256),     cmocka_unit_test(test_detect),
         cmocka_unit_test(test_runs),       cmocka_unit_test(test_model_extent_independence),
         cmocka_unit_test(test_model_generation), cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_model_geo),
+        cmocka_unit_test(test_model_geo),  cmocka_unit_test(test_aoi),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     DIR *d = opendir(g_dir);
