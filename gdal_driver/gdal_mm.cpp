@@ -426,6 +426,10 @@ void GDALRegister_MM() {
         "(default: the MM_CACHE configuration option, else NONE)'/>"
         "<Option name='CACHE_MB' type='float' default='256' description='in-memory window "
         "cache'/>"
+        "<Option name='PROCESSOR' type='string-select' description='test hook: a test "
+        "processor instead of the model'><Value>model</Value><Value>identity</Value>"
+        "<Value>negate</Value></Option>"
+        "<Option name='WINDOW' type='int' description='test hook: the test processors window'/>"
         "</OpenOptionList>");
     drv->pfnIdentify = MMDataset::Identify;
     drv->pfnOpen = MMDataset::Open;

@@ -27,7 +27,8 @@ struct mmgeo_virtual {
     GDALDatasetH ds0;
     int n_levels;
     mmgeo_region *levels[MAX_LEVELS];
-    char note[256];
+    mmgeo_model_geo geo; /* the model's GSD range and I/O profiles */
+    char note[1024];
 };
 
 void mmgeo_virtual_params_init(mmgeo_virtual_params *p) {
@@ -78,19 +79,13 @@ static double raster_gsd_m(GDALDatasetH ds) {
     return dx > dy ? dx : dy;
 }
 
-/* The model's stated GSD range in metres (1) or none (0). */
-static int model_gsd_range(const mm_model *model, double *lo, double *hi) {
-    (void)model, (void)lo, (void)hi;
-    return 0;
-}
-
 /* Overview levels 2, 4, 8 ...: each a region on the sources averaged f x f, offered while its
  * GSD (the source's times f) is within the model's range; levels finer than the range are left
  * out, and the list ends at the first level beyond it or after the first level that fits in one
  * window. No stated range: no overviews. */
 static void add_overviews(mmgeo_virtual *v) {
-    double lo, hi;
-    if (!model_gsd_range(v->model, &lo, &hi)) {
+    const double lo = v->geo.gsd_lo_m, hi = v->geo.gsd_hi_m;
+    if (!(hi > 0)) {
         snprintf(v->note, sizeof v->note, "no overviews: the model states no GSD range");
         return;
     }
@@ -153,6 +148,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         return MMGEO_ERROR;
     }
     mm_model *model = v->model;
+    if (mmgeo_model_geo_get(model, &v->geo, err, errlen)) goto fail;
     const int nm = mm_model_num_modalities(model);
     const char *names[32];
     char have[512] = "";
@@ -173,9 +169,12 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         GDALDatasetH ds = GDALOpenEx(v->paths[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL,
                                      NULL);
         CPLPopErrorHandler();
+        VSIStatBufL st;
         if (!ds) {
             mmgeo_fail(err, errlen, "cannot open the source '%s' as a raster: %s", v->paths[i],
-                       *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
+                       *CPLGetLastErrorMsg()             ? CPLGetLastErrorMsg()
+                       : VSIStatL(v->paths[i], &st) != 0 ? "no such file"
+                                                         : "not a raster GDAL reads");
             goto fail;
         }
         int m;
@@ -206,7 +205,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
                                     : GDT_Byte;
         if (i == 0) v->ds0 = ds;
         else GDALClose(ds);
-        mmgeo_profile_default(names[m], dt, &s->profile);
+        mmgeo_model_geo_source_profile(&v->geo, m, names[m], dt, &s->profile);
         mp->source_mods[i] = m;
         proc->src_channels[i] = mm_model_modality_channels(model, m);
         for (int k = 0; k < i; k++)
@@ -231,7 +230,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     job->n_targets = 1;
     job->targets[0].path = "";
     job->targets[0].modality = names[tm];
-    mmgeo_profile_default(names[tm], GDT_Unknown, &job->targets[0].profile);
+    mmgeo_model_geo_target_profile(&v->geo, tm, names[tm], &job->targets[0].profile);
     mp->target_mods[0] = tm;
     proc->dst_channels[0] = mm_model_modality_channels(model, tm);
     proc->n_sources = ns;
