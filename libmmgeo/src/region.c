@@ -93,9 +93,9 @@ static int reduced_source(const char *path, int f, char *out, size_t outlen, voi
     int bad = 0;
     GDALDatasetH o = GDALTranslate(out, ds, opt, &bad);
     GDALTranslateOptionsFree(opt);
+    if (o) GDALClose(o); /* (before the source it refers to) */
     GDALClose(ds);
     if (!o) return mmgeo_fail(err, errlen, "cannot reduce '%s': %s", path, gdal_msg());
-    GDALClose(o);
     return 0;
 }
 

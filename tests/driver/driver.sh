@@ -179,8 +179,33 @@ grep -q "MM_SOURCE=sar:$S;nir:$T/s/scene_nir.tif" "$T/out.txt" || fail ".mmvrt: 
 same "$T/ref_two_rgb.tif" "$T/s/two.mmvrt"
 same "$T/ref_two_rgb.tif" "$T/s/two.mmvrt" 17 3 40 45
 
-# --- overviews: none for a model without a GSD range (the tiny model)
+# --- overviews: none for a model without a GSD range (the tiny model); with the range 10-40 m
+# (a copy of the tiny model with a "geo" section) and the 10 m samples, factors 2 and 4; an
+# overview is the translation of the source averaged by GDAL (a VRT, -r average) at that factor
 gdalinfo $OO "MM:rgb:$S" | grep -q "Overviews" && fail "overviews without a GSD range"
+$PY - "$MODEL" "$T/geo_model.safetensors" <<'PYEOF'
+import json, struct, sys
+f = open(sys.argv[1], "rb")
+n = struct.unpack("<Q", f.read(8))[0]
+h = json.loads(f.read(n))
+rest = f.read()
+c = json.loads(h["__metadata__"]["config"])
+c["geo"] = {"gsd_range_m": [10, 40]}
+h["__metadata__"]["config"] = json.dumps(c)
+b = json.dumps(h).encode()
+b += b" " * ((8 - len(b) % 8) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(b)) + b + rest)
+PYEOF
+G="-oo MODEL=$T/geo_model.safetensors -oo PROCESSOR=negate -oo WINDOW=64"
+expect 0 "" gdalinfo $G "MM:rgb:$BS"
+grep -q "Overviews: 300x260, 150x130$" "$T/out.txt" || fail "overviews: $(grep Overviews "$T/out.txt")"
+gdal_translate -q -of VRT -r average -outsize 150 130 "$BS" "$T/big/red4_sar.vrt"
+$B/mm_translate -q --processor negate --window 64 --model "$T/geo_model.safetensors" -t rgb \
+    "$T/big/red4_sar.vrt" "$T/ref_ovr4.tif" 2>/dev/null || fail "mm_translate on the reduced source"
+gdal_translate -q -of VRT $G -oo OVERVIEW_LEVEL=1 "MM:rgb:$BS" "$T/ovr4.vrt"
+same "$T/ref_ovr4.tif" "$T/ovr4.vrt"
+gdal_translate -q $G -outsize 150 130 --config CPL_DEBUG MM "MM:rgb:$BS" "$T/o.tif" 2>"$T/dbg.txt"
+counted | grep -q " 9 computed" || fail "a 1/4 read does not run the 9 windows of the overview: $(counted)"
 
 # --- bad input: a clear GDAL error and a non-zero exit, no crash
 expect 1 "not a connection string MM:<target modality>:<source>" gdalinfo "MM:rgb"
