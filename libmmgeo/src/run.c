@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "pipeline.h"
 
 void mmgeo_job_init(mmgeo_job *job) {
     memset(job, 0, sizeof *job);
@@ -413,6 +414,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     double *raw = NULL, *line = NULL;
     uint64_t *ids = NULL;
     int *slot_kx = NULL;
+    mmgeo_pipe *pipe = NULL; /* pipeline.c: reads ahead and writes behind in threads */
     mmgeo_run_stats st = {0, 0, 0, 0};
 
     for (int i = 0; i < ns; i++)
@@ -524,6 +526,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         goto nomem;
     }
 
+    pipe = mmgeo_pipe_start(src, ns, proc->src_channels, W, H, S, ox, kxa, kxb, oy, kya, kyb,
+                            batch);
     const double total = (double)(kxb - kxa + 1) * (kyb - kya + 1);
     st.windows = (long long)total;
     double done = 0;
@@ -540,7 +544,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                     continue;
                 }
                 for (int i = 0; i < ns; i++)
-                    if (mmgeo_read_window(&src[i], W, H, S, ox[kx], oy[ky],
+                    if (mmgeo_pipe_read_window(pipe, i, &src[i], W, H, S, ox[kx], oy[ky],
                                     srct[i] + (size_t)n * proc->src_channels[i] * plane, tv, raw,
                                     mraw, err, errlen)) {
                         free(mline);
@@ -624,9 +628,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                             &map, o->acc[(size_t)c * strip + r], wsum[r], valid[r],
                             o->mode == OUT_NODATA, o->nodata, o->type);
                     }
-                if (GDALDatasetRasterIO(o->ds, GF_Write, 0, ra - y0, Wout, rb - ra, line, Wout,
-                                        rb - ra, GDT_Float64, o->channels, NULL, 0, 0, 0) !=
-                    CE_None) {
+                if (mmgeo_pipe_write(pipe, o->ds, NULL, 0, ra - y0, Wout, rb - ra, line,
+                                     GDT_Float64, o->channels) != CE_None) {
                     mmgeo_fail(err, errlen, "cannot write '%s': %s", job->targets[j].path,
                                gdal_msg());
                     free(mline);
@@ -636,8 +639,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                     for (size_t k = 0; k < nrow; k++)
                         mline[k] = valid[(size_t)(ra - base) * Wout + k] ? 255 : 0;
                     GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(o->ds, 1));
-                    if (GDALRasterIO(mb, GF_Write, 0, ra - y0, Wout, rb - ra, mline, Wout,
-                                     rb - ra, GDT_Byte, 0, 0) != CE_None) {
+                    if (mmgeo_pipe_write(pipe, NULL, mb, 0, ra - y0, Wout, rb - ra, mline,
+                                         GDT_Byte, 1) != CE_None) {
                         mmgeo_fail(err, errlen, "cannot write the mask of '%s': %s",
                                    job->targets[j].path, gdal_msg());
                         free(mline);
@@ -667,6 +670,11 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         }
     }
     free(mline);
+    if (mmgeo_pipe_flush(pipe) != CE_None) {
+        mmgeo_fail(err, errlen, "cannot write the output: %s", gdal_msg());
+        goto out;
+    }
+    mmgeo_pipe_free(pipe), pipe = NULL;
     for (int j = 0; j < nt; j++)
         if (finish_target(job, &job->targets[j], &tgt[j], err, errlen)) goto out;
     rc = 0;
@@ -680,6 +688,7 @@ interrupted_m:
 interrupted:
     rc = MMGEO_INTERRUPTED;
 out:
+    mmgeo_pipe_free(pipe); /* before the datasets its threads use are closed */
     for (int j = 0; j < nt; j++) {
         if (tgt[j].ds) GDALClose(tgt[j].ds);
         if (tgt[j].drv && tgt[j].tmp[0]) remove_dataset(tgt[j].drv, tgt[j].tmp);
