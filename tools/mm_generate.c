@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
         case O_SEED: bad = mm_arg_u64(TOOL, "--seed", optarg, &seed), seed_set = 1; break;
         case O_SAMPLER: sampler = optarg; break;
         case O_OVERLAP: bad = mm_arg_int(TOOL, "--overlap", optarg, 0, 1 << 20, &overlap); break;
-        case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 1, 4096, &batch); break;
+        case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 0, 4096, &batch); break;
         case O_SEAMLESS: seamless = 1; break;
         case O_PROFILE:
             if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
@@ -400,6 +400,14 @@ int main(int argc, char **argv) {
     proc.window = mm_model_image_size(model);
     proc.fn = mmgeo_process_model;
     proc.user = &mp;
+    /* the working memory in one block now; --batch 0: the batch from the free memory */
+    const int auto_batch = batch == 0;
+    char info[512];
+    if (mmgeo_model_reserve(&mp, &batch, 64, info, sizeof info, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, err);
+        goto done;
+    }
+    if (auto_batch && !quiet) fprintf(stderr, "%s: %s\n", TOOL, info);
 
     /* provenance */
     char buf[256];

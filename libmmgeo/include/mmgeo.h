@@ -168,6 +168,13 @@ typedef struct {
 int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
                         size_t errlen);
+/* The context's working memory for this processor's translations of *batch windows, in one
+ * block allocated now (mm_context_reserve); *batch 0: the largest batch up to max that fits
+ * into the free device memory (mm_context_reserve_auto), written back. info (may be NULL)
+ * receives a line with the batch and the memory figures. MMGEO_ERROR (message with the bytes
+ * needed and free) when it does not fit. */
+int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *info,
+                        size_t infolen, char *err, size_t errlen);
 
 /* ---- a run ------------------------------------------------------------------------------- */
 

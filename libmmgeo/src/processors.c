@@ -49,6 +49,26 @@ int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
     return 0;
 }
 
+int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *info,
+                        size_t infolen, char *err, size_t errlen) {
+    const int automatic = *batch <= 0;
+    const mm_workload w = {automatic ? 1 : *batch, mp->n_sources, mp->source_mods,
+                           mp->n_targets,  mp->target_mods, mp->params.guidance};
+    mm_memory_plan plan;
+    const mm_status s = automatic ? mm_context_reserve_auto(mp->ctx, &w, max, 0, &plan)
+                                  : mm_context_reserve(mp->ctx, &w, 0, &plan);
+    if (s != MM_OK) return mmgeo_fail(err, errlen, "%s", mm_context_errmsg(mp->ctx));
+    *batch = plan.n_tiles;
+    if (info)
+        snprintf(info, infolen,
+                 "batch %d%s: working memory %.1f MiB in one block (workspace %.1f MiB, backend "
+                 "scratch %.1f MiB), %.0f MiB of %.0f MiB free",
+                 plan.n_tiles, automatic ? " (chosen from the free memory)" : "",
+                 plan.arena / 1048576.0, plan.workspace / 1048576.0, plan.scratch / 1048576.0,
+                 plan.free_bytes / 1048576.0, plan.device_bytes / 1048576.0);
+    return 0;
+}
+
 int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
                         size_t errlen) {
