@@ -199,6 +199,64 @@ static void test_run_identical(void **state) {
     unsetenv("MMGEO_PIPELINE");
 }
 
+/* libmm's mosaic (mm_mosaic_*, the device's accumulate/normalise kernels) against the blending
+ * the geospatial layer does on the host (blend.c), bit for bit: the interface a run can move
+ * its blending onto the device with. The context's device: MM_TEST_DEVICE (cpu by default). */
+static void test_mosaic_matches_blend(void **state) {
+    (void)state;
+    mm_model *m = NULL;
+    char *e = NULL;
+    if (mm_model_open(MM_GOLDEN_DIR "/tiny_model.safetensors", &m, &e) != MM_OK)
+        fail_msg("model: %s", e);
+    mm_context_params cp;
+    mm_context_params_default(&cp);
+    const char *dev = getenv("MM_TEST_DEVICE");
+    if (dev && !strcmp(dev, "cuda")) cp.device = MM_DEVICE_CUDA;
+    mm_context *ctx = NULL;
+    if (mm_context_create(m, &cp, &ctx, &e) != MM_OK) {
+        printf("mosaic on %s not checked: %s\n", dev ? dev : "cpu", e);
+        mm_free(e);
+        mm_model_close(m);
+        skip();
+    }
+    enum { So = 24, O = 6, Wd = 70, Ht = So, C = 2, NW = 4 };
+    float w1[So];
+    for (int i = 0; i < So; i++)
+        w1[i] = mmgeo_blend_weight(i, So, O);
+    const int wx0[NW] = {0, 18, 36, 54}; /* the grid of a row: the last runs past the strip */
+    const size_t plane = (size_t)Wd * Ht, oplane = (size_t)So * So;
+    float *res = malloc(sizeof(float) * NW * C * oplane), *wsum = calloc(plane, sizeof(float));
+    float *acc = calloc(C * plane, sizeof(float)), *got = malloc(sizeof(float) * C * plane);
+    float *gws = malloc(sizeof(float) * plane);
+    assert_true(res && wsum && acc && got && gws);
+    uint64_t r = 12345;
+    for (size_t i = 0; i < (size_t)NW * C * oplane; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        res[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+    const int ch[1] = {C};
+    for (int t = 0; t < NW; t++) {
+        const float *rp[1] = {res + (size_t)t * C * oplane};
+        float *ap[1] = {acc};
+        mmgeo_blend_add(w1, So, wx0[t], 0, Wd, Ht, 0, 0, Wd, Ht, plane, 1, ch, rp, wsum, ap);
+    }
+    mm_mosaic *mo = NULL;
+    assert_int_equal(mm_mosaic_create(ctx, C, Wd, Ht, So, w1, w1, &mo), MM_OK);
+    const int y0[NW] = {0, 0, 0, 0};
+    assert_int_equal(mm_mosaic_add(mo, NW, res, wx0, y0), MM_OK);
+    assert_int_equal(mm_mosaic_read(mo, 0, Ht, 0.0f, got, gws), MM_OK);
+    assert_memory_equal(gws, wsum, plane * sizeof(float));
+    for (int c = 0; c < C; c++)
+        for (size_t k = 0; k < plane; k++) {
+            const float want = acc[c * plane + k] / wsum[k]; /* as mmgeo_blend_pixel divides */
+            assert_memory_equal(&got[c * plane + k], &want, sizeof(float));
+        }
+    mm_mosaic_free(mo);
+    free(res), free(wsum), free(acc), free(got), free(gws);
+    mm_context_free(ctx);
+    mm_model_close(m);
+}
+
 int main(void) {
     GDALAllRegister();
     snprintf(dir, sizeof dir, "/tmp/mm_test_pipeline_%ld", (long)getpid());
@@ -207,6 +265,7 @@ int main(void) {
         cmocka_unit_test(test_reader),
         cmocka_unit_test(test_writer_error),
         cmocka_unit_test(test_run_identical),
+        cmocka_unit_test(test_mosaic_matches_blend),
     };
     const int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[400];
