@@ -305,6 +305,7 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
     const int S = r->S, C = r->C, ns = r->ns;
     const size_t plane = (size_t)S * S, rplane = (size_t)w * h;
     const size_t vbytes = (size_t)C * plane * sizeof(float) + plane + 1;
+    const size_t vstride = (vbytes + 15) / 16 * 16; /* each window's floats aligned */
     int ka = 0, kb = r->nx - 1, la = 0, lb = r->ny - 1;
     while (r->ox[ka] + S <= x) ka++;
     while (r->ox[kb] >= x + w) kb--;
@@ -316,7 +317,7 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
 
     int rc = MMGEO_ERROR;
     win *ws = calloc((size_t)nw, sizeof *ws);
-    unsigned char *vals = malloc((size_t)nw * vbytes);
+    unsigned char *vals = malloc((size_t)nw * vstride);
     float *acc = calloc((size_t)C * rplane, sizeof(float));
     float *wsum = calloc(rplane, sizeof(float));
     uint8_t *valid = calloc(rplane, 1);
@@ -337,7 +338,7 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
     for (int k = 0; k < nw; k++) {
         win *q = &ws[k];
         q->kx = ka + k % nwx, q->ky = la + k / nwx;
-        q->val = vals + (size_t)k * vbytes;
+        q->val = vals + (size_t)k * vstride;
         key_a(r, q->kx, q->ky, q->key_a);
         if (r->sh->cache && mmgeo_cache_mem_get(r->sh->cache, q->key_a, q->val, vbytes)) {
             st->mem_hits++;
