@@ -24,6 +24,8 @@ static void usage(FILE *f) {
             "Usage: mm_bench (--model FILE | --config FILE.json) [options]\n"
             "  --batch N        tiles per forward (default 1); 0: the largest that fits into the\n"
             "                   free device memory (up to 256)\n"
+            "  --memory-budget M  working memory allowed, MiB (default: the usable share of the\n"
+            "                   free memory)\n"
             "  --threads N      threads (default: all cores)\n"
             "  --precision P    bf16 (default) or fp32\n"
             "  --device D       cpu (default) or cuda; default from MM_DEVICE\n"
@@ -125,7 +127,7 @@ static double dnnl_rate(int64_t M, int64_t K, int64_t N, int bf16, int threads) 
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *config_path = NULL;
-    int batch = 1, threads = 0, reps = 3, steps = 4, do_matmul = 1, do_scene = 0;
+    int batch = 1, threads = 0, reps = 3, steps = 4, do_matmul = 1, do_scene = 0, budget_mib = 0;
     float guidance = 1.2f;
     mm_precision prec = MM_PRECISION_BF16;
     mm_device dev = MM_DEVICE_CPU;
@@ -136,7 +138,7 @@ int main(int argc, char **argv) {
         {"precision", required_argument, 0, 'p'}, {"reps", required_argument, 0, 'r'},
         {"steps", required_argument, 0, 's'}, {"guidance", required_argument, 0, 'g'},
         {"no-matmul", no_argument, 0, 'n'}, {"scene", no_argument, 0, 'x'},
-        {"device", required_argument, 0, 'd'},
+        {"device", required_argument, 0, 'd'}, {"memory-budget", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -153,6 +155,7 @@ int main(int argc, char **argv) {
         case 'g': bad = mm_arg_float(TOOL, "--guidance", optarg, 0, 100, &guidance); break;
         case 'n': do_matmul = 0; break;
         case 'x': do_scene = 1; break;
+        case 'M': bad = mm_arg_int(TOOL, "--memory-budget", optarg, 1, 1 << 30, &budget_mib); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -201,8 +204,9 @@ int main(int argc, char **argv) {
     const int auto_batch = batch == 0;
     mm_workload wl = {batch, 1, &src_mod, 1, &tgt_mod, guidance};
     mm_memory_plan plan;
-    if ((auto_batch ? mm_context_reserve_auto(ctx, &wl, 256, 0, &plan)
-                    : mm_context_reserve(ctx, &wl, 0, &plan)) != MM_OK) {
+    const size_t budget = (size_t)budget_mib << 20;
+    if ((auto_batch ? mm_context_reserve_auto(ctx, &wl, 256, budget, &plan)
+                    : mm_context_reserve(ctx, &wl, budget, &plan)) != MM_OK) {
         fprintf(stderr, "%s: %s\n", TOOL, mm_context_errmsg(ctx));
         mm_context_free(ctx);
         mm_model_close(m);

@@ -5,6 +5,11 @@
 # random weights: seconds per guided step at batch 1 and 4, tiles per second at 50 and 250
 # guided steps, achieved TFLOP/s against the H200's ~790 TFLOP/s dense bf16 peak, and the
 # PyTorch reference (tools/reference/bench_ref.py --device cuda) on the same weights and GPU.
+# Memory (docs/cuda.md "Memory"): the memory_cuda test (arena: no allocation while sampling,
+# automatic batch, budget errors, mosaic kernels bit-identical to the host blending), then the
+# paper configuration with the batch chosen from the free device memory (mm_bench --batch 0):
+# the batch and the memory figures go to the results file, and the translation must have
+# allocated nothing; and a budget too small must end in a clear error, not a crash.
 #
 #   tests/gpu/check.sh [RESULTS_FILE]
 #
@@ -101,6 +106,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 log "all found"
 
+cfg_mem="$root/models/metaearth-mm-600m.json"
+
 section "configure and build (build-gpu, Release)"
 extra=()
 # no GDAL on the GPU machine: whatever uses it must not be looked for
@@ -124,7 +131,7 @@ if ! grep -q "CUDA backend: built" "$tmp/configure.log"; then
 fi
 # only what this check needs (the GDAL tools, if any, are not)
 run 300 "$tmp/build.log" "$tmp/build.log" cmake --build "$build" -j "$jobs" \
-    --target mm_bench test_backend_parity test_golden
+    --target mm_bench test_backend_parity test_golden test_memory
 brc=$?
 grep -E -i "warning|error" "$tmp/build.log" | head -40 | tee -a "$results"
 if [ $brc != 0 ]; then
@@ -134,10 +141,10 @@ if [ $brc != 0 ]; then
 fi
 log "built in $(elapsed) s"
 
-section "CUDA tests: backend parity, golden tensors on the device"
+section "CUDA tests: backend parity, golden tensors, memory and mosaic on the device"
 run 240 "$tmp/ctest.log" "$tmp/ctest.log" ctest --test-dir "$build" -L cuda --output-on-failure -V
 trc=$?
-grep -E "rel\. error|differ|SKIPPED|Skipped|Passed|Failed|FAILED|\[  (PASSED|FAILED)|not checked|tests passed|backends:|golden parity on" "$tmp/ctest.log" | tee -a "$results"
+grep -E "rel\. error|differ|SKIPPED|Skipped|Passed|Failed|FAILED|\[  (PASSED|FAILED)|not checked|tests passed|backends:|golden parity on|need \(cuda\)|allocations during|too small a budget|auto batch" "$tmp/ctest.log" | tee -a "$results"
 nodev=0
 if grep -q "SKIPPED: no CUDA device" "$tmp/ctest.log"; then
     log "FAILED: the tests found no CUDA device (the benchmarks are skipped)"
@@ -166,6 +173,50 @@ if [ -z "$py" ]; then
 else
     jpy=$py
     log "$py: torch $("$py" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)')"
+fi
+
+section "memory: the batch from the free device memory (paper configuration, random weights)"
+if [ $nodev = 0 ] && [ "$(elapsed)" -lt 300 ]; then
+    # --config: the engine's own random weights (no export needed); 2 steps timed end to end
+    run 120 "$tmp/auto.json" "$tmp/auto.err" "$build/mm_bench" --device cuda --config \
+        "$cfg_mem" --batch 0 --reps 2 --steps 2 --guidance 1.2
+    rc=$?
+    cat "$tmp/auto.json" "$tmp/auto.err" | tee -a "$results"
+    if [ $rc != 0 ]; then
+        log "FAILED: mm_bench --batch 0 (exit $rc)"
+        status=1
+    elif [ -n "${jpy:-}" ]; then
+        "$jpy" - "$tmp/auto.json" <<'EOF' 2>&1 | tee -a "$results"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+m, M = r["memory"], 1 << 20
+print(f"auto batch: {r['batch']} tiles (guided: {2 * r['batch']} in the model); arena "
+      f"{m['arena_bytes'] / M:.0f} MiB = workspace {m['workspace_bytes'] / M:.0f} MiB + backend "
+      f"scratch {m['scratch_bytes'] / M:.0f} MiB; free before the arena {m['free_bytes'] / M:.0f} "
+      f"MiB of {m['device_bytes'] / M:.0f} MiB (weights resident); allocations during the "
+      f"translation: {m['translate_allocations']}; {r['step_seconds']:.4f} s per guided step, "
+      f"{r['step_gflop'] / r['step_seconds'] / 1e3:.1f} TFLOP/s")
+sys.exit(0 if m["translate_allocations"] == 0 else 3)
+EOF
+        [ "${PIPESTATUS[0]}" = 0 ] || { log "FAILED: the translation allocated device memory"; status=1; }
+    else
+        grep -o '"batch": [0-9]*\|"memory": {[^}]*}' "$tmp/auto.json" | tee -a "$results"
+        grep -q '"translate_allocations": 0}' "$tmp/auto.json" ||
+            { log "FAILED: the translation allocated device memory"; status=1; }
+    fi
+    # a budget smaller than one batch needs: a clear error (exit 1, the bytes named), no crash
+    run 60 "$tmp/small.json" "$tmp/small.err" "$build/mm_bench" --device cuda --config \
+        "$cfg_mem" --batch 8 --memory-budget 64 --reps 1 --steps 0
+    rc=$?
+    tee -a "$results" <"$tmp/small.err"
+    if [ $rc = 1 ] && grep -q "needs .* MiB" "$tmp/small.err"; then
+        log "too small a budget: clear error (exit 1)"
+    else
+        log "FAILED: too small a budget ended with exit $rc"
+        status=1
+    fi
+else
+    log "skipped (no device, or the time budget)"
 fi
 
 section "benchmark: paper configuration, random weights"
