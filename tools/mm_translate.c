@@ -52,7 +52,7 @@ static void usage(FILE *f) {
             "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N] [--seamless]\n"
             "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
             "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
-            "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
+            "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]] [--gsd M]\n"
             "         [SRC] DST\n"
             "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
             "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
@@ -82,10 +82,12 @@ int main(int argc, char **argv) {
     const char *aoi_path = NULL, *aoi_layer = NULL;
     mmgeo_aoi *aoi = NULL;
     mmgeo_run_stats stats;
+    double gsd = 0; /* --gsd: the working resolution, metres */
 
     enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
            O_PRECISION, O_STEPS, O_GUIDANCE, O_SEED, O_SAMPLER, O_OVERLAP, O_BATCH, O_SRCWIN,
-           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS, O_PROJWIN, O_AOI, O_AOI_LAYER };
+           O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS, O_PROJWIN, O_AOI, O_AOI_LAYER,
+           O_GSD };
     static const struct option opts[] = {
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
@@ -98,6 +100,7 @@ int main(int argc, char **argv) {
         {"srcwin", required_argument, 0, O_SRCWIN}, {"ot", required_argument, 0, O_OT},
         {"projwin", required_argument, 0, O_PROJWIN},
         {"aoi", required_argument, 0, O_AOI}, {"aoi-layer", required_argument, 0, O_AOI_LAYER},
+        {"gsd", required_argument, 0, O_GSD},
         {"profile", required_argument, 0, O_PROFILE},
         {"seamless", no_argument, 0, O_SEAMLESS},
         {"processor", required_argument, 0, O_PROCESSOR}, /* test hook */
@@ -143,6 +146,13 @@ int main(int argc, char **argv) {
             break;
         case O_OT: out_type = optarg; break;
         case O_AOI: aoi_path = optarg; break;
+        case O_GSD:
+            bad = mm_arg_double(TOOL, "--gsd", optarg, &gsd);
+            if (!bad && !(gsd > 0)) {
+                fprintf(stderr, "%s: --gsd must be a positive number of metres\n", TOOL);
+                bad = 1;
+            }
+            break;
         case O_AOI_LAYER: aoi_layer = optarg; break;
         case O_SEAMLESS: seamless = 1; break;
         case O_PROFILE:
@@ -525,9 +535,19 @@ int main(int argc, char **argv) {
     job.progress = progress;
     job.warn = warn;
     job.stats = &stats;
+    if (gsd > 0) {
+        if (seamless) {
+            fprintf(stderr, "%s: --gsd works with the blended tiling, not --seamless\n", TOOL);
+            goto done;
+        }
+        snprintf(buf, sizeof buf, "%g", gsd);
+        job.metadata = md = CSLSetNameValue(md, "MM_GSD", buf);
+    }
+    mmgeo_gsd_check(&job, &geo, gsd); /* a warning outside the model's GSD range */
 
     int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
-                     : mmgeo_run(&job, &proc, err, sizeof err);
+            : gsd > 0 ? mmgeo_run_gsd(&job, &proc, gsd, err, sizeof err)
+                      : mmgeo_run(&job, &proc, err, sizeof err);
     if (r == MMGEO_INTERRUPTED) {
         if (!quiet) fputc('\n', stderr);
         fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);

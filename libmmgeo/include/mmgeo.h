@@ -309,6 +309,8 @@ int mmgeo_aoi_meets(const mmgeo_aoi *aoi, int x, int y, int w, int h);
  * an error when it does not meet the processed extent. Warnings go to the job's warn. */
 int mmgeo_aoi_open_job(const char *path, const char *layer, const mmgeo_job *job, mmgeo_aoi **out,
                        char *err, size_t errlen);
+/* The same area for another grid of the same CRS (geotransform gt); NULL when out of memory. */
+mmgeo_aoi *mmgeo_aoi_regrid(const mmgeo_aoi *aoi, const double gt[6]);
 
 /* ---- the region renderer (region.c, cache.c; docs/driver.md) -------------------------------- */
 
@@ -410,6 +412,25 @@ GDALDatasetH mmgeo_virtual_source(const mmgeo_virtual *v);
 char **mmgeo_virtual_metadata(const mmgeo_virtual *v);
 /* Why there are no (or no more) overview levels, for messages ("" when none was expected). */
 const char *mmgeo_virtual_overview_note(const mmgeo_virtual *v);
+
+/* ---- resolution ------------------------------------------------------------------------ */
+
+/* The ground sample distance of a raster, metres per pixel along its x and y axes: from the
+ * geotransform and the CRS's linear unit, or for a geographic CRS with the ellipsoid's radii of
+ * curvature at the scene centre. MMGEO_ERROR without a geotransform or a CRS. */
+int mmgeo_raster_gsd(const char *path, double *gsd_x, double *gsd_y, char *err, size_t errlen);
+/* Warns (job->warn) when the model states a GSD range and the job's first source lies outside it
+ * (working_gsd 0), or when working_gsd (> 0, --gsd) does. Silent when it cannot tell. */
+void mmgeo_gsd_check(const mmgeo_job *job, const mmgeo_model_geo *geo, double working_gsd);
+/* mmgeo_run at a working resolution of gsd metres per pixel: the sources are warped (GDAL's
+ * warper: average when coarsening, bilinear when refining; warped VRTs, nothing copied) onto the
+ * grid of the same extent with pixels of about gsd metres (rounded to whole pixels), the processor
+ * runs there into temporary Float32 rasters next to the targets, and each result is warped back
+ * onto the first source's grid and written as mmgeo_run writes the target (size, geotransform,
+ * CRS, nodata or mask, metadata, format, temporary name). Needs a geotransform and a CRS; takes no
+ * srcwin or out_scale. With several targets, a failure after the first is written leaves it. */
+int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd, char *err,
+                  size_t errlen);
 
 /* ---- utilities ---------------------------------------------------------------------------- */
 

@@ -305,3 +305,20 @@ int mmgeo_aoi_open_job(const char *path, const char *layer, const mmgeo_job *job
     }
     return 0;
 }
+
+mmgeo_aoi *mmgeo_aoi_regrid(const mmgeo_aoi *a, const double gt[6]) {
+    mmgeo_aoi *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    memcpy(b->gt, gt, sizeof b->gt);
+    b->h = GEOS_init_r();
+    if (b->h) {
+        GEOSContext_setErrorHandler_r(b->h, geos_msg);
+        GEOSContext_setNoticeHandler_r(b->h, geos_msg);
+        b->geom = GEOSGeom_clone_r(b->h, a->geom);
+    }
+    if (!b->geom || !(b->prep = GEOSPrepare_r(b->h, b->geom))) {
+        mmgeo_aoi_close(b);
+        return NULL;
+    }
+    return b;
+}

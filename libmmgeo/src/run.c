@@ -95,7 +95,7 @@ int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *er
     if (!src->ds)
         return mmgeo_fail(err, errlen, "cannot open '%s' as a raster: %s", s->path, gdal_msg());
     const int nfile = GDALGetRasterCount(src->ds);
-    int bands[MMGEO_MAX_BANDS], nb = s->n_bands;
+    int bands[MMGEO_MAX_BANDS], nb = s->n_bands, alpha = 0;
     if (nb > 0) {
         memcpy(bands, s->bands, sizeof(int) * (size_t)nb);
         for (int i = 0; i < nb; i++)
@@ -107,7 +107,7 @@ int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *er
         /* an alpha band after the modality's channels is a mask, not data */
         if (nfile == channels + 1 &&
             GDALGetRasterColorInterpretation(GDALGetRasterBand(src->ds, nfile)) == GCI_AlphaBand)
-            nb = channels;
+            nb = channels, alpha = nfile;
         if (nb > MMGEO_MAX_BANDS) nb = MMGEO_MAX_BANDS + 1; /* reported below */
         for (int i = 0; i < nb && i < MMGEO_MAX_BANDS; i++) bands[i] = i + 1;
     }
@@ -128,6 +128,8 @@ int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *er
         if (!(flags & GMF_ALL_VALID) && !((flags & GMF_PER_DATASET) && per_dataset_read)) {
             src->mask[i] = GDALGetMaskBand(src->band[i]);
             if (flags & GMF_PER_DATASET) per_dataset_read = 1;
+        } else if (alpha && i == 0) { /* GDAL masks with 8- and 16-bit alpha bands only */
+            src->mask[0] = GDALGetRasterBand(src->ds, alpha);
         }
         if (s->profile.kind == MMGEO_IO_PERCENTILE &&
             band_percentiles(src->band[i], s->profile.lo, s->profile.hi, &src->plo[i],

@@ -83,6 +83,19 @@ expect 1 "does not overlap" $MTI --aoi "$T/aoi.geojson" -srcwin 40 30 20 20 "$T/
 expect 2 "needs --aoi" $MTI --aoi-layer roads "$T/scene_sar.tif" "$T/y_rgb.tif"
 no_file "$T/y_rgb.tif"
 
+# --- --gsd: the run at a working resolution (20 m for the 10 m samples), the result back on the
+# input grid (the values are checked in test_geo: test_gsd); errors
+expect 0 "" $MTI -ot Float32 --gsd 20 "$T/scene_sar.tif" "$T/gsd_rgb.tif"
+gdalinfo "$T/gsd_rgb.tif" >"$T/ig.txt"
+grep -q "Size is 72, 54" "$T/ig.txt" || fail "--gsd: size"
+grep -q "Origin = (500000.000000000000000,5000000.000000000000000)" "$T/ig.txt" || fail "--gsd: origin"
+grep -q "Pixel Size = (10.000000000000000,-10.000000000000000)" "$T/ig.txt" || fail "--gsd: pixel size"
+grep -q "MM_GSD=20" "$T/ig.txt" || fail "--gsd: MM_GSD"
+ls -a "$T" | grep -q mmgsd && fail "--gsd: a working file is left"
+expect 1 "source window" $MTI --gsd 20 -srcwin 0 0 30 30 "$T/scene_sar.tif" "$T/y_rgb.tif"
+expect 2 "positive" $MTI --gsd -5 "$T/scene_sar.tif" "$T/y_rgb.tif"
+no_file "$T/y_rgb.tif"
+
 # --- modalities: from MM_MODALITY (the tag the tools write), several sources, -b
 cp "$T/out_rgb.tif" "$T/tagged.tif"
 expect 0 "" $MTI -t nir "$T/tagged.tif" "$T/x.tif"

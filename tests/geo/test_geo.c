@@ -654,6 +654,166 @@ static void test_aoi(void **state) {
     free(mask), free(full), free(zv), free(wmask), free(wv);
 }
 
+/* ---- working resolution (--gsd) ---------------------------------------------------------- */
+
+/* A smooth Float32 raster (reflectance 0.2..0.8, wavelengths 40 and 30 pixels) on a 10 m UTM grid
+ * with nodata -1 in a block. */
+static void write_smooth(const char *path, int W, int H) {
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, W, H, 1, GDT_Float32, NULL);
+    assert_non_null(ds);
+    double gt[6] = {500000, 10, 0, 5000000, 0, -10};
+    GDALSetGeoTransform(ds, gt);
+    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+    OSRImportFromEPSG(srs, 32632);
+    GDALSetSpatialRef(ds, srs);
+    OSRDestroySpatialReference(srs);
+    float *v = malloc(sizeof(float) * W * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            v[y * W + x] = (x >= 80 && x < 100 && y >= 10 && y < 30)
+                               ? -1.0f
+                               : (float)(0.5 + 0.3 * sin(2 * M_PI * (x + 0.5) / 40) *
+                                                   cos(2 * M_PI * (y + 0.5) / 30));
+    GDALRasterBandH b = GDALGetRasterBand(ds, 1);
+    GDALSetRasterNoDataValue(b, -1);
+    assert_int_equal(GDALRasterIO(b, GF_Write, 0, 0, W, H, v, W, H, GDT_Float32, 0, 0), CE_None);
+    GDALClose(ds);
+    free(v);
+}
+
+static char g_warned[1024];
+static void keep_warning(void *user, const char *msg) {
+    (void)user;
+    snprintf(g_warned, sizeof g_warned, "%s", msg);
+}
+
+static void test_gsd(void **state) {
+    (void)state;
+    char err[1024], in[512], out[512];
+    enum { W = 120, H = 90 };
+    snprintf(in, sizeof in, "%s", tmp_path("gsd_in.tif"));
+    snprintf(out, sizeof out, "%s", tmp_path("gsd_out.tif"));
+    write_smooth(in, W, H);
+    double gx, gy;
+    assert_int_equal(mmgeo_raster_gsd(in, &gx, &gy, err, sizeof err), 0);
+    assert_true(gx == 10 && gy == 10);
+
+    /* identity at a working resolution of 20 m (the input is at 2x it): back within 0.01 */
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    job.n_sources = job.n_targets = 1;
+    job.sources[0].path = in;
+    job.sources[0].modality = "nir";
+    mmgeo_profile_default("nir", GDT_Float32, &job.sources[0].profile); /* reflectance 0..1 */
+    job.targets[0].path = out;
+    job.targets[0].modality = "nir";
+    job.targets[0].profile = job.sources[0].profile;
+    job.targets[0].profile.out_type = GDT_Float32;
+    mmgeo_run_stats st;
+    job.stats = &st;
+    mmgeo_processor proc = {mmgeo_process_identity, NULL, 32, 1, 1, {1}, {1}};
+    proc.user = &proc;
+    if (mmgeo_run_gsd(&job, &proc, 20, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(count_temporaries(), 0);
+    assert_true(st.processed > 0 && st.processed <= 9); /* 60 x 45 working pixels: 3 x 2 */
+    GDALDatasetH a = GDALOpen(in, GA_ReadOnly), b = GDALOpen(out, GA_ReadOnly);
+    assert_non_null(b);
+    assert_int_equal(GDALGetRasterXSize(b), W);
+    assert_int_equal(GDALGetRasterYSize(b), H);
+    double ga[6], gb[6];
+    GDALGetGeoTransform(a, ga), GDALGetGeoTransform(b, gb);
+    assert_memory_equal(ga, gb, sizeof ga);
+    assert_true(OSRIsSame(GDALGetSpatialRef(a), GDALGetSpatialRef(b)));
+    int has = 0;
+    assert_true(GDALGetRasterNoDataValue(GDALGetRasterBand(b, 1), &has) == -1 && has);
+    assert_non_null(GDALGetMetadataItem(b, "MM_MODALITY", NULL));
+    float *va = malloc(sizeof(float) * W * H), *vb = malloc(sizeof(float) * W * H);
+    assert_int_equal(
+        GDALRasterIO(GDALGetRasterBand(a, 1), GF_Read, 0, 0, W, H, va, W, H, GDT_Float32, 0, 0),
+        CE_None);
+    assert_int_equal(
+        GDALRasterIO(GDALGetRasterBand(b, 1), GF_Read, 0, 0, W, H, vb, W, H, GDT_Float32, 0, 0),
+        CE_None);
+    double maxe = 0, maxb = 0, sum = 0;
+    int n = 0, nodata_kept = 1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const int k = y * W + x;
+            /* the nodata block stays nodata, away from its border (resampling blurs the edge) */
+            if (x >= 82 && x < 98 && y >= 12 && y < 28) nodata_kept &= vb[k] == -1.0f;
+            if (x >= 76 && x < 104 && y >= 6 && y < 34) continue;
+            if (vb[k] == -1.0f) fail_msg("pixel %d,%d is nodata", x, y);
+            const double e = fabs((double)vb[k] - va[k]);
+            if (x == 0 || y == 0 || x == W - 1 || y == H - 1) /* half a working pixel */
+                maxb = e > maxb ? e : maxb;   /* beyond the last centres: extrapolated */
+            else maxe = e > maxe ? e : maxe;
+            sum += e, n++;
+        }
+    print_message("--gsd 20 on a 10 m raster, identity: max |error| %.4f inside, %.4f on the "
+                  "border pixels, mean %.5f (%d px)\n",
+                  maxe, maxb, sum / n, n);
+    /* the tolerance: a 2 x 2 average then bilinear interpolation attenuate a sinusoid of 20
+       working pixels by up to about 3% of its amplitude (0.3) */
+    assert_true(nodata_kept);
+    assert_true(maxe < 0.015);
+    assert_true(maxb < 0.03);
+    assert_true(sum / n < 0.006);
+    GDALClose(a), GDALClose(b);
+    free(va), free(vb);
+    /* errors: a source window; nothing written */
+    unlink(out);
+    job.has_srcwin = 1;
+    job.srcwin[0] = job.srcwin[1] = 0, job.srcwin[2] = job.srcwin[3] = 10;
+    assert_int_equal(mmgeo_run_gsd(&job, &proc, 20, err, sizeof err), MMGEO_ERROR);
+    assert_non_null(strstr(err, "source window"));
+    assert_int_not_equal(access(out, F_OK), 0);
+    job.has_srcwin = 0;
+
+    /* geographic CRS: metres from the ellipsoid at the scene centre (checked against PROJ: the
+       distance in UTM 32N of a pixel step, which is true to within its scale factor, 0.9996 to
+       1.0004 here) */
+    raster_spec s = {100, 80, 1, GDT_Byte, GEO_GEOGRAPHIC, 0, 0, 0, NULL};
+    const char *geo = tmp_path("gsd_geo.tif");
+    assert_int_equal(raster_write(geo, &s), 0);
+    assert_int_equal(mmgeo_raster_gsd(geo, &gx, &gy, err, sizeof err), 0);
+    OGRSpatialReferenceH ll = OSRNewSpatialReference(NULL), utm = OSRNewSpatialReference(NULL);
+    OSRImportFromEPSG(ll, 4326), OSRImportFromEPSG(utm, 32632);
+    OSRSetAxisMappingStrategy(ll, OAMS_TRADITIONAL_GIS_ORDER);
+    OSRSetAxisMappingStrategy(utm, OAMS_TRADITIONAL_GIS_ORDER);
+    OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(ll, utm);
+    const double lon = 9.1 + 50 * 0.0001, lat = 45.6 - 40 * 0.0001; /* the centre */
+    double px[3] = {lon, lon + 0.0001, lon}, py[3] = {lat, lat, lat - 0.0001};
+    assert_true(OCTTransform(ct, 3, px, py, NULL));
+    const double rx = hypot(px[1] - px[0], py[1] - py[0]), ry = hypot(px[2] - px[0], py[2] - py[0]);
+    print_message("geographic 0.0001 deg at 45.6 N: %.4f x %.4f m (PROJ in UTM: %.4f x %.4f)\n",
+                  gx, gy, rx, ry);
+    assert_true(fabs(gx / rx - 1) < 1e-3 && fabs(gy / ry - 1) < 1e-3);
+    OCTDestroyCoordinateTransformation(ct);
+    OSRDestroySpatialReference(ll), OSRDestroySpatialReference(utm);
+
+    /* the warning outside the model's range (its config's geo.gsd_range_m) */
+    mmgeo_model_geo g;
+    memset(&g, 0, sizeof g);
+    g.gsd_lo_m = 1.5, g.gsd_hi_m = 4;
+    job.warn = keep_warning;
+    g_warned[0] = 0;
+    mmgeo_gsd_check(&job, &g, 0); /* 10 m */
+    assert_non_null(strstr(g_warned, "outside the model's range"));
+    assert_non_null(strstr(g_warned, "--gsd"));
+    g_warned[0] = 0;
+    mmgeo_gsd_check(&job, &g, 2.5); /* --gsd inside: silent */
+    assert_string_equal(g_warned, "");
+    mmgeo_gsd_check(&job, &g, 20);
+    assert_non_null(strstr(g_warned, "--gsd 20 m is outside"));
+    g_warned[0] = 0;
+    g.gsd_hi_m = 12; /* 10 m inside */
+    mmgeo_gsd_check(&job, &g, 0);
+    assert_string_equal(g_warned, "");
+    g.gsd_lo_m = g.gsd_hi_m = 0; /* not stated: silent */
+    mmgeo_gsd_check(&job, &g, 0);
+    assert_string_equal(g_warned, "");
+}
+
 /* ---- generation from nothing on a grid (no source): two modalities jointly ---------------- */
 
 static void test_model_generation(void **state) {
@@ -774,6 +934,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runs),       cmocka_unit_test(test_model_extent_independence),
         cmocka_unit_test(test_model_generation), cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_model_geo),  cmocka_unit_test(test_aoi),
+        cmocka_unit_test(test_gsd),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     DIR *d = opendir(g_dir);
