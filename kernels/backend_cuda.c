@@ -174,7 +174,7 @@ static double now_s(void) {
     }
 #define PROF_END(b, kind, flop)                                                                    \
     do {                                                                                           \
-        if (cu(b)->profile) {                                                                      \
+        if (cu(b)->profile && !(b)->dry) { /* a sizing pass computes nothing */                    \
             cudaStreamSynchronize(cu(b)->stream);                                                  \
             cu(b)->prof_s[kind] += now_s() - prof_t0;                                              \
             cu(b)->prof_flop[kind] += (flop);                                                      \
