@@ -307,6 +307,7 @@ int main(int argc, char **argv) {
     job.progress = progress;
     job.warn = warn;
     job.stats = &stats;
+    if (!quiet) mmgeo_gsd_check(&job, &geo, 0); /* a warning outside the model's GSD range */
     if (aoi_path) { /* windows outside skipped, cells outside nodata */
         if (mmgeo_aoi_open_job(aoi_path, aoi_layer, &job, &aoi, err, sizeof err)) {
             fprintf(stderr, "%s: %s\n", TOOL, err);

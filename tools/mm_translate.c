@@ -543,7 +543,7 @@ int main(int argc, char **argv) {
         snprintf(buf, sizeof buf, "%g", gsd);
         job.metadata = md = CSLSetNameValue(md, "MM_GSD", buf);
     }
-    mmgeo_gsd_check(&job, &geo, gsd); /* a warning outside the model's GSD range */
+    if (!quiet) mmgeo_gsd_check(&job, &geo, gsd); /* a warning outside the model's GSD range */
 
     int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
             : gsd > 0 ? mmgeo_run_gsd(&job, &proc, gsd, err, sizeof err)
