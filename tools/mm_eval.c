@@ -1,10 +1,14 @@
 /*
  * mm_eval: how good is a generated raster? (docs/quality.md)
  *
- *   mm_eval GENERATED REFERENCE [--labels LABELS] [--modality M] [--json]
- *       PSNR and SSIM per band (nodata-aware), and with --labels: class accuracy and mIoU of the
- *       generated raster through the modality's land-cover classifier, and per-class texture
- *       statistics (local mean and standard deviation, 5 x 5) of generated versus reference.
+ *   mm_eval GENERATED REFERENCE [--labels LABELS --classifier FILE] [--modality M] [--json]
+ *       PSNR, SSIM and FSIM per band (nodata-aware), and with --labels: class accuracy and mIoU of
+ *       the generated raster through the modality's land-cover classifier, per-class texture
+ *       statistics (local mean and standard deviation, 5 x 5) of generated versus reference, and
+ *       the texture error (mean relative error of the per-class local standard deviation).
+ *   mm_eval --agreement A B --classifier-a FILE --classifier-b FILE [--json]
+ *       class agreement and mIoU between the class maps of two rasters of one scene (e.g. two
+ *       jointly generated modalities), and each one's texture per predicted class.
  *   mm_eval --fit-classifier MODALITY --out FILE [--scenes N]
  *       fits that classifier on simulator scenes (sim/) and writes it (a small text file).
  *

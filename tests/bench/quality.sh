@@ -1,44 +1,154 @@
 #!/bin/sh
-# Quality of the default model on held-out simulator scenes (docs/quality.md):
-# for each direction, the model with 8 steps and with 1 step, scored by mm_eval against the
-# simulator's reference: PSNR, SSIM, and land-cover accuracy / mIoU through a classifier fitted on
-# real simulator images of the target modality (seeds 900000+, never used in training).
-#   tests/bench/quality.sh [BUILD_DIR] [SCENES]
+# Quality of a MetaEarth-MM model on held-out simulator scenes (docs/quality.md), in one command:
+#
+#   tests/bench/quality.sh BUILD_DIR N_SCENES [MODEL]
+#
+# For every direction the paper evaluates (SAR->RGB, RGB->SAR, NIR->RGB, RGB->NIR, PAN->RGB,
+# OSM->RGB, RGB->OSM), the zero-shot pair SAR->OSM (never trained together) and joint generation:
+# the model with 8 sampling steps, the model with 1 step, and the per-pixel lookup-table baseline
+# (mm_baseline), scored by mm_eval against the simulator's reference: PSNR, SSIM, FSIM, land-cover
+# accuracy and mIoU through a classifier fitted on real simulator images of the target modality,
+# and the texture error (per-class local standard deviation against the reference's). Joint
+# generation (mm_generate, no source): class agreement between the generated modalities, against
+# real pairs of the same scene (ceiling) and of unrelated scenes (floor), and texture per
+# predicted class against real images.
+#
+# Scenes: N_SCENES scenes of 160 x 160 pixels (9 model windows of 64 with the default overlap),
+# simulator seeds 700001.. (never used in training, docs/training.md), GSD 2, 2.5, 3, 3.5 m in
+# turn. Classifiers: mm_eval --fit-classifier, 24 scenes, seeds 900000+. Lookup tables:
+# mm_baseline --fit, 32 scenes, seeds 800000+. Both are cached in the work directory.
+#
+# Writes (QUALITY_OUT, default docs/quality): results.md (the tables), results.json, and a
+# side-by-side picture per direction (quality/<src>2<tgt>.png: source | reference | model 8 steps
+# | model 1 step | baseline, of the first scene) and of joint generation (joint.png); with the
+# default QUALITY_OUT it also replaces the results section of docs/quality.md (between its
+# "quality.sh results" markers). Work files in QUALITY_WORK (default /tmp/mm-quality). The report
+# step runs /usr/bin/python3 (numpy, GDAL's bindings); the rest is the project's C tools.
 set -eu
-B=${1:-build}
-N=${2:-2}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-for m in rgb nir sar osm; do "$B/mm_eval" --fit-classifier $m --out "$T/$m.clf" --scenes 24 >/dev/null; done
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+    echo "usage: $0 BUILD_DIR N_SCENES [MODEL]" >&2
+    exit 2
+fi
+B=$1
+N=$2
+MODEL=${3:-}
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=${QUALITY_WORK:-/tmp/mm-quality}
+OUT=${QUALITY_OUT:-$HERE/../../docs/quality}
+STEPS_MANY=${QUALITY_STEPS:-8}
+SIZE=160
+for t in mm_simulate mm_translate mm_generate mm_eval mm_baseline; do
+    [ -x "$B/$t" ] || { echo "$0: $B/$t not built" >&2; exit 1; }
+done
+case $N in '' | *[!0-9]* | 0) echo "$0: N_SCENES must be a positive integer" >&2; exit 2 ;; esac
+mkdir -p "$W/cache" "$OUT"
+R="$W/run"
+rm -rf "$R"
+mkdir -p "$R"
+start=$(date +%s)
+log() { echo "quality: [$(($(date +%s) - start)) s] $*" >&2; }
+model_opt=""
+[ -n "$MODEL" ] && model_opt="--model $MODEL"
+
+# classifiers and lookup tables, fitted once (cached)
+for m in rgb nir sar osm; do
+    [ -s "$W/cache/$m.clf" ] || "$B/mm_eval" --fit-classifier $m --out "$W/cache/$m.clf" --scenes 24 >/dev/null
+done
+DIRECTIONS="sar:rgb rgb:sar nir:rgb rgb:nir pan:rgb osm:rgb rgb:osm sar:osm"
+for d in $DIRECTIONS; do
+    s=${d%%:*} t=${d##*:}
+    [ -s "$W/cache/${s}2$t.lut" ] || "$B/mm_baseline" -q --fit -s "$s" -t "$t" --out "$W/cache/${s}2$t.lut" --scenes 32
+done
+log "classifiers and lookup tables ready"
+
+# held-out scenes
 i=0
 while [ $i -lt "$N" ]; do
-    "$B/mm_simulate" -q --seed $((700001 + i)) --size 256 --gsd 2 "$T/s$i"
+    "$B/mm_simulate" -q --seed $((700001 + i)) --size $SIZE --gsd "$(echo $i | awk '{ print 2 + 0.5 * ($1 % 4) }')" "$R/s$i"
     i=$((i + 1))
 done
-out() { # target modality -> output options in the reference's units
+
+# the I/O profile of each modality, for sources and targets alike (the model's and the simulator's
+# units: reflectance x 10000 as UInt16, SAR intensity in / dB out, OSM colours as bytes)
+profile() {
     case $1 in
-    rgb | nir | pan) echo "-ot UInt16 --profile $1=reflectance:0:10000" ;;
-    *) echo "" ;;
+    rgb | nir | pan) echo "--profile $1=reflectance:0:10000" ;;
+    sar) echo "--profile sar=intensity:-25:5" ;;
+    osm) echo "--profile osm=byte" ;;
     esac
 }
-printf '%-10s %-6s %8s %7s %8s %6s\n' direction steps PSNR SSIM accuracy mIoU
-for d in sar:rgb rgb:sar nir:rgb rgb:nir pan:rgb osm:rgb rgb:osm sar:osm; do
-    s=${d%%:*}
-    t=${d##*:}
-    for steps in 8 1; do
-        acc=0 miou=0 psnr=0 ssim=0 i=0
-        while [ $i -lt "$N" ]; do
-            # shellcheck disable=SC2046
-            "$B/mm_translate" -q --steps $steps --seed 1 -s $s -t $t $(out $t) "$T/s${i}_$s.tif" "$T/g.tif"
-            j=$("$B/mm_eval" --json --modality $t --labels "$T/s${i}_label.tif" --classifier "$T/$t.clf" \
-                "$T/g.tif" "$T/s${i}_$t.tif")
-            acc=$(echo "$j" | sed 's/.*"accuracy": \([0-9.]*\).*/\1/' | awk -v a=$acc '{print a + $1}')
-            miou=$(echo "$j" | sed 's/.*"miou": \([0-9.]*\).*/\1/' | awk -v a=$miou '{print a + $1}')
-            psnr=$(echo "$j" | sed 's/.*"bands": \[{"psnr": \([0-9.a-z-]*\).*/\1/' | awk -v a=$psnr '{print a + $1}')
-            ssim=$(echo "$j" | sed 's/.*"bands": \[{"psnr": [0-9.a-z-]*, "ssim": \([0-9.-]*\).*/\1/' | awk -v a=$ssim '{print a + $1}')
-            i=$((i + 1))
+target_opts() { # as targets: reflectance x 10000 is written as UInt16, SAR as Float32 dB
+    case $1 in
+    sar) echo "--profile sar=db:-25:5" ;;
+    *) profile "$1" ;;
+    esac
+}
+record() { # direction method scene json -> one line of evals.jsonl
+    printf '{"direction": "%s", "method": "%s", "scene": %s, "eval": %s}\n' "$1" "$2" "$3" "$4" >>"$R/evals.jsonl"
+}
+
+for d in $DIRECTIONS; do
+    s=${d%%:*} t=${d##*:}
+    i=0
+    while [ $i -lt "$N" ]; do
+        src="$R/s${i}_$s.tif" ref="$R/s${i}_$t.tif" lab="$R/s${i}_label.tif"
+        for method in model$STEPS_MANY model1 baseline; do
+            g="$R/g${i}_${s}2${t}_$method.tif"
+            case $method in
+            baseline)
+                # shellcheck disable=SC2046
+                "$B/mm_baseline" -q --lut "$W/cache/${s}2$t.lut" $(profile "$s") $(target_opts "$t") "$src" "$g" ;;
+            *)
+                # shellcheck disable=SC2046,SC2086
+                "$B/mm_translate" -q $model_opt --steps "${method#model}" --seed 1 -s "$s" -t "$t" \
+                    $(profile "$s") $(target_opts "$t") "$src" "$g" ;;
+            esac
+            record "$d" "$method" $i "$("$B/mm_eval" --json --labels "$lab" --classifier "$W/cache/$t.clf" "$g" "$ref")"
         done
-        awk -v d="$s->$t" -v st=$steps -v p=$psnr -v s=$ssim -v a=$acc -v m=$miou -v n=$N \
-            'BEGIN { printf "%-10s %-6s %8.2f %7.3f %8.3f %6.3f\n", d, st, p / n, s / n, a / n, m / n }'
+        i=$((i + 1))
     done
+    log "$s -> $t done"
 done
+
+# joint generation: RGB, SAR, NIR and OSM generated together on each scene's grid
+JOINT="rgb sar nir osm"
+PAIRS="rgb:sar rgb:nir rgb:osm sar:osm"
+i=0
+while [ $i -lt "$N" ]; do
+    for method in model$STEPS_MANY model1; do
+        touts=""
+        for m in $JOINT; do touts="$touts -t $m:$R/j${i}_${method}_$m.tif $(target_opts $m)"; done
+        # shellcheck disable=SC2086
+        "$B/mm_generate" -q $model_opt --steps "${method#model}" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
+    done
+    i=$((i + 1))
+done
+i=0
+while [ $i -lt "$N" ]; do
+    other=$(((i + 1) % N))
+    for p in $PAIRS; do
+        a=${p%%:*} b=${p##*:}
+        for method in model$STEPS_MANY model1 real unrelated; do
+            case $method in
+            real) fa="$R/s${i}_$a.tif" fb="$R/s${i}_$b.tif" ;;
+            unrelated) fa="$R/s${i}_$a.tif" fb="$R/s${other}_$b.tif" ;;
+            *) fa="$R/j${i}_${method}_$a.tif" fb="$R/j${i}_${method}_$b.tif" ;;
+            esac
+            [ "$method" = unrelated ] && [ "$N" -lt 2 ] && continue
+            record "joint:$p" "$method" $i "$("$B/mm_eval" --json --agreement "$fa" "$fb" \
+                --classifier-a "$W/cache/$a.clf" --classifier-b "$W/cache/$b.clf")"
+        done
+    done
+    i=$((i + 1))
+done
+log "joint generation done"
+
+secs=$(($(date +%s) - start))
+sha=$(sha256sum "${MODEL:-$HERE/../../models/default.safetensors}" | cut -c1-16)
+doc=""
+[ -z "${QUALITY_OUT:-}" ] && doc="--doc $HERE/../../docs/quality.md" # the default place: update the page too
+# shellcheck disable=SC2086
+/usr/bin/python3 "$HERE/quality_report.py" --run "$R" --out "$OUT" --scenes "$N" --steps "$STEPS_MANY" \
+    --model "${MODEL:-models/default.safetensors}" --model-sha "$sha" --seconds "$secs" \
+    --load "$(cut -d' ' -f1-3 /proc/loadavg)" --command "tests/bench/quality.sh $B $N${MODEL:+ $MODEL}" $doc
+log "wrote $OUT/results.md, $OUT/results.json and the pictures in $OUT ($(($(date +%s) - start)) s in all)"
