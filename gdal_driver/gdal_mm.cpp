@@ -363,6 +363,37 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
     if (set[5]) p.batch = static_cast<int>(val[5]);
     if (set[6]) p.cache_mb = val[6];
     if (set[7]) p.window = static_cast<int>(val[7]);
+    // BANDS=1,2,3 (as -b), PROFILE=MOD=SPEC[,MOD=SPEC] (as --profile), OT=TYPE (as -ot)
+    const CPLStringList bands(CSLTokenizeString2(opt.FetchNameValueDef("BANDS", ""), ", ", 0));
+    if (bands.size() > MMGEO_MAX_BANDS) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "MM: at most %d BANDS", MMGEO_MAX_BANDS);
+        return nullptr;
+    }
+    for (int i = 0; i < bands.size(); i++) {
+        char *end = nullptr;
+        const long b = strtol(bands[i], &end, 10);
+        if (*end || b < 1 || b > 1 << 20) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "MM: BANDS: '%s' is not a band number",
+                     bands[i]);
+            return nullptr;
+        }
+        p.bands[p.n_bands++] = static_cast<int>(b);
+    }
+    const CPLStringList profiles(
+        CSLTokenizeString2(opt.FetchNameValueDef("PROFILE", ""), ", ", 0));
+    if (profiles.size() > MMGEO_MAX_PROFILES) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "MM: at most %d PROFILE items", MMGEO_MAX_PROFILES);
+        return nullptr;
+    }
+    for (int i = 0; i < profiles.size(); i++) p.profiles[p.n_profiles++] = profiles[i];
+    if (const char *ot = opt.FetchNameValue("OT")) {
+        p.out_type = GDALGetDataTypeByName(ot);
+        if (p.out_type == GDT_Unknown) {
+            CPLError(CE_Failure, CPLE_IllegalArg,
+                     "MM: OT=%s is not a GDAL data type (Byte, UInt16, Float32, ...)", ot);
+            return nullptr;
+        }
+    }
     const char *cache = opt.FetchNameValue("CACHE");
     if (!cache) cache = CPLGetConfigOption("MM_CACHE", nullptr);
     if (cache && !EQUAL(cache, "NONE")) p.cache_path = cache;
@@ -426,6 +457,12 @@ void GDALRegister_MM() {
         "(default: the MM_CACHE configuration option, else NONE)'/>"
         "<Option name='CACHE_MB' type='float' default='256' description='in-memory window "
         "cache'/>"
+        "<Option name='BANDS' type='string' description='bands of the source, e.g. 1,2,3 (as "
+        "mm_translate -b)'/>"
+        "<Option name='PROFILE' type='string' description='MODALITY=SPEC[,MODALITY=SPEC...] "
+        "I/O profiles (as mm_translate --profile)'/>"
+        "<Option name='OT' type='string' description='output data type (as mm_translate "
+        "-ot)'/>"
         "<Option name='PROCESSOR' type='string-select' description='test hook: a test "
         "processor instead of the model'><Value>model</Value><Value>identity</Value>"
         "<Value>negate</Value></Option>"

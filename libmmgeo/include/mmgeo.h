@@ -371,6 +371,7 @@ void mmgeo_region_close(mmgeo_region *r);
 
 /* ---- a virtual dataset (virtual.c): what the GDAL driver opens ----------------------------- */
 
+#define MMGEO_MAX_PROFILES 16
 /* Everything mm_translate would do for SOURCES -> TARGET with these settings, as region
  * renderers: the full resolution and the overview levels the model's GSD range allows. */
 typedef struct {
@@ -395,9 +396,15 @@ typedef struct {
     const char *processor;  /* NULL or "model"; test hooks: "identity", "negate" */
     int window;             /* test hooks' window (0: the model's) */
     const char *tool;       /* MM_TOOL of the provenance (NULL: "gdal_MM") */
+    int n_bands;            /* bands of the (single) source, 1-based (0: all), as -b */
+    int bands[MMGEO_MAX_BANDS];
+    int n_profiles;         /* "MODALITY=SPEC" overrides (mmgeo_profile_parse), as --profile */
+    const char *profiles[MMGEO_MAX_PROFILES];
+    GDALDataType out_type;  /* GDT_Unknown: the target profile's, as -ot */
 } mmgeo_virtual_params;
 
 typedef struct mmgeo_virtual mmgeo_virtual;
+/* All zero but guidance, overlap and cache_mb (-1: defaults) and out_type (GDT_Unknown). */
 void mmgeo_virtual_params_init(mmgeo_virtual_params *p);
 int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char *err,
                        size_t errlen);

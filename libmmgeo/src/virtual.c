@@ -131,6 +131,12 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     if (p->n_sources < 1 || p->n_sources > MMGEO_MAX_IO)
         return mmgeo_fail(err, errlen, "from 1 to %d sources, not %d", MMGEO_MAX_IO,
                           p->n_sources);
+    if (p->n_bands && p->n_sources > 1)
+        return mmgeo_fail(err, errlen, "bands are selected for a single source");
+    if (p->n_bands < 0 || p->n_bands > MMGEO_MAX_BANDS || p->n_profiles < 0 ||
+        p->n_profiles > MMGEO_MAX_PROFILES)
+        return mmgeo_fail(err, errlen, "at most %d bands and %d profiles", MMGEO_MAX_BANDS,
+                          MMGEO_MAX_PROFILES);
     mmgeo_virtual *v = calloc(1, sizeof *v);
     if (!v) return mmgeo_fail(err, errlen, "out of memory");
     const char *model_path = p->model_path && *p->model_path ? p->model_path
@@ -200,8 +206,11 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         mmgeo_source *s = &job->sources[i];
         s->path = v->paths[i];
         s->modality = names[m];
-        const GDALDataType dt = GDALGetRasterCount(ds) > 0
-                                    ? GDALGetRasterDataType(GDALGetRasterBand(ds, 1))
+        s->n_bands = p->n_bands;
+        memcpy(s->bands, p->bands, sizeof s->bands);
+        const int b1 = p->n_bands ? p->bands[0] : 1;
+        const GDALDataType dt = b1 >= 1 && b1 <= GDALGetRasterCount(ds)
+                                    ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
                                     : GDT_Byte;
         if (i == 0) v->ds0 = ds;
         else GDALClose(ds);
@@ -231,6 +240,41 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     job->targets[0].path = "";
     job->targets[0].modality = names[tm];
     mmgeo_model_geo_target_profile(&v->geo, tm, names[tm], &job->targets[0].profile);
+    /* profile overrides and the output type, as mm_translate --profile and -ot */
+    for (int k = 0; k < p->n_profiles; k++) {
+        const char *eq = p->profiles[k] ? strchr(p->profiles[k], '=') : NULL;
+        if (!eq || eq == p->profiles[k]) {
+            mmgeo_fail(err, errlen, "the profile '%s' is not MODALITY=SPEC",
+                       p->profiles[k] ? p->profiles[k] : "");
+            goto fail;
+        }
+        const size_t ml = (size_t)(eq - p->profiles[k]);
+        int used = 0;
+        for (int i = 0; i <= ns; i++) {
+            mmgeo_profile *pr = i < ns ? &job->sources[i].profile : &job->targets[0].profile;
+            const char *mod = i < ns ? job->sources[i].modality : names[tm];
+            if (strlen(mod) != ml || strncmp(mod, p->profiles[k], ml)) continue;
+            char e2[512];
+            if (mmgeo_profile_parse(eq + 1, pr, e2, sizeof e2)) {
+                mmgeo_fail(err, errlen, "profile %s: %s", p->profiles[k], e2);
+                goto fail;
+            }
+            used = 1;
+        }
+        if (!used) {
+            mmgeo_fail(err, errlen, "profile %s: no source or target is '%.*s'", p->profiles[k],
+                       (int)ml, p->profiles[k]);
+            goto fail;
+        }
+    }
+    if (p->out_type != GDT_Unknown) {
+        if (GDALDataTypeIsComplex(p->out_type)) {
+            mmgeo_fail(err, errlen, "the output type %s is complex",
+                       GDALGetDataTypeName(p->out_type));
+            goto fail;
+        }
+        job->targets[0].profile.out_type = p->out_type;
+    }
     mp->target_mods[0] = tm;
     proc->dst_channels[0] = mm_model_modality_channels(model, tm);
     proc->n_sources = ns;

@@ -74,6 +74,15 @@ gdal_translate -q -of VRT $OO "MM:sar:$T/s/scene_rgb.tif" "$T/sar.vrt"
 same "$T/ref_sar.tif" "$T/sar.vrt"
 same "$T/ref_sar.tif" "$T/sar.vrt" 13 9 50 41
 
+# mm_translate's -b, --profile and -ot as BANDS, PROFILE and OT
+$MT -b 1 --profile sar=db:-30:10 --profile rgb=reflectance:0:10000 -ot UInt16 "$S" "$T/ref_pr_rgb.tif" 2>/dev/null ||
+    fail "mm_translate -b --profile -ot"
+gdal_translate -q -of VRT $OO -oo BANDS=1 -oo PROFILE=sar=db:-30:10,rgb=reflectance:0:10000 -oo OT=UInt16 \
+    "MM:rgb:$S" "$T/pr.vrt"
+gdalinfo "$T/pr.vrt" | grep -q "Type=UInt16" || fail "OT=UInt16"
+same "$T/ref_pr_rgb.tif" "$T/pr.vrt"
+same "$T/ref_pr_rgb.tif" "$T/pr.vrt" 9 11 30 20
+
 # --- several 256 x 256 blocks (600 x 520), the negate test processor (window 64): full and
 # windows across block boundaries, read in any order
 BS=$T/big/scene_sar.tif
@@ -215,6 +224,11 @@ expect 1 "has no modality 'dem'" gdalinfo $OO "MM:dem:$S"
 expect 1 "has no modality 'lidar'" gdalinfo $OO -oo SOURCE_MODALITY=lidar "MM:rgb:$S"
 expect 1 "already 'sar', the target" gdalinfo $OO "MM:sar:$S"
 expect 1 "STEPS=x is not an integer" gdalinfo -oo MODEL="$MODEL" -oo STEPS=x "MM:rgb:$S"
+expect 1 "band 2 does not exist" gdalinfo $OO -oo BANDS=2 "MM:rgb:$S"
+expect 1 "BANDS: 'x' is not a band number" gdalinfo $OO -oo BANDS=1,x "MM:rgb:$S"
+expect 1 "no source or target is 'dem'" gdalinfo $OO -oo PROFILE=dem=byte "MM:rgb:$S"
+expect 1 "unknown profile 'zz'" gdalinfo $OO -oo PROFILE=sar=zz "MM:rgb:$S"
+expect 1 "OT=Foo is not a GDAL data type" gdalinfo $OO -oo OT=Foo "MM:rgb:$S"
 expect 1 "unknown sampler 'rk4'" gdalinfo $OO -oo SAMPLER=rk4 "MM:rgb:$S"
 expect 1 "MM: .*$T/none.safetensors" gdalinfo -oo MODEL="$T/none.safetensors" "MM:rgb:$S"
 printf 'not a model' >"$T/bad.safetensors"
