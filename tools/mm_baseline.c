@@ -48,15 +48,17 @@ static int modality_index(const char *m) {
 }
 
 typedef struct {
-    int src, tgt;    /* modality indices */
-    int cs, ct;      /* channels */
-    int q;           /* bins per source channel */
-    int box;         /* SAR box radius (0: the pixel value) */
-    size_t nbins;    /* q^cs */
-    float *table;    /* nbins x ct, values in [-1, 1] */
+    int src, tgt; /* modality indices */
+    int cs, ct;   /* channels */
+    int q;        /* bins per source channel */
+    int box;      /* SAR box radius (0: the pixel value) */
+    size_t nbins; /* q^cs */
+    float *table; /* nbins x ct, values in [-1, 1] */
 } lut;
 
-static void lut_free(lut *l) { free(l->table); }
+static void lut_free(lut *l) {
+    free(l->table);
+}
 
 static int lut_init(lut *l, int src, int tgt) {
     memset(l, 0, sizeof *l);
@@ -65,7 +67,8 @@ static int lut_init(lut *l, int src, int tgt) {
     l->q = l->cs == 1 ? 256 : 16;
     l->box = !strcmp(MODS[src], "sar") ? SAR_BOX : 0;
     l->nbins = 1;
-    for (int c = 0; c < l->cs; c++) l->nbins *= (size_t)l->q;
+    for (int c = 0; c < l->cs; c++)
+        l->nbins *= (size_t)l->q;
     l->table = calloc(l->nbins * l->ct, sizeof(float));
     return l->table ? 0 : -1;
 }
@@ -105,7 +108,8 @@ static void source_values(const lut *l, const float *img, int w, int h, float *o
 
 static size_t bin_of(const lut *l, const float *v, size_t i, size_t n) {
     size_t b = 0;
-    for (int c = 0; c < l->cs; c++) b = b * (size_t)l->q + (size_t)quantise(v[c * n + i], l->q);
+    for (int c = 0; c < l->cs; c++)
+        b = b * (size_t)l->q + (size_t)quantise(v[c * n + i], l->q);
     return b;
 }
 
@@ -117,7 +121,9 @@ static uint64_t splitmix(uint64_t *s) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static double uniform(uint64_t *s) { return (double)(splitmix(s) >> 11) * 0x1.0p-53; }
+static double uniform(uint64_t *s) {
+    return (double)(splitmix(s) >> 11) * 0x1.0p-53;
+}
 
 /* A simulator modality in [-1, 1] (docs/simulator.md, normalisation). */
 static void normalise(int m, const float *rgb, const float *one, const uint8_t *osm, size_t n,
@@ -125,10 +131,14 @@ static void normalise(int m, const float *rgb, const float *one, const uint8_t *
     const char *name = MODS[m];
     for (size_t i = 0; i < (size_t)CHANNELS[m] * n; i++) {
         float v;
-        if (!strcmp(name, "rgb")) v = 2 * rgb[i] - 1;
-        else if (!strcmp(name, "osm")) v = osm[i] / 127.5f - 1;
-        else if (!strcmp(name, "sar")) v = (fminf(fmaxf(one[i], -25.0f), 5.0f) + 10.0f) / 15.0f;
-        else v = 2 * one[i] - 1;
+        if (!strcmp(name, "rgb"))
+            v = 2 * rgb[i] - 1;
+        else if (!strcmp(name, "osm"))
+            v = osm[i] / 127.5f - 1;
+        else if (!strcmp(name, "sar"))
+            v = (fminf(fmaxf(one[i], -25.0f), 5.0f) + 10.0f) / 15.0f;
+        else
+            v = 2 * one[i] - 1;
         out[i] = fminf(fmaxf(v, -1.0f), 1.0f);
     }
 }
@@ -149,22 +159,26 @@ static void fill_empty(lut *l, const double *sum, const double *cnt) {
     double global[3] = {0}, gc = 0;
     for (size_t b = 0; b < l->nbins; b++) {
         gc += cnt[b];
-        for (int c = 0; c < l->ct; c++) global[c] += sum[b * l->ct + c];
+        for (int c = 0; c < l->ct; c++)
+            global[c] += sum[b * l->ct + c];
     }
     for (size_t b = 0; b < l->nbins; b++) {
         if (cnt[b] > 0) {
-            for (int c = 0; c < l->ct; c++) l->table[b * l->ct + c] = (float)(sum[b * l->ct + c] / cnt[b]);
+            for (int c = 0; c < l->ct; c++)
+                l->table[b * l->ct + c] = (float)(sum[b * l->ct + c] / cnt[b]);
             continue;
         }
         int idx[3], done = 0;
         size_t rest = b;
-        for (int c = l->cs - 1; c >= 0; c--) idx[c] = (int)(rest % (size_t)l->q), rest /= (size_t)l->q;
+        for (int c = l->cs - 1; c >= 0; c--)
+            idx[c] = (int)(rest % (size_t)l->q), rest /= (size_t)l->q;
         for (int shift = 1; (l->q >> shift) >= 1 && !done; shift++) {
             double s[3] = {0}, k = 0;
             /* every fine bin that falls in the same coarse bin */
             const int span = 1 << shift;
             int lo[3] = {0, 0, 0}, cntv[3] = {1, 1, 1};
-            for (int c = 0; c < l->cs; c++) lo[c] = idx[c] >> shift << shift, cntv[c] = span;
+            for (int c = 0; c < l->cs; c++)
+                lo[c] = idx[c] >> shift << shift, cntv[c] = span;
             for (int a = 0; a < cntv[0]; a++)
                 for (int bb = 0; bb < (l->cs > 1 ? cntv[1] : 1); bb++)
                     for (int cc = 0; cc < (l->cs > 2 ? cntv[2] : 1); cc++) {
@@ -172,15 +186,18 @@ static void fill_empty(lut *l, const double *sum, const double *cnt) {
                         if (l->cs > 1) f = f * l->q + (size_t)(lo[1] + bb);
                         if (l->cs > 2) f = f * l->q + (size_t)(lo[2] + cc);
                         k += cnt[f];
-                        for (int c = 0; c < l->ct; c++) s[c] += sum[f * l->ct + c];
+                        for (int c = 0; c < l->ct; c++)
+                            s[c] += sum[f * l->ct + c];
                     }
             if (k > 0) {
-                for (int c = 0; c < l->ct; c++) l->table[b * l->ct + c] = (float)(s[c] / k);
+                for (int c = 0; c < l->ct; c++)
+                    l->table[b * l->ct + c] = (float)(s[c] / k);
                 done = 1;
             }
         }
         if (!done)
-            for (int c = 0; c < l->ct; c++) l->table[b * l->ct + c] = gc > 0 ? (float)(global[c] / gc) : 0;
+            for (int c = 0; c < l->ct; c++)
+                l->table[b * l->ct + c] = gc > 0 ? (float)(global[c] / gc) : 0;
     }
 }
 
@@ -195,7 +212,8 @@ static int write_lut(const lut *l, const char *path, int scenes) {
     fprintf(o, "mm_baseline-lut 1 %s %s %d %d %d %d %d\n", MODS[l->src], MODS[l->tgt], l->cs, l->ct,
             l->q, l->box, scenes);
     for (size_t b = 0; b < l->nbins; b++) {
-        for (int c = 0; c < l->ct; c++) fprintf(o, "%s%.6g", c ? " " : "", l->table[b * l->ct + c]);
+        for (int c = 0; c < l->ct; c++)
+            fprintf(o, "%s%.6g", c ? " " : "", l->table[b * l->ct + c]);
         fputc('\n', o);
     }
     const int bad = ferror(o) | (fclose(o) != 0);
@@ -224,7 +242,8 @@ static int fit(const char *src, const char *tgt, const char *out, int scenes, in
     double *sum = NULL, *cnt = NULL;
     int rc = 1;
     if (lut_init(&l, si, ti) || !rgb || !one || !sv || !tv || !feat || !osm ||
-        !(sum = calloc(l.nbins * l.ct, sizeof(double))) || !(cnt = calloc(l.nbins, sizeof(double)))) {
+        !(sum = calloc(l.nbins * l.ct, sizeof(double))) ||
+        !(cnt = calloc(l.nbins, sizeof(double)))) {
         fprintf(stderr, "%s: out of memory\n", TOOL);
         goto out;
     }
@@ -248,14 +267,15 @@ static int fit(const char *src, const char *tgt, const char *out, int scenes, in
         for (size_t i = 0; i < n; i++) {
             const size_t b = bin_of(&l, feat, i, n);
             cnt[b]++;
-            for (int c = 0; c < l.ct; c++) sum[b * l.ct + c] += tv[c * n + i];
+            for (int c = 0; c < l.ct; c++)
+                sum[b * l.ct + c] += tv[c * n + i];
         }
     }
     fill_empty(&l, sum, cnt);
     if (write_lut(&l, out, scenes)) goto out;
     if (!quiet)
-        printf("%s: fitted the %s -> %s lookup table on %d simulator scenes -> %s\n", TOOL, src, tgt,
-               scenes, out);
+        printf("%s: fitted the %s -> %s lookup table on %d simulator scenes -> %s\n", TOOL, src,
+               tgt, scenes, out);
     rc = 0;
 out:
     lut_free(&l);
@@ -271,8 +291,8 @@ static int load_lut(const char *path, lut *l) {
     }
     char s[16], t[16];
     int ver, cs, ct, q, box, scenes, si = -1, ti = -1;
-    int ok = fscanf(f, "mm_baseline-lut %d %15s %15s %d %d %d %d %d", &ver, s, t, &cs, &ct, &q, &box,
-                    &scenes) == 8 &&
+    int ok = fscanf(f, "mm_baseline-lut %d %15s %15s %d %d %d %d %d", &ver, s, t, &cs, &ct, &q,
+                    &box, &scenes) == 8 &&
              ver == 1 && (si = modality_index(s)) >= 0 && (ti = modality_index(t)) >= 0;
     if (ok) ok = !lut_init(l, si, ti) && l->cs == cs && l->ct == ct && l->q == q && l->box == box;
     for (size_t i = 0; ok && i < l->nbins * l->ct; i++)
@@ -281,7 +301,8 @@ static int load_lut(const char *path, lut *l) {
     fclose(f);
     if (!ok) {
         if (si >= 0 && ti >= 0) lut_free(l);
-        fprintf(stderr, "%s: '%s' is not a lookup table written by mm_baseline --fit\n", TOOL, path);
+        fprintf(stderr, "%s: '%s' is not a lookup table written by mm_baseline --fit\n", TOOL,
+                path);
     }
     return !ok;
 }
@@ -306,7 +327,8 @@ static int process_lut(void *user, int n_tiles, const uint64_t *tile_ids,
         float *d = targets[0] + (size_t)t * l->ct * n;
         for (size_t i = 0; i < n; i++) {
             const size_t b = bin_of(l, p->feat, i, n);
-            for (int c = 0; c < l->ct; c++) d[c * n + i] = l->table[b * l->ct + c];
+            for (int c = 0; c < l->ct; c++)
+                d[c * n + i] = l->table[b * l->ct + c];
         }
     }
     return 0;
@@ -339,12 +361,16 @@ int main(int argc, char **argv) {
     int n_profiles = 0, do_fit = 0, scenes = 32, quiet = 0;
     char **co = NULL;
     enum { O_FIT = 256, O_OUT, O_SCENES, O_LUT, O_OF, O_CO, O_OT, O_PROFILE, O_HELP };
-    static const struct option opts[] = {
-        {"fit", no_argument, 0, O_FIT},          {"out", required_argument, 0, O_OUT},
-        {"scenes", required_argument, 0, O_SCENES}, {"lut", required_argument, 0, O_LUT},
-        {"of", required_argument, 0, O_OF},      {"co", required_argument, 0, O_CO},
-        {"ot", required_argument, 0, O_OT},      {"profile", required_argument, 0, O_PROFILE},
-        {"help", no_argument, 0, O_HELP},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"fit", no_argument, 0, O_FIT},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"scenes", required_argument, 0, O_SCENES},
+                                         {"lut", required_argument, 0, O_LUT},
+                                         {"of", required_argument, 0, O_OF},
+                                         {"co", required_argument, 0, O_CO},
+                                         {"ot", required_argument, 0, O_OT},
+                                         {"profile", required_argument, 0, O_PROFILE},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
     int o, bad = 0;
     while (!bad && (o = getopt_long_only(argc, argv, "qs:t:", opts, NULL)) != -1) {
         switch (o) {
@@ -357,14 +383,19 @@ int main(int argc, char **argv) {
         case O_OT: out_type = optarg; break;
         case O_PROFILE:
             if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
-                fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL, MAX_PROFILES);
+                fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
+                        MAX_PROFILES);
                 bad = 1;
-            } else profiles[n_profiles++] = optarg;
+            } else
+                profiles[n_profiles++] = optarg;
             break;
         case 's': src = optarg; break;
         case 't': tgt = optarg; break;
         case 'q': quiet = 1; break;
-        case O_HELP: usage(stdout); CSLDestroy(co); return 0;
+        case O_HELP:
+            usage(stdout);
+            CSLDestroy(co);
+            return 0;
         default: bad = 1; break;
         }
     }
@@ -409,9 +440,14 @@ int main(int argc, char **argv) {
                 *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
         goto done;
     }
-    const GDALDataType dt = GDALGetRasterCount(ds) ? GDALGetRasterDataType(GDALGetRasterBand(ds, 1))
-                                                   : GDT_Byte;
+    const int nb = GDALGetRasterCount(ds);
+    const GDALDataType dt = nb ? GDALGetRasterDataType(GDALGetRasterBand(ds, 1)) : GDT_Byte;
     GDALClose(ds);
+    if (nb != l.cs) {
+        fprintf(stderr, "%s: '%s' has %d band%s; the lookup table takes %s with %d\n", TOOL,
+                src_path, nb, nb == 1 ? "" : "s", MODS[l.src], l.cs);
+        goto done;
+    }
     job.n_sources = 1;
     job.sources[0].path = src_path;
     job.sources[0].modality = MODS[l.src];

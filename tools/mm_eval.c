@@ -38,7 +38,7 @@ static const char *TOOL = "mm_eval";
 
 typedef struct {
     int w, h, bands;
-    float *data;   /* bands x h x w, stored units */
+    float *data; /* bands x h x w, stored units */
     uint8_t *valid;
     double nodata;
     int has_nodata;
@@ -121,7 +121,8 @@ static double data_range(const char *modality, const raster *ref) {
     if (modality && (!strcmp(modality, "osm") || !strcmp(modality, "label"))) return 255.0;
     if (modality) return 10000.0; /* reflectance x 10000 */
     double mx = 0;
-    for (size_t i = 0; i < (size_t)ref->w * ref->h * ref->bands; i++) mx = fmax(mx, fabs(ref->data[i]));
+    for (size_t i = 0; i < (size_t)ref->w * ref->h * ref->bands; i++)
+        mx = fmax(mx, fabs(ref->data[i]));
     return mx > 255 ? 65535.0 : 255.0;
 }
 
@@ -140,7 +141,8 @@ static double psnr(const float *a, const float *b, const uint8_t *valid, size_t 
 
 /* Separable box filter (2r+1)^2 mean of x into out, over valid pixels only. */
 static void local_mean(const double *x, const uint8_t *valid, int w, int h, int r, double *out) {
-    double *tmp = calloc((size_t)w * h, sizeof(double)), *cnt = calloc((size_t)w * h, sizeof(double));
+    double *tmp = calloc((size_t)w * h, sizeof(double)),
+           *cnt = calloc((size_t)w * h, sizeof(double));
     double *cnt2 = calloc((size_t)w * h, sizeof(double));
     for (int y = 0; y < h; y++)
         for (int xx = 0; xx < w; xx++) {
@@ -207,11 +209,10 @@ static double ssim(const float *a, const float *b, const uint8_t *valid, int w, 
  * log-Gabor construction as in the authors' FSIM.m / phasecong2: 4 scales from a 6 px wavelength,
  * multiplier 2, sigma_f 0.55, 4 orientations, angular spread pi / 4 / 1.2, noise threshold k = 2
  * from the median of the smallest scale's energy, /1.7) and Scharr gradient magnitude (G),
- *   S_PC = (2 PC1 PC2 + 0.85) / (PC1^2 + PC2^2 + 0.85),  S_G = (2 G1 G2 + 160) / (G1^2 + G2^2 + 160),
- *   FSIM = sum(S_PC S_G PCm) / sum(PCm),  PCm = max(PC1, PC2),
- * after the authors' averaging and subsampling by F = max(1, round(min(w, h) / 256)). Filters in
- * the frequency domain through FFTW. Invalid pixels are set to the image's valid mean for the
- * filtering and left out of the sums. */
+ *   S_PC = (2 PC1 PC2 + 0.85) / (PC1^2 + PC2^2 + 0.85),  S_G = (2 G1 G2 + 160) / (G1^2 + G2^2 +
+ * 160), FSIM = sum(S_PC S_G PCm) / sum(PCm),  PCm = max(PC1, PC2), after the authors' averaging and
+ * subsampling by F = max(1, round(min(w, h) / 256)). Filters in the frequency domain through FFTW.
+ * Invalid pixels are set to the image's valid mean for the filtering and left out of the sums. */
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -230,7 +231,8 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
     const double min_wave = 6, mult = 2, sigma_onf = 0.55, dtheta_sigma = 1.2, k = 2.0, eps = 1e-4;
     const double theta_sigma = M_PI / NO / dtheta_sigma;
     const size_t n = (size_t)w * h;
-    fftw_complex *imf = fftw_malloc(sizeof(fftw_complex) * n), *buf = fftw_malloc(sizeof(fftw_complex) * n);
+    fftw_complex *imf = fftw_malloc(sizeof(fftw_complex) * n),
+                 *buf = fftw_malloc(sizeof(fftw_complex) * n);
     fftw_complex *eo = fftw_malloc(sizeof(fftw_complex) * n * NS);
     double *radius = malloc(n * sizeof(double)), *theta = malloc(n * sizeof(double));
     double *lg = malloc(n * NS * sizeof(double)), *filt = malloc(n * sizeof(double));
@@ -246,7 +248,8 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
     fwd = fftw_plan_dft_2d(h, w, buf, imf, FFTW_FORWARD, FFTW_ESTIMATE);
     bwd = fftw_plan_dft_2d(h, w, buf, buf, FFTW_BACKWARD, FFTW_ESTIMATE);
     if (!fwd || !bwd) goto out;
-    for (size_t i = 0; i < n; i++) buf[i][0] = img[i], buf[i][1] = 0;
+    for (size_t i = 0; i < n; i++)
+        buf[i][0] = img[i], buf[i][1] = 0;
     fftw_execute(fwd); /* buf -> imf */
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -256,7 +259,8 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
             theta[i] = atan2(-fy, fx);
         }
     for (size_t i = 0; i < n; i++) {
-        const double lp = 1.0 / (1.0 + pow(radius[i] / 0.45, 2 * 15)); /* low-pass, cutoff 0.45, order 15 */
+        const double lp =
+            1.0 / (1.0 + pow(radius[i] / 0.45, 2 * 15)); /* low-pass, cutoff 0.45, order 15 */
         const double r = i == 0 ? 1.0 : radius[i];
         for (int s = 0; s < NS; s++) {
             const double fo = 1.0 / (min_wave * pow(mult, s));
@@ -267,7 +271,8 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
     for (int o = 0; o < NO; o++) {
         const double angl = o * M_PI / NO;
         double em_n = 0;
-        for (size_t i = 0; i < n; i++) sum_e[i] = sum_o[i] = energy[i] = an[i] = 0;
+        for (size_t i = 0; i < n; i++)
+            sum_e[i] = sum_o[i] = energy[i] = an[i] = 0;
         for (int s = 0; s < NS; s++) {
             for (size_t i = 0; i < n; i++) {
                 const double ds = sin(theta[i]) * cos(angl) - cos(theta[i]) * sin(angl);
@@ -276,14 +281,18 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
                 filt[i] = lg[s * n + i] * exp(-(dt * dt) / (2 * theta_sigma * theta_sigma));
             }
             if (s == 0)
-                for (size_t i = 0; i < n; i++) em_n += filt[i] * filt[i];
+                for (size_t i = 0; i < n; i++)
+                    em_n += filt[i] * filt[i];
             /* the filter's spatial form, real(ifft2(filter)) * sqrt(n) */
-            for (size_t i = 0; i < n; i++) buf[i][0] = filt[i], buf[i][1] = 0;
+            for (size_t i = 0; i < n; i++)
+                buf[i][0] = filt[i], buf[i][1] = 0;
             fftw_execute(bwd);
-            for (size_t i = 0; i < n; i++) ifilt[s * n + i] = buf[i][0] / n * sqrt((double)n);
+            for (size_t i = 0; i < n; i++)
+                ifilt[s * n + i] = buf[i][0] / n * sqrt((double)n);
             /* the response EO = ifft2(imagefft .* filter) */
             fftw_complex *e = eo + s * n;
-            for (size_t i = 0; i < n; i++) buf[i][0] = imf[i][0] * filt[i], buf[i][1] = imf[i][1] * filt[i];
+            for (size_t i = 0; i < n; i++)
+                buf[i][0] = imf[i][0] * filt[i], buf[i][1] = imf[i][1] * filt[i];
             fftw_execute(bwd);
             for (size_t i = 0; i < n; i++) {
                 e[i][0] = buf[i][0] / n, e[i][1] = buf[i][1] / n;
@@ -300,7 +309,8 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
             }
         }
         /* noise: the median squared amplitude of the smallest scale (Rayleigh mean estimate) */
-        for (size_t i = 0; i < n; i++) tmp[i] = eo[i][0] * eo[i][0] + eo[i][1] * eo[i][1];
+        for (size_t i = 0; i < n; i++)
+            tmp[i] = eo[i][0] * eo[i][0] + eo[i][1] * eo[i][1];
         qsort(tmp, n, sizeof(double), cmp_double);
         const double median = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
         const double mean_e2n = -median / log(0.5), noise_power = mean_e2n / em_n;
@@ -308,7 +318,8 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
         for (size_t i = 0; i < n; i++)
             for (int a = 0; a < NS; a++) {
                 sum_an2 += ifilt[a * n + i] * ifilt[a * n + i];
-                for (int b = a + 1; b < NS; b++) sum_aiaj += ifilt[a * n + i] * ifilt[b * n + i];
+                for (int b = a + 1; b < NS; b++)
+                    sum_aiaj += ifilt[a * n + i] * ifilt[b * n + i];
             }
         const double est_noise_e2 = 2 * noise_power * sum_an2 + 4 * noise_power * sum_aiaj;
         const double tau = sqrt(est_noise_e2 / 2);
@@ -318,7 +329,8 @@ static int phase_congruency(const double *img, int w, int h, double *pc) {
             an_all[i] += an[i];
         }
     }
-    for (size_t i = 0; i < n; i++) pc[i] = an_all[i] > 0 ? energy_all[i] / an_all[i] : 0;
+    for (size_t i = 0; i < n; i++)
+        pc[i] = an_all[i] > 0 ? energy_all[i] / an_all[i] : 0;
     rc = 0;
 out:
     if (fwd) fftw_destroy_plan(fwd);
@@ -340,7 +352,8 @@ static double *fsim_prepare(const float *a, const uint8_t *valid, int w, int h, 
     mean = k ? mean / k : 0;
     double *y = malloc(n * sizeof(double));
     if (!y) return NULL;
-    for (size_t i = 0; i < n; i++) y[i] = valid[i] ? (a[i] - lo) / L * 255.0 : mean;
+    for (size_t i = 0; i < n; i++)
+        y[i] = valid[i] ? (a[i] - lo) / L * 255.0 : mean;
     *ow = (w + F - 1) / F, *oh = (h + F - 1) / F;
     if (F == 1) return y;
     double *d = malloc((size_t)*ow * *oh * sizeof(double));
@@ -398,7 +411,8 @@ static double fsim(const float *a, const float *b, const uint8_t *valid, int w, 
             for (int c = 0; c < ow; c++) {
                 const size_t i = (size_t)rr * ow + c;
                 if (!valid[(size_t)(rr * F) * w + (size_t)c * F]) continue;
-                const double spc = (2 * pc1[i] * pc2[i] + 0.85) / (pc1[i] * pc1[i] + pc2[i] * pc2[i] + 0.85);
+                const double spc =
+                    (2 * pc1[i] * pc2[i] + 0.85) / (pc1[i] * pc1[i] + pc2[i] * pc2[i] + 0.85);
                 const double sg = (2 * g1[i] * g2[i] + 160) / (g1[i] * g1[i] + g2[i] * g2[i] + 160);
                 const double pcm = fmax(pc1[i], pc2[i]);
                 num += spc * sg * pcm;
@@ -415,7 +429,7 @@ static double fsim(const float *a, const float *b, const uint8_t *valid, int w, 
 typedef struct {
     char modality[16];
     int bands, nfeat;
-    double scale;            /* stored units -> features */
+    double scale; /* stored units -> features */
     double prior[NC];
     double mean[NC][NFEAT], var[NC][NFEAT];
 } classifier;
@@ -425,7 +439,8 @@ static double *features(const raster *r, double scale, int *nfeat) {
     const size_t n = (size_t)r->w * r->h;
     const int nf = 3 * r->bands;
     double *f = malloc(n * nf * sizeof(double)), *x = malloc(n * sizeof(double));
-    double *m = malloc(n * sizeof(double)), *x2 = malloc(n * sizeof(double)), *m2 = malloc(n * sizeof(double));
+    double *m = malloc(n * sizeof(double)), *x2 = malloc(n * sizeof(double)),
+           *m2 = malloc(n * sizeof(double));
     for (int b = 0; b < r->bands; b++) {
         for (size_t i = 0; i < n; i++) {
             x[i] = r->data[(size_t)b * n + i] * scale;
@@ -487,9 +502,10 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
     p.width = p.height = S;
     uint8_t *label = malloc((size_t)S * S), *osm = malloc((size_t)3 * S * S);
     float *rgb = malloc(sizeof(float) * 3 * S * S), *one = malloc(sizeof(float) * S * S);
-    raster r = {S, S, c.bands, malloc(sizeof(float) * c.bands * S * S), malloc((size_t)S * S), 0, 0, ""};
+    raster r = {S, S, c.bands, malloc(sizeof(float) * c.bands * S * S), malloc((size_t)S * S),
+                0, 0, ""};
     memset(r.valid, 1, (size_t)S * S);
-    double (*sum)[NFEAT] = calloc(NC, sizeof *sum), (*sq)[NFEAT] = calloc(NC, sizeof *sq);
+    double(*sum)[NFEAT] = calloc(NC, sizeof *sum), (*sq)[NFEAT] = calloc(NC, sizeof *sq);
     for (int s = 0; s < scenes; s++) {
         /* classifier scenes: seeds 900000+ (disjoint from training and evaluation) */
         p.origin_x = 2300.0 * (s % 5) - 4600.0; /* spread over the world: every class occurs */
@@ -498,8 +514,10 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
         mm_sim_render(900000 + (uint64_t)s, &p, label, mi == 0 ? rgb : NULL, mi == 1 ? one : NULL,
                       mi == 2 ? one : NULL, mi == 3 ? one : NULL, mi == 4 ? osm : NULL);
         for (size_t i = 0; i < (size_t)c.bands * S * S; i++)
-            r.data[i] = mi == 0 ? rgb[i] * 10000.0f : mi == 4 ? osm[i]
-                        : mi == 3 ? fminf(fmaxf(one[i], -25.0f), 5.0f) : one[i] * 10000.0f;
+            r.data[i] = mi == 0   ? rgb[i] * 10000.0f
+                        : mi == 4 ? osm[i]
+                        : mi == 3 ? fminf(fmaxf(one[i], -25.0f), 5.0f)
+                                  : one[i] * 10000.0f;
         int nf;
         double *f = features(&r, c.scale, &nf);
         c.nfeat = nf;
@@ -514,7 +532,8 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
         free(f);
     }
     double total = 0;
-    for (int k = 0; k < NC; k++) total += cnt[k];
+    for (int k = 0; k < NC; k++)
+        total += cnt[k];
     FILE *o = fopen(out, "w");
     if (!o) {
         fprintf(stderr, "%s: cannot write '%s'\n", TOOL, out);
@@ -532,7 +551,8 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
     }
     fclose(o);
     free(label), free(osm), free(rgb), free(one), free(r.data), free(r.valid), free(sum), free(sq);
-    printf("%s: fitted the %s classifier on %d simulator scenes -> %s\n", TOOL, modality, scenes, out);
+    printf("%s: fitted the %s classifier on %d simulator scenes -> %s\n", TOOL, modality, scenes,
+           out);
     return 0;
 }
 
@@ -544,8 +564,8 @@ static int load_classifier(const char *path, classifier *c) {
     }
     memset(c, 0, sizeof *c);
     int ver, ok = fscanf(f, "mm_eval-classifier %d %15s %d %d %lf", &ver, c->modality, &c->bands,
-                         &c->nfeat, &c->scale) == 5 && ver == 1 && c->nfeat == 3 * c->bands &&
-                  c->bands >= 1 && c->bands <= MAXB;
+                         &c->nfeat, &c->scale) == 5 &&
+                  ver == 1 && c->nfeat == 3 * c->bands && c->bands >= 1 && c->bands <= MAXB;
     for (int k = 0; ok && k < NC; k++) {
         ok = fscanf(f, "%lf", &c->prior[k]) == 1;
         for (int j = 0; ok && j < c->nfeat; j++)
@@ -567,13 +587,14 @@ static int class_map(const classifier *c, const raster *r, const uint8_t *valid,
         return 1;
     }
     if (c->bands != r->bands) {
-        fprintf(stderr, "%s: the %s classifier takes %d band%s, the raster has %d\n", TOOL, c->modality,
-                c->bands, c->bands == 1 ? "" : "s", r->bands);
+        fprintf(stderr, "%s: the %s classifier takes %d band%s, the raster has %d\n", TOOL,
+                c->modality, c->bands, c->bands == 1 ? "" : "s", r->bands);
         return 1;
     }
     const size_t n = (size_t)r->w * r->h;
     double *f = features(r, c->scale, nfeat);
-    for (size_t i = 0; i < n; i++) cls[i] = valid[i] ? (int8_t)classify(c, f + i * *nfeat) : -1;
+    for (size_t i = 0; i < n; i++)
+        cls[i] = valid[i] ? (int8_t)classify(c, f + i * *nfeat) : -1;
     *feat = f;
     return 0;
 }
@@ -585,7 +606,8 @@ static void conf_scores(const double *conf, int either_side, double *acc, double
     int present = 0;
     for (int k = 0; k < NC; k++) {
         double row = 0, col = 0;
-        for (int j = 0; j < NC; j++) row += conf[k * NC + j], col += conf[j * NC + k];
+        for (int j = 0; j < NC; j++)
+            row += conf[k * NC + j], col += conf[j * NC + k];
         ok += conf[k * NC + k], tot += row;
         if (row > 0 || (either_side && col > 0)) {
             m += conf[k * NC + k] / (row + col - conf[k * NC + k]);
@@ -610,7 +632,8 @@ static void texture_by_class(const double *f, int nf, int bands, const int8_t *c
         const int k = cls[i];
         if (k < 0 || k >= NC) continue;
         double m = 0, s = 0;
-        for (int b = 0; b < bands; b++) m += f[i * nf + 3 * b + 1], s += f[i * nf + 3 * b + 2];
+        for (int b = 0; b < bands; b++)
+            m += f[i * nf + 3 * b + 1], s += f[i * nf + 3 * b + 2];
         out[k].pixels++, out[k].mean += m / bands, out[k].std += s / bands;
     }
     for (int k = 0; k < NC; k++)
@@ -651,7 +674,8 @@ static void print_texture_json(const char *key, const texstat t[NC]) {
 static int agreement(const char *pa, const char *pb, const char *ca_path, const char *cb_path,
                      int json) {
     if (!ca_path || !cb_path) {
-        fprintf(stderr, "%s: --agreement needs --classifier-a FILE and --classifier-b FILE\n", TOOL);
+        fprintf(stderr, "%s: --agreement needs --classifier-a FILE and --classifier-b FILE\n",
+                TOOL);
         return 2;
     }
     classifier ca, cb;
@@ -679,9 +703,11 @@ static int agreement(const char *pa, const char *pb, const char *ca_path, const 
         fprintf(stderr, "%s: out of memory\n", TOOL);
         goto out;
     }
-    for (size_t i = 0; i < n; i++) valid[i] = a.valid[i] && b.valid[i];
+    for (size_t i = 0; i < n; i++)
+        valid[i] = a.valid[i] && b.valid[i];
     int nfa, nfb;
-    if (class_map(&ca, &a, valid, ma, &fa, &nfa) || class_map(&cb, &b, valid, mb, &fb, &nfb)) goto out;
+    if (class_map(&ca, &a, valid, ma, &fa, &nfa) || class_map(&cb, &b, valid, mb, &fb, &nfb))
+        goto out;
     double conf[NC * NC] = {0};
     for (size_t i = 0; i < n; i++)
         if (valid[i]) conf[ma[i] * NC + mb[i]]++;
@@ -717,11 +743,11 @@ out:
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: mm_eval GENERATED REFERENCE [--modality M] [--labels LABELS --classifier FILE]\n"
-            "               [--json]\n"
-            "       mm_eval --agreement A B --classifier-a FILE --classifier-b FILE [--json]\n"
-            "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n");
+    fprintf(
+        f, "Usage: mm_eval GENERATED REFERENCE [--modality M] [--labels LABELS --classifier FILE]\n"
+           "               [--json]\n"
+           "       mm_eval --agreement A B --classifier-a FILE --classifier-b FILE [--json]\n"
+           "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n");
 }
 
 int main(int argc, char **argv) {
@@ -729,13 +755,18 @@ int main(int argc, char **argv) {
     const char *clf_a = NULL, *clf_b = NULL;
     int json = 0, scenes = 24, agree = 0;
     enum { O_AGREE = 256, O_CLF_A, O_CLF_B };
-    static const struct option opts[] = {
-        {"labels", required_argument, 0, 'l'}, {"modality", required_argument, 0, 'm'},
-        {"classifier", required_argument, 0, 'c'}, {"fit-classifier", required_argument, 0, 'f'},
-        {"out", required_argument, 0, 'o'}, {"scenes", required_argument, 0, 's'},
-        {"agreement", no_argument, 0, O_AGREE}, {"classifier-a", required_argument, 0, O_CLF_A},
-        {"classifier-b", required_argument, 0, O_CLF_B},
-        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"labels", required_argument, 0, 'l'},
+                                         {"modality", required_argument, 0, 'm'},
+                                         {"classifier", required_argument, 0, 'c'},
+                                         {"fit-classifier", required_argument, 0, 'f'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"scenes", required_argument, 0, 's'},
+                                         {"agreement", no_argument, 0, O_AGREE},
+                                         {"classifier-a", required_argument, 0, O_CLF_A},
+                                         {"classifier-b", required_argument, 0, O_CLF_B},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -780,9 +811,11 @@ int main(int argc, char **argv) {
     }
     if (clf_path) {
         if (load_classifier(clf_path, &c)) return 1;
-        if (!modality) modality = c.modality;
+        if (!modality)
+            modality = c.modality;
         else if (strcmp(modality, c.modality)) {
-            fprintf(stderr, "%s: --modality %s but the classifier is for %s\n", TOOL, modality, c.modality);
+            fprintf(stderr, "%s: --modality %s but the classifier is for %s\n", TOOL, modality,
+                    c.modality);
             return 2;
         }
     }
@@ -802,15 +835,17 @@ int main(int argc, char **argv) {
         sar_to_db(&r);
     }
     if (g.w != r.w || g.h != r.h || g.bands != r.bands) {
-        fprintf(stderr, "%s: generated is %dx%dx%d, reference %dx%dx%d: they must match\n", TOOL, g.w,
-                g.h, g.bands, r.w, r.h, r.bands);
+        fprintf(stderr, "%s: generated is %dx%dx%d, reference %dx%dx%d: they must match\n", TOOL,
+                g.w, g.h, g.bands, r.w, r.h, r.bands);
         goto done;
     }
     const size_t n = (size_t)g.w * g.h;
     valid = malloc(n);
     if (!valid) goto done;
-    for (size_t i = 0; i < n; i++) valid[i] = g.valid[i] && r.valid[i];
-    const double L = data_range(modality, &r), lo = modality && !strcmp(modality, "sar") ? -25.0 : 0.0;
+    for (size_t i = 0; i < n; i++)
+        valid[i] = g.valid[i] && r.valid[i];
+    const double L = data_range(modality, &r),
+                 lo = modality && !strcmp(modality, "sar") ? -25.0 : 0.0;
     double bp[MAXB], bs[MAXB], bf[MAXB];
     for (int b = 0; b < g.bands; b++) {
         bp[b] = psnr(g.data + b * n, r.data + b * n, valid, n, L);
@@ -823,7 +858,8 @@ int main(int argc, char **argv) {
     if (labels) {
         if (read_raster(labels, &lab)) goto done;
         if (lab.w != g.w || lab.h != g.h) {
-            fprintf(stderr, "%s: the labels are %d x %d, the rasters %d x %d\n", TOOL, lab.w, lab.h, g.w, g.h);
+            fprintf(stderr, "%s: the labels are %d x %d, the rasters %d x %d\n", TOOL, lab.w, lab.h,
+                    g.w, g.h);
             goto done;
         }
         cls = malloc(n);
@@ -853,27 +889,31 @@ int main(int argc, char **argv) {
         have_cls = 1;
     }
     if (json) {
-        printf("{\"generated\": \"%s\", \"reference\": \"%s\", \"range\": %g, \"bands\": [", argv[optind],
-               argv[optind + 1], L);
+        printf("{\"generated\": \"%s\", \"reference\": \"%s\", \"range\": %g, \"bands\": [",
+               argv[optind], argv[optind + 1], L);
         for (int b = 0; b < g.bands; b++)
-            printf("%s{\"psnr\": %.4f, \"ssim\": %.5f, \"fsim\": %.5f}", b ? ", " : "", bp[b], bs[b], bf[b]);
+            printf("%s{\"psnr\": %.4f, \"ssim\": %.5f, \"fsim\": %.5f}", b ? ", " : "", bp[b],
+                   bs[b], bf[b]);
         printf("]");
         if (have_cls) {
-            printf(", \"accuracy\": %.5f, \"miou\": %.5f, \"texture_error\": %.5f", acc, miou, tex_err);
+            printf(", \"accuracy\": %.5f, \"miou\": %.5f, \"texture_error\": %.5f", acc, miou,
+                   tex_err);
             print_texture_json("texture_generated", tg);
             print_texture_json("texture_reference", tr);
         }
         printf("}\n");
     } else {
         printf("band   PSNR (dB)   SSIM     FSIM     (data range %g)\n", L);
-        for (int b = 0; b < g.bands; b++) printf("%4d   %9.3f   %.4f   %.4f\n", b + 1, bp[b], bs[b], bf[b]);
+        for (int b = 0; b < g.bands; b++)
+            printf("%4d   %9.3f   %.4f   %.4f\n", b + 1, bp[b], bs[b], bf[b]);
         if (have_cls) {
             printf("land-cover accuracy %.4f, mIoU %.4f; texture error %.4f\n", acc, miou, tex_err);
-            printf("class          pixels    gen mean  gen std   ref mean  ref std   (5x5, scaled)\n");
+            printf(
+                "class          pixels    gen mean  gen std   ref mean  ref std   (5x5, scaled)\n");
             for (int k = 0; k < NC; k++)
                 if (tr[k].pixels)
-                    printf("%-13s  %8.0f  %8.4f  %8.4f  %8.4f  %8.4f\n", mm_sim_class_name(k), tr[k].pixels,
-                           tg[k].mean, tg[k].std, tr[k].mean, tr[k].std);
+                    printf("%-13s  %8.0f  %8.4f  %8.4f  %8.4f  %8.4f\n", mm_sim_class_name(k),
+                           tr[k].pixels, tg[k].mean, tg[k].std, tr[k].mean, tr[k].std);
         }
     }
     rc = 0;
