@@ -39,14 +39,3 @@ void mmgeo_blend_add(const float *w1, int So, int wx0, int wy0, int gw, int gh, 
             }
     }
 }
-
-double mmgeo_blend_pixel(const mmgeo_output_map *map, float acc, float wsum, int valid,
-                         int nodata_mode, double nodata, GDALDataType type) {
-    if (!valid) return nodata_mode ? nodata : 0;
-    double v = mmgeo_output_apply(map, acc / wsum);
-    if (nodata_mode && v == nodata) { /* a valid pixel must not read as nodata */
-        if (GDALDataTypeIsFloating(type)) v = nextafter(v, v > 0 ? 0 : 1);
-        else v = mmgeo_type_representable(type, v + 1) ? v + 1 : v - 1;
-    }
-    return v;
-}

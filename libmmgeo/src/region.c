@@ -41,6 +41,8 @@ struct mmgeo_region {
     uint8_t prefix[32]; /* digest of settings and ident */
     double *raw;
     uint8_t *mraw;
+    unsigned char *scratch; /* render buffers (under the lock) */
+    size_t scratch_n;
 };
 
 static const char *gdal_msg(void) {
@@ -118,7 +120,7 @@ void mmgeo_region_close(mmgeo_region *r) {
     }
     shared_release(r->sh);
     free(r->ox), free(r->oy), free(r->w1), free(r->settings), free(r->source_tag), free(r->ident);
-    free(r->raw), free(r->mraw);
+    free(r->raw), free(r->mraw), free(r->scratch);
     free(r);
 }
 
@@ -286,6 +288,35 @@ typedef struct {
     float *tiles; /* the sources' tiles when computed */
 } win;
 
+static inline uint64_t rotl64(uint64_t x, int r) { return x << r | x >> (64 - r); }
+static inline uint64_t mix64(uint64_t x) { /* a bijective avalanche of 64 bits */
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+/* A 128-bit content checksum (not cryptographic: it tells a changed window from the stored one;
+ * SHA-256 over a window's 256 KiB cost a quarter of a cached read). Two lanes of 64-bit words,
+ * each multiplied, rotated and multiplied into its lane, the lanes crossed, then avalanched. */
+static void checksum128(const void *data, size_t n, uint64_t out[2]) {
+    const unsigned char *p = data;
+    uint64_t a = 0x9e3779b97f4a7c15ULL ^ n, b = 0x632be59bd9b4e019ULL + n;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint64_t x, y;
+        memcpy(&x, p + i, 8), memcpy(&y, p + i + 8, 8);
+        a = rotl64(a ^ x * 0x87c37b91114253d5ULL, 31) * 0x4cf5ad432745937fULL;
+        b = rotl64(b ^ y * 0x4cf5ad432745937fULL, 29) * 0x87c37b91114253d5ULL;
+        a += b;
+    }
+    uint64_t t[2] = {0, 0};
+    for (int k = 0; i < n; i++, k++) t[k / 8] |= (uint64_t)p[i] << (8 * (k % 8));
+    a = mix64(a ^ t[0]), b = mix64(b + a + t[1]);
+    out[0] = mix64(a + b), out[1] = mix64(b ^ out[0]);
+}
+
 /* The window's key without the content: the digest of the settings and the sources' identity
  * (made at open) and the window index. */
 static void key_a(const mmgeo_region *r, int kx, int ky, uint8_t out[32]) {
@@ -316,21 +347,30 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
     for (int i = 0; i < ns; i++) sumc += r->proc.src_channels[i];
 
     int rc = MMGEO_ERROR;
+    pthread_mutex_lock(&r->sh->lock); /* the whole render: the scratch buffer is the region's */
+    /* the windows' values, then the accumulators, in the region's scratch buffer (reused, so a
+       render does not fault in fresh pages) */
+    const size_t need = (size_t)nw * vstride + rplane * (C + 1) * sizeof(float) + rplane;
+    if (r->scratch_n < need) {
+        free(r->scratch);
+        r->scratch = malloc(need);
+        r->scratch_n = r->scratch ? need : 0;
+    }
+    unsigned char *vals = r->scratch;
+    float *acc = vals ? (float *)(vals + (size_t)nw * vstride) : NULL;
+    float *wsum = acc ? acc + (size_t)C * rplane : NULL;
+    uint8_t *valid = wsum ? (uint8_t *)(wsum + rplane) : NULL;
+    if (acc) memset(acc, 0, rplane * (C + 1) * sizeof(float) + rplane);
     win *ws = calloc((size_t)nw, sizeof *ws);
-    unsigned char *vals = malloc((size_t)nw * vstride);
-    float *acc = calloc((size_t)C * rplane, sizeof(float));
-    float *wsum = calloc(rplane, sizeof(float));
-    uint8_t *valid = calloc(rplane, 1);
     float *bsrc[MMGEO_MAX_IO] = {0}, *bdst = NULL;
     uint64_t *ids = malloc(sizeof(uint64_t) * (size_t)r->batch);
     int *slot = malloc(sizeof(int) * (size_t)r->batch);
-    if (!ws || !vals || !acc || !wsum || !valid || !ids || !slot) goto nomem;
+    if (!ws || !vals || !ids || !slot) goto nomem;
     for (int i = 0; i < ns; i++)
         if (!(bsrc[i] = malloc(sizeof(float) * (size_t)r->batch * r->proc.src_channels[i] * plane)))
             goto nomem;
     if (!(bdst = malloc(sizeof(float) * (size_t)r->batch * C * plane))) goto nomem;
 
-    pthread_mutex_lock(&r->sh->lock);
     mmgeo_region_stats *st = &r->sh->stats;
     st->renders++;
     /* 1: the cached windows; read the others */
@@ -345,14 +385,14 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
             continue;
         }
         q->tiles = malloc(sizeof(float) * (size_t)sumc * plane);
-        if (!q->tiles) goto nomem_locked;
+        if (!q->tiles) goto nomem;
         uint8_t *tv = q->val + (size_t)C * plane * sizeof(float);
         memset(tv, 1, plane);
         for (int i = 0, c0 = 0; i < ns; c0 += r->proc.src_channels[i], i++)
             if (mmgeo_read_window(&r->src[i], r->W, r->H, S, r->ox[q->kx], r->oy[q->ky],
                                   q->tiles + (size_t)c0 * plane, tv, r->raw, r->mraw, err,
                                   errlen))
-                goto out_locked;
+                goto out;
         int any = 0;
         for (int py = 0; py < S && r->oy[q->ky] + py < r->H; py++)
             for (int px = 0; px < S && r->ox[q->kx] + px < r->W; px++) any |= tv[py * S + px];
@@ -364,11 +404,10 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
             continue;
         }
         /* the persistent key adds a checksum of what was read */
-        uint8_t sum[32];
-        mmgeo_sha256(q->tiles, sizeof(float) * (size_t)sumc * plane, sum);
-        uint8_t kb2[96];
-        memcpy(kb2, q->key_a, 32), memcpy(kb2 + 32, sum, 32);
-        mmgeo_sha256(tv, plane, kb2 + 64);
+        uint64_t kb2[8];
+        memcpy(kb2, q->key_a, 32);
+        checksum128(q->tiles, sizeof(float) * (size_t)sumc * plane, kb2 + 4);
+        checksum128(tv, plane, kb2 + 6);
         mmgeo_sha256(kb2, sizeof kb2, q->key_b);
         if (r->sh->cache &&
             mmgeo_cache_disk_get(r->sh->cache, q->key_b, q->val, (size_t)C * plane * sizeof(float))) {
@@ -399,7 +438,7 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
             r->proc.fn(r->proc.user, n, ids, (const float *const *)bsrc, dst, err, errlen);
         if (prc) {
             rc = prc;
-            goto out_locked;
+            goto out;
         }
         for (int t = 0; t < n; t++) {
             win *q = &ws[slot[t]];
@@ -414,7 +453,6 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
             ntodo--;
         }
     }
-    pthread_mutex_unlock(&r->sh->lock);
 
     /* 3: blend in grid order (rows of windows, then columns), as mmgeo_run */
     for (int k = 0; k < nw; k++) {
@@ -443,17 +481,13 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
     rc = 0;
     goto out;
 
-nomem_locked:
-    mmgeo_fail(err, errlen, "out of memory");
-out_locked:
-    pthread_mutex_unlock(&r->sh->lock);
-    goto out;
 nomem:
     mmgeo_fail(err, errlen, "out of memory");
 out:
+    pthread_mutex_unlock(&r->sh->lock);
     if (ws)
         for (int k = 0; k < nw; k++) free(ws[k].tiles);
-    free(ws), free(vals), free(acc), free(wsum), free(valid), free(ids), free(slot), free(bdst);
+    free(ws), free(ids), free(slot), free(bdst);
     for (int i = 0; i < ns; i++) free(bsrc[i]);
     return rc;
 }
