@@ -10,8 +10,10 @@
 # cache (read and checksum each window's source pixels, fetch its stored results, blend).
 # The plain GeoTIFF: the driver's output written as mm_translate writes (tiled, DEFLATE).
 # Both are read by gdal_translate -of MEM (a full read, nothing written), in a fresh process
-# each time; the figure is the median of REPEATS runs of each, alternating.
+# each time; the figures are the medians of REPEATS runs of each, alternating: wall time, and CPU
+# time (user + system, GNU time), which a loaded machine disturbs less. Needs /usr/bin/time.
 set -eu
+[ -x /usr/bin/time ] || { echo "needs GNU time (/usr/bin/time)" >&2; exit 1; }
 B=${1:?usage: driver_cache.sh BUILD_DIR [SIZE] [REPEATS]}
 SIZE=${2:-2048}
 REPEATS=${3:-5}
@@ -29,24 +31,24 @@ gdal_translate -q $OO -co TILED=YES -co COMPRESS=DEFLATE -co PHOTOMETRIC=RGB "$S
 t1=$(now)
 echo "first read (windows computed by the test processor, stored): $(awk "BEGIN {print $t1 - $t0}") s"
 
+# wall seconds and CPU seconds (user + system, from GNU time) of one full read
 timed() {
-    a=$(now)
-    gdal_translate -q -of MEM "$@" "$T/x" || exit 1
-    b=$(now)
-    awk "BEGIN {print $b - $a}"
+    /usr/bin/time -f "%e %U %S" -o "$T/time.txt" gdal_translate -q -of MEM "$@" "$T/x" || exit 1
+    awk '{print $1 >> "'"$T"'/wall_'"$k"'.txt"; print $2 + $3 >> "'"$T"'/cpu_'"$k"'.txt"}' "$T/time.txt"
 }
-: >"$T/drv.txt"
-: >"$T/tif.txt"
 i=0
 while [ "$i" -lt "$REPEATS" ]; do
-    timed $OO "$SRC" >>"$T/drv.txt"
-    timed "$T/plain.tif" >>"$T/tif.txt"
+    k=drv timed $OO "$SRC"
+    k=tif timed "$T/plain.tif"
     i=$((i + 1))
 done
 median() { sort -n "$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-d=$(median "$T/drv.txt")
-p=$(median "$T/tif.txt")
+d=$(median "$T/wall_drv.txt")
+p=$(median "$T/wall_tif.txt")
+dc=$(median "$T/cpu_drv.txt")
+pc=$(median "$T/cpu_tif.txt")
 # the cached reads computed nothing
 gdal_translate -q -of MEM $OO --config CPL_DEBUG MM "$SRC" "$T/x" 2>&1 | grep "MM: MM:" | sed 's/^/check: /'
 echo "cache file: $(du -m "$T/cache.sqlite" | cut -f1) MB"
-echo "size ${SIZE}x${SIZE}, median of $REPEATS: cached driver read $d s, plain GeoTIFF read $p s, ratio $(awk "BEGIN {printf \"%.1f\", $d / $p}")"
+echo "size ${SIZE}x${SIZE}, median of $REPEATS: wall: cached driver read $d s, plain GeoTIFF read $p s, ratio $(awk "BEGIN {printf \"%.1f\", $d / $p}")"
+echo "size ${SIZE}x${SIZE}, median of $REPEATS: CPU (user + system): cached driver read $dc s, plain GeoTIFF read $pc s, ratio $(awk "BEGIN {printf \"%.1f\", $dc / $pc}")"
