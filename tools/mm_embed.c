@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "tool_opts.h"
 #include "mm.h"
 #include "mmgeo.h"
 
@@ -53,11 +54,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = getenv("MM_MODEL") ? getenv("MM_MODEL") : MM_DEFAULT_MODEL;
-    const char *format = NULL, *device = NULL, *precision = NULL, *src_mod = NULL,
-               *profile = NULL;
-    int threads = 0, overlap = -1, batch = 4;
-    char **co = NULL;
+    mm_tool_opts opt; /* the options shared with mm_translate and mm_generate */
+    mm_tool_opts_init(&opt, TOOL, 1, 4);
+    const char *src_mod = NULL, *profile = NULL;
     mmgeo_job job;
     mmgeo_job_init(&job);
     int bands[MMGEO_MAX_BANDS], n_bands = 0;
@@ -66,44 +65,27 @@ int main(int argc, char **argv) {
     const char *aoi_path = NULL, *aoi_layer = NULL;
     mmgeo_aoi *aoi = NULL;
     mmgeo_run_stats stats;
-    enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
-           O_PRECISION, O_OVERLAP, O_BATCH, O_PROFILE, O_SRCWIN, O_PROJWIN, O_AOI, O_AOI_LAYER };
+    enum { O_PROFILE = 256, O_SRCWIN, O_PROJWIN, O_AOI, O_AOI_LAYER };
     static const struct option opts[] = {
-        {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
-        {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
-        {"config", required_argument, 0, O_CONFIG}, {"model", required_argument, 0, O_MODEL},
-        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
-        {"precision", required_argument, 0, O_PRECISION},
-        {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
+        MM_TOOL_OPTIONS,
         {"profile", required_argument, 0, O_PROFILE},
-        {"srcwin", required_argument, 0, O_SRCWIN}, {"projwin", required_argument, 0, O_PROJWIN},
-        {"aoi", required_argument, 0, O_AOI}, {"aoi-layer", required_argument, 0, O_AOI_LAYER},
+        {"srcwin", required_argument, 0, O_SRCWIN},
+        {"projwin", required_argument, 0, O_PROJWIN},
+        {"aoi", required_argument, 0, O_AOI},
+        {"aoi-layer", required_argument, 0, O_AOI_LAYER},
         {0, 0, 0, 0}};
     int o, bad = 0;
     while (!bad && (o = getopt_long_only(argc, argv, "qs:b:", opts, NULL)) != -1) {
-        switch (o) {
-        case O_HELP: usage(stdout); return 0;
-        case O_VERSION:
-            printf("%s %s (libmm %s, GDAL %s)\n", TOOL, MM_VERSION_STRING, mm_version(),
-                   GDALVersionInfo("RELEASE_NAME"));
+        const int common = mm_tool_opt(&opt, o, argc, argv, usage); /* tool_opts.c */
+        if (common == 2) {
+            mm_tool_opts_free(&opt);
             return 0;
-        case 'q': quiet = 1; break;
-        case O_OF: format = optarg; break;
-        case O_CO: co = CSLAddString(co, optarg); break;
-        case O_CONFIG:
-            if (optind >= argc) {
-                fprintf(stderr, "%s: --config needs KEY VALUE\n", TOOL);
-                bad = 1;
-                break;
-            }
-            CPLSetConfigOption(optarg, argv[optind++]);
-            break;
-        case O_MODEL: model_path = optarg; break;
-        case O_DEVICE: device = optarg; break;
-        case O_THREADS: bad = mm_arg_int(TOOL, "--threads", optarg, 0, 4096, &threads); break;
-        case O_PRECISION: precision = optarg; break;
-        case O_OVERLAP: bad = mm_arg_int(TOOL, "--overlap", optarg, 0, 1 << 20, &overlap); break;
-        case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 1, 4096, &batch); break;
+        }
+        if (common >= 0) {
+            bad = common;
+            continue;
+        }
+        switch (o) {
         case O_PROFILE:
             if (!strchr(optarg, '=')) {
                 fprintf(stderr, "%s: --profile takes MODALITY=SPEC\n", TOOL);
@@ -130,6 +112,11 @@ int main(int argc, char **argv) {
         default: bad = 1; break;
         }
     }
+    quiet = opt.quiet;
+    const char *model_path = opt.model_path, *format = opt.format, *device = opt.device,
+               *precision = opt.precision;
+    const int threads = opt.threads, overlap = opt.overlap, batch = opt.batch;
+    char **co = opt.co; /* owned from here on */
     if (!bad && has_projwin && job.has_srcwin) {
         fprintf(stderr, "%s: give -srcwin or -projwin, not both\n", TOOL);
         bad = 1;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "tool_opts.h"
 #include "mm.h"
 #include "mmgeo.h"
 
@@ -83,68 +84,43 @@ static int parse_doubles(const char *what, int n, const char *first, char **argv
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = getenv("MM_MODEL") ? getenv("MM_MODEL") : MM_DEFAULT_MODEL;
-    const char *format = NULL, *device = NULL, *precision = NULL, *sampler = NULL;
+    mm_tool_opts opt; /* the options shared with mm_translate and mm_embed */
+    mm_tool_opts_init(&opt, TOOL, 0, 4);
     const char *like = NULL, *t_srs = NULL;
     const char *tspec[MMGEO_MAX_IO];
-    int n_tspec = 0, steps = -1, threads = 0, overlap = -1, batch = 4, seamless = 0;
-    float guidance = -1;
-    uint64_t seed = 0;
-    int seed_set = 0, has_te = 0, has_tr = 0, has_ts = 0;
+    int n_tspec = 0, seamless = 0;
+    int has_te = 0, has_tr = 0, has_ts = 0;
     double te[4] = {0}, tr[2] = {0}, ts[2] = {0};
-    char **co = NULL;
     const char *profiles[MAX_PROFILES];
     int n_profiles = 0;
     mmgeo_job job;
     mmgeo_job_init(&job);
 
-    enum { O_HELP = 256, O_VERSION, O_OF, O_CO, O_CONFIG, O_MODEL, O_DEVICE, O_THREADS,
-           O_PRECISION, O_STEPS, O_GUIDANCE, O_SEED, O_SAMPLER, O_OVERLAP, O_BATCH, O_PROFILE,
-           O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS };
+    enum { O_PROFILE = 256, O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS };
     static const struct option opts[] = {
-        {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
-        {"of", required_argument, 0, O_OF},        {"co", required_argument, 0, O_CO},
-        {"config", required_argument, 0, O_CONFIG}, {"model", required_argument, 0, O_MODEL},
-        {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
-        {"precision", required_argument, 0, O_PRECISION},
-        {"steps", required_argument, 0, O_STEPS},  {"guidance", required_argument, 0, O_GUIDANCE},
-        {"seed", required_argument, 0, O_SEED},    {"sampler", required_argument, 0, O_SAMPLER},
-        {"overlap", required_argument, 0, O_OVERLAP}, {"batch", required_argument, 0, O_BATCH},
+        MM_TOOL_OPTIONS,
+        MM_TOOL_SAMPLING_OPTIONS,
         {"profile", required_argument, 0, O_PROFILE},
-        {"te", required_argument, 0, O_TE},        {"tr", required_argument, 0, O_TR},
-        {"ts", required_argument, 0, O_TS},        {"t_srs", required_argument, 0, O_TSRS},
-        {"like", required_argument, 0, O_LIKE},    {"seamless", no_argument, 0, O_SEAMLESS},
+        {"te", required_argument, 0, O_TE},
+        {"tr", required_argument, 0, O_TR},
+        {"ts", required_argument, 0, O_TS},
+        {"t_srs", required_argument, 0, O_TSRS},
+        {"like", required_argument, 0, O_LIKE},
+        {"seamless", no_argument, 0, O_SEAMLESS},
         {0, 0, 0, 0}};
     int o, bad = 0;
     opterr = 1;
     while (!bad && (o = getopt_long_only(argc, argv, "qt:", opts, NULL)) != -1) {
-        switch (o) {
-        case O_HELP: usage(stdout); return 0;
-        case O_VERSION:
-            printf("%s %s (libmm %s, GDAL %s)\n", TOOL, MM_VERSION_STRING, mm_version(),
-                   GDALVersionInfo("RELEASE_NAME"));
+        const int common = mm_tool_opt(&opt, o, argc, argv, usage); /* tool_opts.c */
+        if (common == 2) {
+            mm_tool_opts_free(&opt);
             return 0;
-        case 'q': quiet = 1; break;
-        case O_OF: format = optarg; break;
-        case O_CO: co = CSLAddString(co, optarg); break;
-        case O_CONFIG:
-            if (optind >= argc) {
-                fprintf(stderr, "%s: --config needs KEY VALUE\n", TOOL);
-                bad = 1;
-                break;
-            }
-            CPLSetConfigOption(optarg, argv[optind++]);
-            break;
-        case O_MODEL: model_path = optarg; break;
-        case O_DEVICE: device = optarg; break;
-        case O_THREADS: bad = mm_arg_int(TOOL, "--threads", optarg, 0, 4096, &threads); break;
-        case O_PRECISION: precision = optarg; break;
-        case O_STEPS: bad = mm_arg_int(TOOL, "--steps", optarg, 1, 65535, &steps); break;
-        case O_GUIDANCE: bad = mm_arg_float(TOOL, "--guidance", optarg, 0, 100, &guidance); break;
-        case O_SEED: bad = mm_arg_u64(TOOL, "--seed", optarg, &seed), seed_set = 1; break;
-        case O_SAMPLER: sampler = optarg; break;
-        case O_OVERLAP: bad = mm_arg_int(TOOL, "--overlap", optarg, 0, 1 << 20, &overlap); break;
-        case O_BATCH: bad = mm_arg_int(TOOL, "--batch", optarg, 0, 4096, &batch); break;
+        }
+        if (common >= 0) {
+            bad = common;
+            continue;
+        }
+        switch (o) {
         case O_SEAMLESS: seamless = 1; break;
         case O_PROFILE:
             if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
@@ -167,6 +143,14 @@ int main(int argc, char **argv) {
         default: bad = 1; break;
         }
     }
+    quiet = opt.quiet;
+    const char *model_path = opt.model_path, *format = opt.format, *device = opt.device,
+               *precision = opt.precision, *sampler = opt.sampler;
+    int steps = opt.steps, threads = opt.threads, overlap = opt.overlap, batch = opt.batch;
+    const float guidance = opt.guidance;
+    const uint64_t seed = opt.seed;
+    const int seed_set = opt.seed_set;
+    char **co = opt.co; /* owned from here on */
     if (bad) {
         CSLDestroy(co);
         return 2;

@@ -215,8 +215,16 @@ def main():
            "scenes": a.scenes, "steps": a.steps, "seconds": a.seconds, "directions": rows,
            "joint": joint, "joint_texture": joint_texture,
            "reference_texture": {d: t for d, t in texture_rows}}
+    def strict(x):  # NaN and infinities as null: strict JSON
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: strict(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [strict(v) for v in x]
+        return x
     with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(res, f, indent=1, default=lambda x: None, allow_nan=True)
+        json.dump(strict(res), f, indent=1, allow_nan=False)
 
     # ---- results.md
     L = []
