@@ -31,10 +31,21 @@ class MMRasterBand final : public GDALRasterBand {
     GDALColorInterp GetColorInterpretation() override;
     int GetOverviewCount() override;
     GDALRasterBand *GetOverview(int i) override;
+    int GetMaskFlags() override;
+    GDALRasterBand *GetMaskBand() override;
+};
+
+// The validity of the pixels when the source has a mask and no nodata value (mm_translate writes
+// a per-dataset mask then).
+class MMMaskBand final : public GDALRasterBand {
+  public:
+    explicit MMMaskBand(MMDataset *ds);
+    CPLErr IReadBlock(int bx, int by, void *image) override;
 };
 
 class MMDataset final : public GDALDataset {
     friend class MMRasterBand;
+    friend class MMMaskBand;
     mmgeo_virtual *virt = nullptr; // owned by the full-resolution dataset
     mmgeo_region *region = nullptr;
     bool owner = false;
@@ -48,6 +59,8 @@ class MMDataset final : public GDALDataset {
     std::mutex mtx;
     int last_bx = -1, last_by = -1;
     std::vector<double> last;
+    std::vector<GByte> last_mask;
+    MMMaskBand *mask_band = nullptr; // when the region has a mask
 
   public:
     MMDataset() {
@@ -88,6 +101,7 @@ class MMDataset final : public GDALDataset {
 
 MMDataset::~MMDataset() {
     for (auto *o : overviews) delete o;
+    delete mask_band;
     if (owner && virt) {
         mmgeo_region_stats st;
         mmgeo_region_stats_get(region, &st);
@@ -149,6 +163,7 @@ bool MMDataset::Init(mmgeo_virtual *v, int level, MMDataset *base) {
             gcp_srs = *OGRSpatialReference::FromHandle(s);
     }
     for (int b = 1; b <= info.bands; b++) SetBand(b, new MMRasterBand(this, b, info.type));
+    if (info.has_mask) mask_band = new MMMaskBand(this);
     if (info.bands > 1) SetMetadataItem("INTERLEAVE", "PIXEL", "IMAGE_STRUCTURE");
     if (level == 0) {
         SetMetadata(mmgeo_virtual_metadata(v));
@@ -166,13 +181,22 @@ CPLErr MMDataset::Render(int bx, int by, int band, void *image) {
     std::lock_guard<std::mutex> lock(mtx);
     if (bx != last_bx || by != last_by) {
         last.resize(plane * nBands);
+        last_mask.resize(plane);
         last_bx = last_by = -1;
         char err[2048];
-        if (mmgeo_region_render(region, x, y, w, h, last.data(), err, sizeof err)) {
+        if (mmgeo_region_render(region, x, y, w, h, last.data(), last_mask.data(), err,
+                                sizeof err)) {
             CPLError(CE_Failure, CPLE_AppDefined, "MM: %s", err);
             return CE_Failure;
         }
         last_bx = bx, last_by = by;
+    }
+    if (band == 0) { // the mask
+        memset(image, 0, static_cast<size_t>(BLOCK) * BLOCK);
+        for (int r = 0; r < h; r++)
+            memcpy(static_cast<GByte *>(image) + static_cast<size_t>(r) * BLOCK,
+                   last_mask.data() + static_cast<size_t>(r) * w, w);
+        return CE_None;
     }
     GDALRasterBand *b = GetRasterBand(band);
     const GDALDataType t = b->GetRasterDataType();
@@ -210,6 +234,30 @@ GDALColorInterp MMRasterBand::GetColorInterpretation() {
         (EQUAL(ds->target.c_str(), "rgb") || EQUAL(ds->target.c_str(), "osm")))
         return static_cast<GDALColorInterp>(GCI_RedBand + nBand - 1);
     return GCI_GrayIndex;
+}
+
+int MMRasterBand::GetMaskFlags() {
+    return static_cast<MMDataset *>(poDS)->mask_band ? GMF_PER_DATASET
+                                                     : GDALRasterBand::GetMaskFlags();
+}
+
+GDALRasterBand *MMRasterBand::GetMaskBand() {
+    auto *m = static_cast<MMDataset *>(poDS)->mask_band;
+    return m ? m : GDALRasterBand::GetMaskBand();
+}
+
+MMMaskBand::MMMaskBand(MMDataset *ds) {
+    poDS = ds;
+    nBand = 0;
+    nRasterXSize = ds->GetRasterXSize();
+    nRasterYSize = ds->GetRasterYSize();
+    eDataType = GDT_Byte;
+    nBlockXSize = BLOCK;
+    nBlockYSize = BLOCK;
+}
+
+CPLErr MMMaskBand::IReadBlock(int bx, int by, void *image) {
+    return static_cast<MMDataset *>(poDS)->Render(bx, by, 0, image);
 }
 
 int MMRasterBand::GetOverviewCount() {

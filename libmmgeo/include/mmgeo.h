@@ -340,6 +340,8 @@ typedef struct {
     GDALDataType type;
     int has_nodata;
     double nodata;
+    int has_mask; /* no nodata value but a source has a mask: mmgeo_run writes a per-dataset
+                     mask (the render's mask output) */
     int window, overlap, reduce;
 } mmgeo_region_info_t;
 
@@ -362,10 +364,11 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
                       size_t errlen);
 void mmgeo_region_info(const mmgeo_region *r, mmgeo_region_info_t *info);
 /* Renders the rectangle (x, y, w, h) of the target into out: bands planes of h rows of w values,
- * the values mmgeo_run writes (already rounded and clipped to the target's data type). Memory:
- * the windows covering the rectangle. */
-int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out, char *err,
-                        size_t errlen);
+ * the values mmgeo_run writes (already rounded and clipped to the target's data type); mask (may
+ * be NULL): h rows of w bytes, 255 where the pixel is valid, else 0. Memory: the windows covering
+ * the rectangle. */
+int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out, uint8_t *mask,
+                        char *err, size_t errlen);
 void mmgeo_region_stats_get(const mmgeo_region *r, mmgeo_region_stats *s);
 void mmgeo_region_close(mmgeo_region *r);
 

@@ -269,6 +269,8 @@ void mmgeo_region_info(const mmgeo_region *r, mmgeo_region_info_t *info) {
     memset(info, 0, sizeof *info);
     info->width = r->W, info->height = r->H, info->bands = r->C, info->type = r->type;
     info->has_nodata = r->nodata_mode, info->nodata = r->nodata;
+    for (int i = 0; i < r->ns && !r->nodata_mode; i++)
+        for (int b = 0; b < r->src[i].nb; b++) info->has_mask |= r->src[i].mask[b] != NULL;
     info->window = r->S, info->overlap = r->O, info->reduce = r->reduce;
 }
 
@@ -328,8 +330,8 @@ static void key_a(const mmgeo_region *r, int kx, int ky, uint8_t out[32]) {
     mmgeo_sha256(buf, sizeof buf, out);
 }
 
-int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out, char *err,
-                        size_t errlen) {
+int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out, uint8_t *mask,
+                        char *err, size_t errlen) {
     if (x < 0 || y < 0 || w < 1 || h < 1 || x > r->W - w || y > r->H - h)
         return mmgeo_fail(err, errlen, "the rectangle %d %d %d %d is not inside the %dx%d raster",
                           x, y, w, h, r->W, r->H);
@@ -478,6 +480,8 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
             out[(size_t)c * rplane + k] =
                 mmgeo_blend_pixel(&r->map, acc[(size_t)c * rplane + k], wsum[k], valid[k],
                                   r->nodata_mode, r->nodata, r->type);
+    if (mask)
+        for (size_t k = 0; k < rplane; k++) mask[k] = valid[k] ? 255 : 0;
     rc = 0;
     goto out;
 

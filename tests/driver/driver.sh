@@ -143,6 +143,19 @@ else
     fail "python3-gdal (osgeo) and numpy are needed ($PY)"
 fi
 
+# a source with a mask and no nodata value: the same pixels and the same per-dataset mask
+gdal_translate -q -a_nodata none -mask 1 "$S" "$T/s/masked_sar.tif"
+$MT "$T/s/masked_sar.tif" "$T/ref_masked_rgb.tif" || fail "mm_translate masked"
+gdal_translate -q $OO "MM:rgb:$T/s/masked_sar.tif" "$T/masked_drv.tif" || fail "driver masked"
+expect 0 "" $PY -c "
+from osgeo import gdal
+a, b = gdal.Open('$T/ref_masked_rgb.tif'), gdal.Open('$T/masked_drv.tif')
+ma, mb = (d.GetRasterBand(1).GetMaskBand().ReadAsArray() for d in (a, b))
+assert b.GetRasterBand(1).GetMaskFlags() == gdal.GMF_PER_DATASET
+assert (ma == 0).sum() > 0 and (ma == mb).all() and (a.ReadAsArray() == b.ReadAsArray()).all()
+print('ok')"
+grep -q ok "$T/out.txt" || fail "masked source: $(cat "$T/err.txt")"
+
 # --- the SQLite cache: a second read computes nothing; two processes at once; a changed source
 C="-oo CACHE=$T/c.sqlite"
 gdal_translate -q $OO $C --config CPL_DEBUG MM "MM:rgb:$S" "$T/c1.tif" 2>"$T/dbg.txt" || fail "cached read 1"

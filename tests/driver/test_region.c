@@ -81,6 +81,7 @@ static void setup_job(const rcase *rc, const char *src, const char *out) {
 static double *g_ref;
 static int g_W, g_H, g_C;
 static GDALDataType g_type;
+static uint8_t *g_mask; /* mmgeo_run's mask, when it wrote one */
 
 static int same_as_ref(const double *out, int x, int y, int w, int h) {
     for (int c = 0; c < g_C; c++)
@@ -101,10 +102,19 @@ static int same_as_ref(const double *out, int x, int y, int w, int h) {
 static int render_check(mmgeo_region *r, int x, int y, int w, int h) {
     double *out = malloc(sizeof(double) * (size_t)g_C * w * h);
     char err[512];
-    int ok = out && mmgeo_region_render(r, x, y, w, h, out, err, sizeof err) == 0;
+    uint8_t *mask = malloc((size_t)w * h);
+    int ok = out && mask && mmgeo_region_render(r, x, y, w, h, out, mask, err, sizeof err) == 0;
     if (!ok) print_message("render %d %d %d %d: %s\n", x, y, w, h, out ? err : "no memory");
     ok = ok && same_as_ref(out, x, y, w, h);
-    free(out);
+    if (ok && g_mask) /* the mask mmgeo_run wrote */
+        for (int rr = 0; rr < h && ok; rr++)
+            for (int q = 0; q < w && ok; q++)
+                if (mask[(size_t)rr * w + q] != g_mask[(size_t)(y + rr) * g_W + x + q]) {
+                    print_message("mask at (%d, %d): %d, mmgeo_run %d\n", x + q, y + rr,
+                                  mask[(size_t)rr * w + q], g_mask[(size_t)(y + rr) * g_W + x + q]);
+                    ok = 0;
+                }
+    free(out), free(mask);
     return ok;
 }
 
@@ -145,6 +155,15 @@ static void run_case(const rcase *rc) {
     assert_int_equal(GDALDatasetRasterIO(ds, GF_Read, 0, 0, g_W, g_H, g_ref, g_W, g_H,
                                          GDT_Float64, g_C, NULL, 0, 0, 0),
                      CE_None);
+    g_mask = NULL;
+    GDALRasterBandH b1 = GDALGetRasterBand(ds, 1);
+    if (GDALGetMaskFlags(b1) == GMF_PER_DATASET) {
+        g_mask = malloc((size_t)g_W * g_H);
+        assert_non_null(g_mask);
+        assert_int_equal(GDALRasterIO(GDALGetMaskBand(b1), GF_Read, 0, 0, g_W, g_H, g_mask, g_W,
+                                      g_H, GDT_Byte, 0, 0),
+                         CE_None);
+    }
     GDALClose(ds);
 
     mmgeo_region_options o;
@@ -161,6 +180,8 @@ static void run_case(const rcase *rc) {
     assert_int_equal(info.bands, g_C);
     assert_int_equal(info.type, g_type);
     assert_int_equal(info.overlap, 8);
+    assert_int_equal(info.has_mask, g_mask != NULL);
+    assert_int_equal(info.has_mask, rc->in.internal_mask && !rc->in.has_nodata);
 
     /* rectangles: odd ones first (the order must not matter), then the whole raster */
     const int rects[][4] = {{37, 29, 1, 1},  {g_W - 1, g_H - 1, 1, 1}, {5, 7, 40, 30},
@@ -194,10 +215,10 @@ static void run_case(const rcase *rc) {
     }
     /* bad rectangles */
     double one[16];
-    assert_int_equal(mmgeo_region_render(r, -1, 0, 1, 1, one, err, sizeof err), MMGEO_ERROR);
+    assert_int_equal(mmgeo_region_render(r, -1, 0, 1, 1, one, NULL, err, sizeof err), MMGEO_ERROR);
     assert_non_null(strstr(err, "not inside"));
-    assert_int_equal(mmgeo_region_render(r, g_W, 0, 1, 1, one, err, sizeof err), MMGEO_ERROR);
-    assert_int_equal(mmgeo_region_render(r, 0, 0, 0, 1, one, err, sizeof err), MMGEO_ERROR);
+    assert_int_equal(mmgeo_region_render(r, g_W, 0, 1, 1, one, NULL, err, sizeof err), MMGEO_ERROR);
+    assert_int_equal(mmgeo_region_render(r, 0, 0, 0, 1, one, NULL, err, sizeof err), MMGEO_ERROR);
     mmgeo_region_close(r);
 
     /* a new region on the same SQLite file: every window from it */
@@ -213,8 +234,8 @@ static void run_case(const rcase *rc) {
     assert_int_equal(mmgeo_region_open(&g_job, &g_proc, &o, &r, err, sizeof err), 0);
     assert_true(render_check(r, 3, 4, g_W - 3, g_H - 4));
     mmgeo_region_close(r);
-    free(g_ref);
-    g_ref = NULL;
+    free(g_ref), free(g_mask);
+    g_ref = NULL, g_mask = NULL;
 }
 
 static void test_region_float(void **state) {
