@@ -55,7 +55,7 @@ static void usage(FILE *f) {
             "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
             "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
             "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
-            "         [--seamless] [--profile MODALITY=SPEC]...\n"
+            "         [--seamless] [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
             "         (-te XMIN YMIN XMAX YMAX (-tr XRES YRES | -ts WIDTH HEIGHT) [-t_srs SRS]\n"
             "          | -like FILE)\n"
             "         (-t MODALITY:FILE)... [FILE]...\n"
@@ -89,6 +89,9 @@ int main(int argc, char **argv) {
     const char *like = NULL, *t_srs = NULL;
     const char *tspec[MMGEO_MAX_IO];
     int n_tspec = 0, seamless = 0;
+    const char *aoi_path = NULL, *aoi_layer = NULL;
+    mmgeo_aoi *aoi = NULL;
+    mmgeo_run_stats stats;
     int has_te = 0, has_tr = 0, has_ts = 0;
     double te[4] = {0}, tr[2] = {0}, ts[2] = {0};
     const char *profiles[MAX_PROFILES];
@@ -96,7 +99,7 @@ int main(int argc, char **argv) {
     mmgeo_job job;
     mmgeo_job_init(&job);
 
-    enum { O_PROFILE = 256, O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS };
+    enum { O_PROFILE = 256, O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS, O_AOI, O_AOI_LAYER };
     static const struct option opts[] = {
         MM_TOOL_OPTIONS,
         MM_TOOL_SAMPLING_OPTIONS,
@@ -107,6 +110,8 @@ int main(int argc, char **argv) {
         {"t_srs", required_argument, 0, O_TSRS},
         {"like", required_argument, 0, O_LIKE},
         {"seamless", no_argument, 0, O_SEAMLESS},
+        {"aoi", required_argument, 0, O_AOI},
+        {"aoi-layer", required_argument, 0, O_AOI_LAYER},
         {0, 0, 0, 0}};
     int o, bad = 0;
     opterr = 1;
@@ -122,6 +127,8 @@ int main(int argc, char **argv) {
         }
         switch (o) {
         case O_SEAMLESS: seamless = 1; break;
+        case O_AOI: aoi_path = optarg; break;
+        case O_AOI_LAYER: aoi_layer = optarg; break;
         case O_PROFILE:
             if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
                 fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
@@ -151,6 +158,10 @@ int main(int argc, char **argv) {
     const uint64_t seed = opt.seed;
     const int seed_set = opt.seed_set;
     char **co = opt.co; /* owned from here on */
+    if (!bad && aoi_layer && !aoi_path) {
+        fprintf(stderr, "%s: --aoi-layer needs --aoi\n", TOOL);
+        bad = 1;
+    }
     if (bad) {
         CSLDestroy(co);
         return 2;
@@ -427,6 +438,23 @@ int main(int argc, char **argv) {
     job.metadata = md;
     job.progress = progress;
     job.warn = warn;
+    job.stats = &stats;
+    if (aoi_path) { /* windows outside skipped, pixels outside masked */
+        if (seamless) {
+            fprintf(stderr, "%s: --aoi works with the blended tiling, not --seamless\n", TOOL);
+            goto done;
+        }
+        if (mmgeo_aoi_open_job(aoi_path, aoi_layer, &job, &aoi, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", TOOL, err);
+            goto done;
+        }
+        job.aoi = aoi;
+        char *a = realpath(aoi_path, NULL);
+        snprintf(buf, sizeof buf, "%s%s%s", a ? a : aoi_path, aoi_layer ? ":" : "",
+                 aoi_layer ? aoi_layer : "");
+        free(a);
+        job.metadata = md = CSLSetNameValue(md, "MM_AOI", buf);
+    }
 
     int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
                      : mmgeo_run(&job, &proc, err, sizeof err);
@@ -439,8 +467,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
     } else {
         rc = 0;
+        if (aoi && !quiet)
+            fprintf(stderr, "%s: %lld of %lld windows outside the AOI skipped\n", TOOL,
+                    stats.skipped_aoi, stats.windows);
     }
 done:
+    mmgeo_aoi_close(aoi);
     CSLDestroy(md);
     CSLDestroy(co);
     CPLFree(wkt);

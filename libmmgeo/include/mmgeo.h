@@ -305,8 +305,9 @@ void mmgeo_aoi_close(mmgeo_aoi *aoi);
 int mmgeo_aoi_window(const mmgeo_aoi *aoi, int ox, int oy, int S, int W, int H, uint8_t *valid);
 /* Whether the pixel rectangle (x, y, w, h) meets the area. */
 int mmgeo_aoi_meets(const mmgeo_aoi *aoi, int x, int y, int w, int h);
-/* The area for a job (after its sources and srcwin are set): on the grid of its first source, and
- * an error when it does not meet the processed extent. Warnings go to the job's warn. */
+/* The area for a job (after its sources and srcwin, or its grid, are set): on the grid of its
+ * first source (or the job's grid when it has no source), and an error when it does not meet the
+ * processed extent. Warnings go to the job's warn. */
 int mmgeo_aoi_open_job(const char *path, const char *layer, const mmgeo_job *job, mmgeo_aoi **out,
                        char *err, size_t errlen);
 /* The same area for another grid of the same CRS (geotransform gt); NULL when out of memory. */

@@ -281,8 +281,29 @@ int mmgeo_aoi_meets(const mmgeo_aoi *a, int x, int y, int w, int h) {
 int mmgeo_aoi_open_job(const char *path, const char *layer, const mmgeo_job *job, mmgeo_aoi **out,
                        char *err, size_t errlen) {
     *out = NULL;
-    if (job->n_sources < 1)
-        return mmgeo_fail(err, errlen, "--aoi: a run without sources has no raster grid");
+    if (job->n_sources < 1) { /* generation: the job's grid */
+        const mmgeo_grid *g = &job->grid;
+        OGRSpatialReferenceH srs = NULL;
+        if (g->srs) {
+            srs = OSRNewSpatialReference(NULL);
+            OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
+            if (OSRSetFromUserInput(srs, g->srs) != OGRERR_NONE) {
+                OSRDestroySpatialReference(srs);
+                return mmgeo_fail(err, errlen, "--aoi: cannot read the CRS '%s'", g->srs);
+            }
+        }
+        int rc = mmgeo_aoi_open(path, layer, g->geotransform, srs, job->warn, job->warn_user, out,
+                                err, errlen);
+        if (srs) OSRDestroySpatialReference(srs);
+        if (rc) return rc;
+        if (g->width < 1 || g->height < 1 || !mmgeo_aoi_meets(*out, 0, 0, g->width, g->height)) {
+            mmgeo_aoi_close(*out);
+            *out = NULL;
+            return mmgeo_fail(err, errlen, "--aoi: '%s'%s%s does not overlap the output grid",
+                              path, layer ? " layer " : "", layer ? layer : "");
+        }
+        return 0;
+    }
     const char *raster = job->sources[0].path;
     if (mmgeo_aoi_open_raster(path, layer, raster, job->warn, job->warn_user, out, err, errlen))
         return MMGEO_ERROR;

@@ -104,6 +104,14 @@ expect 2 "must be a number" $E -projwin 500000 5000000 east 4999920 "$T/scene_sa
 printf '%s' '{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}}, "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[[500000, 5000000], [500300, 5000000], [500000, 4999700], [500000, 5000000]]]}}]}' >"$T/aoi.geojson"
 expect 0 "" $E --aoi "$T/aoi.geojson" "$T/scene_sar.tif" "$T/emb_aoi.tif"
 gdalinfo "$T/emb_aoi.tif" | grep -q "MM_AOI=" || fail "embed --aoi: MM_AOI"
+# mm_generate --aoi on the -like grid: windows outside skipped, pixels outside masked; an area
+# off the grid: an error, nothing written
+$B/mm_generate --threads 1 --steps 1 --model "$MODEL" -like "$T/scene_sar.tif" --aoi "$T/aoi.geojson" "$T/gaoi_rgb.tif" >/dev/null 2>"$T/err.txt" ||
+    fail "generate --aoi: $(cat "$T/err.txt")"
+grep -Eq "[1-9][0-9]* of [0-9]+ windows outside the AOI skipped" "$T/err.txt" || fail "generate --aoi: no window skipped"
+gdalinfo "$T/gaoi_rgb.tif" | grep -q "Mask Flags: PER_DATASET" || fail "generate --aoi: no mask"
+expect 1 "does not overlap the output grid" $G -te 0 0 320 320 -tr 10 10 -t_srs EPSG:32632 --aoi "$T/aoi.geojson" "$T/x_rgb.tif"
+no_file "$T/x_rgb.tif"
 expect 1 "multiple of the token cell" $E --overlap 6 "$T/scene_sar.tif" "$T/x.tif"
 expect 1 "has 3 bands but modality 'sar' needs 1" $E -s sar "$T/scene_rgb.tif" "$T/x.tif"
 no_file "$T/x.tif"
