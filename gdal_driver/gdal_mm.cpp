@@ -100,7 +100,8 @@ class MMDataset final : public GDALDataset {
 };
 
 MMDataset::~MMDataset() {
-    for (auto *o : overviews) delete o;
+    for (auto *o : overviews)
+        delete o;
     delete mask_band;
     if (owner && virt) {
         mmgeo_region_stats st;
@@ -152,17 +153,16 @@ bool MMDataset::Init(mmgeo_virtual *v, int level, MMDataset *base) {
             const double fy = static_cast<double>(GDALGetRasterYSize(src)) / nRasterYSize;
             gt[1] *= fx, gt[2] *= fy, gt[4] *= fx, gt[5] *= fy;
         }
-        if (auto *s = GDALGetSpatialRef(src))
-            srs = *OGRSpatialReference::FromHandle(s);
+        if (auto *s = GDALGetSpatialRef(src)) srs = *OGRSpatialReference::FromHandle(s);
     } else if (level == 0 && GDALGetGCPCount(src) > 0) {
         const int n = GDALGetGCPCount(src);
         GDAL_GCP *g = GDALDuplicateGCPs(n, GDALGetGCPs(src));
         gcps.assign(g, g + n);
         CPLFree(g);
-        if (auto *s = GDALGetGCPSpatialRef(src))
-            gcp_srs = *OGRSpatialReference::FromHandle(s);
+        if (auto *s = GDALGetGCPSpatialRef(src)) gcp_srs = *OGRSpatialReference::FromHandle(s);
     }
-    for (int b = 1; b <= info.bands; b++) SetBand(b, new MMRasterBand(this, b, info.type));
+    for (int b = 1; b <= info.bands; b++)
+        SetBand(b, new MMRasterBand(this, b, info.type));
     if (info.has_mask) mask_band = new MMMaskBand(this);
     if (info.bands > 1) SetMetadataItem("INTERLEAVE", "PIXEL", "IMAGE_STRUCTURE");
     if (level == 0) {
@@ -203,9 +203,8 @@ CPLErr MMDataset::Render(int bx, int by, int band, void *image) {
     const int ts = GDALGetDataTypeSizeBytes(t);
     if (w < BLOCK || h < BLOCK) memset(image, 0, static_cast<size_t>(BLOCK) * BLOCK * ts);
     for (int r = 0; r < h; r++)
-        GDALCopyWords(last.data() + (band - 1) * plane + static_cast<size_t>(r) * w, GDT_Float64,
-                      8, static_cast<GByte *>(image) + static_cast<size_t>(r) * BLOCK * ts, t, ts,
-                      w);
+        GDALCopyWords(last.data() + (band - 1) * plane + static_cast<size_t>(r) * w, GDT_Float64, 8,
+                      static_cast<GByte *>(image) + static_cast<size_t>(r) * BLOCK * ts, t, ts, w);
     return CE_None;
 }
 
@@ -380,9 +379,9 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         double lo, hi;
         bool integer;
     };
-    const Num nums[] = {{"STEPS", 1, 65535, true},   {"GUIDANCE", 0, 100, false},
-                        {"SEED", 0, 1.8e19, true},   {"OVERLAP", 0, 1 << 20, true},
-                        {"THREADS", 0, 4096, true},  {"BATCH", 1, 4096, true},
+    const Num nums[] = {{"STEPS", 1, 65535, true},       {"GUIDANCE", 0, 100, false},
+                        {"SEED", 0, 1.8e19, true},       {"OVERLAP", 0, 1 << 20, true},
+                        {"THREADS", 0, 4096, true},      {"BATCH", 1, 4096, true},
                         {"CACHE_MB", 0, 1 << 20, false}, {"WINDOW", 1, 8192, true}};
     double val[8];
     bool set[8] = {};
@@ -393,9 +392,8 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         val[i] = CPLStrtod(s, &end);
         if (!*s || *end || !(val[i] >= nums[i].lo && val[i] <= nums[i].hi) ||
             (nums[i].integer && val[i] != static_cast<double>(static_cast<long long>(val[i])))) {
-            CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s=%s is not %s from %g to %g",
-                     nums[i].name, s, nums[i].integer ? "an integer" : "a number", nums[i].lo,
-                     nums[i].hi);
+            CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s=%s is not %s from %g to %g", nums[i].name,
+                     s, nums[i].integer ? "an integer" : "a number", nums[i].lo, nums[i].hi);
             return nullptr;
         }
         set[i] = true;
@@ -421,19 +419,18 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         char *end = nullptr;
         const long b = strtol(bands[i], &end, 10);
         if (*end || b < 1 || b > 1 << 20) {
-            CPLError(CE_Failure, CPLE_IllegalArg, "MM: BANDS: '%s' is not a band number",
-                     bands[i]);
+            CPLError(CE_Failure, CPLE_IllegalArg, "MM: BANDS: '%s' is not a band number", bands[i]);
             return nullptr;
         }
         p.bands[p.n_bands++] = static_cast<int>(b);
     }
-    const CPLStringList profiles(
-        CSLTokenizeString2(opt.FetchNameValueDef("PROFILE", ""), ", ", 0));
+    const CPLStringList profiles(CSLTokenizeString2(opt.FetchNameValueDef("PROFILE", ""), ", ", 0));
     if (profiles.size() > MMGEO_MAX_PROFILES) {
         CPLError(CE_Failure, CPLE_IllegalArg, "MM: at most %d PROFILE items", MMGEO_MAX_PROFILES);
         return nullptr;
     }
-    for (int i = 0; i < profiles.size(); i++) p.profiles[p.n_profiles++] = profiles[i];
+    for (int i = 0; i < profiles.size(); i++)
+        p.profiles[p.n_profiles++] = profiles[i];
     if (const char *ot = opt.FetchNameValue("OT")) {
         p.out_type = GDALGetDataTypeByName(ot);
         if (p.out_type == GDT_Unknown) {

@@ -30,12 +30,14 @@ void mmgeo_blend_add(const float *w1, int So, int wx0, int wy0, int gw, int gh, 
         const float wy = w1[py];
         const size_t row = (size_t)(Y - ay0) * aw;
         float *ws = wsum + row + (wx0 - ax0);
-        for (int px = pa; px < pb; px++) ws[px] += wy * w1[px];
+        for (int px = pa; px < pb; px++)
+            ws[px] += wy * w1[px];
         for (int j = 0; j < nt; j++)
             for (int c = 0; c < channels[j]; c++) {
                 const float *d = res[j] + (size_t)c * oplane + (size_t)py * So;
                 float *a = acc[j] + (size_t)c * plane + row + (wx0 - ax0);
-                for (int px = pa; px < pb; px++) a[px] += wy * w1[px] * d[px];
+                for (int px = pa; px < pb; px++)
+                    a[px] += wy * w1[px] * d[px];
             }
     }
 }

@@ -36,10 +36,14 @@ static size_t bucket_of(const uint8_t key[32]) {
 }
 
 static void unlink_lru(mmgeo_cache *c, entry *e) {
-    if (e->prev) e->prev->next = e->next;
-    else c->head = e->next;
-    if (e->next) e->next->prev = e->prev;
-    else c->tail = e->prev;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
     e->prev = e->next = NULL;
 }
 
@@ -53,7 +57,8 @@ static void push_front(mmgeo_cache *c, entry *e) {
 
 static void remove_entry(mmgeo_cache *c, entry *e) {
     entry **p = &c->buckets[bucket_of(e->key)];
-    while (*p && *p != e) p = &(*p)->hnext;
+    while (*p && *p != e)
+        p = &(*p)->hnext;
     if (*p) *p = e->hnext;
     unlink_lru(c, e);
     c->bytes -= sizeof *e + e->n;
@@ -76,10 +81,8 @@ int mmgeo_cache_open(const char *path, size_t mem_bytes, mmgeo_cache **out, char
     pthread_mutex_init(&c->lock, NULL);
     c->limit = mem_bytes;
     if (path && *path) {
-        int rc = sqlite3_open_v2(path, &c->db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                     SQLITE_OPEN_FULLMUTEX,
-                                 NULL);
+        int rc = sqlite3_open_v2(
+            path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
         if (rc != SQLITE_OK) {
             mmgeo_fail(err, errlen, "cannot open the cache '%s': %s", path,
                        c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -109,7 +112,8 @@ int mmgeo_cache_open(const char *path, size_t mem_bytes, mmgeo_cache **out, char
 
 void mmgeo_cache_close(mmgeo_cache *c) {
     if (!c) return;
-    while (c->head) remove_entry(c, c->head);
+    while (c->head)
+        remove_entry(c, c->head);
     sqlite3_finalize(c->get);
     sqlite3_finalize(c->put);
     if (c->db) sqlite3_close(c->db);
@@ -150,7 +154,8 @@ void mmgeo_cache_mem_put(mmgeo_cache *c, const uint8_t key[32], const void *buf,
         c->buckets[b] = e;
         push_front(c, e);
         c->bytes += sizeof *e + n;
-        while (c->bytes > c->limit && c->tail && c->tail != e) remove_entry(c, c->tail);
+        while (c->bytes > c->limit && c->tail && c->tail != e)
+            remove_entry(c, c->tail);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -193,8 +198,8 @@ void mmgeo_cache_disk_purge(mmgeo_cache *c, const char *source, const char *iden
     if (!c->db) return;
     pthread_mutex_lock(&c->lock);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "DELETE FROM mm_windows WHERE source = ? AND ident <> ?", -1,
-                           &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(c->db, "DELETE FROM mm_windows WHERE source = ? AND ident <> ?", -1, &st,
+                           NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ident, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) c->disk_errors++;

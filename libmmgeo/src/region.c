@@ -136,8 +136,9 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
         return mmgeo_fail(err, errlen, "a region renders one target from 1 to %d sources",
                           MMGEO_MAX_IO);
     if (job->align > 1 || job->out_scale > 1 || job->has_srcwin)
-        return mmgeo_fail(err, errlen, "a region takes no grid alignment, scale or source "
-                                       "window");
+        return mmgeo_fail(err, errlen,
+                          "a region takes no grid alignment, scale or source "
+                          "window");
     const int O = job->overlap < 0 ? S / 4 : job->overlap;
     if (O >= S)
         return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
@@ -210,8 +211,9 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
     r->W = GDALGetRasterXSize(r->src[0].ds), r->H = GDALGetRasterYSize(r->src[0].ds);
     for (int i = 1; i < ns; i++)
         if (GDALGetRasterXSize(r->src[i].ds) != r->W || GDALGetRasterYSize(r->src[i].ds) != r->H) {
-            mmgeo_fail(err, errlen, "'%s' is %dx%d pixels but '%s' is %dx%d; the sources must "
-                                    "share one grid",
+            mmgeo_fail(err, errlen,
+                       "'%s' is %dx%d pixels but '%s' is %dx%d; the sources must "
+                       "share one grid",
                        job->sources[i].path, GDALGetRasterXSize(r->src[i].ds),
                        GDALGetRasterYSize(r->src[i].ds), job->sources[0].path, r->W, r->H);
             mmgeo_region_close(r);
@@ -222,8 +224,8 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
     mmgeo_profile_describe(&t->profile, desc, sizeof desc);
     r->type = mmgeo_profile_out_type(&t->profile, t->modality);
     r->settings = append(r->settings, "target: %s, %s, %s\nwindow %d, overlap %d, reduce %d\n%s",
-                         t->modality ? t->modality : "", desc, GDALGetDataTypeName(r->type), S,
-                         O, r->reduce, opt->key ? opt->key : "");
+                         t->modality ? t->modality : "", desc, GDALGetDataTypeName(r->type), S, O,
+                         r->reduce, opt->key ? opt->key : "");
     if (!r->settings || !r->source_tag || !r->ident) {
         mmgeo_region_close(r);
         return mmgeo_fail(err, errlen, "out of memory");
@@ -259,7 +261,8 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
     }
     mmgeo_grid_origins(r->W, S, O, r->ox, r->nx);
     mmgeo_grid_origins(r->H, S, O, r->oy, r->ny);
-    for (int i = 0; i < S; i++) r->w1[i] = mmgeo_blend_weight(i, S, O);
+    for (int i = 0; i < S; i++)
+        r->w1[i] = mmgeo_blend_weight(i, S, O);
     mmgeo_cache_disk_purge(r->sh->cache, r->source_tag, r->ident);
     *out = r;
     return 0;
@@ -270,7 +273,8 @@ void mmgeo_region_info(const mmgeo_region *r, mmgeo_region_info_t *info) {
     info->width = r->W, info->height = r->H, info->bands = r->C, info->type = r->type;
     info->has_nodata = r->nodata_mode, info->nodata = r->nodata;
     for (int i = 0; i < r->ns && !r->nodata_mode; i++)
-        for (int b = 0; b < r->src[i].nb; b++) info->has_mask |= r->src[i].mask[b] != NULL;
+        for (int b = 0; b < r->src[i].nb; b++)
+            info->has_mask |= r->src[i].mask[b] != NULL;
     info->window = r->S, info->overlap = r->O, info->reduce = r->reduce;
 }
 
@@ -290,7 +294,9 @@ typedef struct {
     float *tiles; /* the sources' tiles when computed */
 } win;
 
-static inline uint64_t rotl64(uint64_t x, int r) { return x << r | x >> (64 - r); }
+static inline uint64_t rotl64(uint64_t x, int r) {
+    return x << r | x >> (64 - r);
+}
 static inline uint64_t mix64(uint64_t x) { /* a bijective avalanche of 64 bits */
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
@@ -314,7 +320,8 @@ static void checksum128(const void *data, size_t n, uint64_t out[2]) {
         a += b;
     }
     uint64_t t[2] = {0, 0};
-    for (int k = 0; i < n; i++, k++) t[k / 8] |= (uint64_t)p[i] << (8 * (k % 8));
+    for (int k = 0; i < n; i++, k++)
+        t[k / 8] |= (uint64_t)p[i] << (8 * (k % 8));
     a = mix64(a ^ t[0]), b = mix64(b + a + t[1]);
     out[0] = mix64(a + b), out[1] = mix64(b ^ out[0]);
 }
@@ -340,13 +347,18 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
     const size_t vbytes = (size_t)C * plane * sizeof(float) + plane + 1;
     const size_t vstride = (vbytes + 15) / 16 * 16; /* each window's floats aligned */
     int ka = 0, kb = r->nx - 1, la = 0, lb = r->ny - 1;
-    while (r->ox[ka] + S <= x) ka++;
-    while (r->ox[kb] >= x + w) kb--;
-    while (r->oy[la] + S <= y) la++;
-    while (r->oy[lb] >= y + h) lb--;
+    while (r->ox[ka] + S <= x)
+        ka++;
+    while (r->ox[kb] >= x + w)
+        kb--;
+    while (r->oy[la] + S <= y)
+        la++;
+    while (r->oy[lb] >= y + h)
+        lb--;
     const int nwx = kb - ka + 1, nw = nwx * (lb - la + 1);
     int sumc = 0;
-    for (int i = 0; i < ns; i++) sumc += r->proc.src_channels[i];
+    for (int i = 0; i < ns; i++)
+        sumc += r->proc.src_channels[i];
 
     int rc = MMGEO_ERROR;
     pthread_mutex_lock(&r->sh->lock); /* the whole render: the scratch buffer is the region's */
@@ -392,12 +404,12 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
         memset(tv, 1, plane);
         for (int i = 0, c0 = 0; i < ns; c0 += r->proc.src_channels[i], i++)
             if (mmgeo_read_window(&r->src[i], r->W, r->H, S, r->ox[q->kx], r->oy[q->ky],
-                                  q->tiles + (size_t)c0 * plane, tv, r->raw, r->mraw, err,
-                                  errlen))
+                                  q->tiles + (size_t)c0 * plane, tv, r->raw, r->mraw, err, errlen))
                 goto out;
         int any = 0;
         for (int py = 0; py < S && r->oy[q->ky] + py < r->H; py++)
-            for (int px = 0; px < S && r->ox[q->kx] + px < r->W; px++) any |= tv[py * S + px];
+            for (int px = 0; px < S && r->ox[q->kx] + px < r->W; px++)
+                any |= tv[py * S + px];
         q->val[vbytes - 1] = (unsigned char)any;
         if (!any) { /* entirely nodata: no model run (as mmgeo_run) */
             memset(q->val, 0, (size_t)C * plane * sizeof(float));
@@ -411,8 +423,8 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
         checksum128(q->tiles, sizeof(float) * (size_t)sumc * plane, kb2 + 4);
         checksum128(tv, plane, kb2 + 6);
         mmgeo_sha256(kb2, sizeof kb2, q->key_b);
-        if (r->sh->cache &&
-            mmgeo_cache_disk_get(r->sh->cache, q->key_b, q->val, (size_t)C * plane * sizeof(float))) {
+        if (r->sh->cache && mmgeo_cache_disk_get(r->sh->cache, q->key_b, q->val,
+                                                 (size_t)C * plane * sizeof(float))) {
             st->disk_hits++;
             mmgeo_cache_mem_put(r->sh->cache, q->key_a, q->val, vbytes);
             continue;
@@ -481,7 +493,8 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
                 mmgeo_blend_pixel(&r->map, acc[(size_t)c * rplane + k], wsum[k], valid[k],
                                   r->nodata_mode, r->nodata, r->type);
     if (mask)
-        for (size_t k = 0; k < rplane; k++) mask[k] = valid[k] ? 255 : 0;
+        for (size_t k = 0; k < rplane; k++)
+            mask[k] = valid[k] ? 255 : 0;
     rc = 0;
     goto out;
 
@@ -490,8 +503,10 @@ nomem:
 out:
     pthread_mutex_unlock(&r->sh->lock);
     if (ws)
-        for (int k = 0; k < nw; k++) free(ws[k].tiles);
+        for (int k = 0; k < nw; k++)
+            free(ws[k].tiles);
     free(ws), free(ids), free(slot), free(bdst);
-    for (int i = 0; i < ns; i++) free(bsrc[i]);
+    for (int i = 0; i < ns; i++)
+        free(bsrc[i]);
     return rc;
 }

@@ -40,7 +40,8 @@ void mmgeo_virtual_params_init(mmgeo_virtual_params *p) {
 
 void mmgeo_virtual_close(mmgeo_virtual *v) {
     if (!v) return;
-    for (int l = v->n_levels - 1; l >= 0; l--) mmgeo_region_close(v->levels[l]);
+    for (int l = v->n_levels - 1; l >= 0; l--)
+        mmgeo_region_close(v->levels[l]);
     if (v->ds0) GDALClose(v->ds0);
     mm_context_free(v->ctx);
     mm_model_close(v->model);
@@ -49,13 +50,21 @@ void mmgeo_virtual_close(mmgeo_virtual *v) {
     free(v);
 }
 
-int mmgeo_virtual_levels(const mmgeo_virtual *v) { return v->n_levels; }
+int mmgeo_virtual_levels(const mmgeo_virtual *v) {
+    return v->n_levels;
+}
 mmgeo_region *mmgeo_virtual_region(mmgeo_virtual *v, int level) {
     return level >= 0 && level < v->n_levels ? v->levels[level] : NULL;
 }
-GDALDatasetH mmgeo_virtual_source(const mmgeo_virtual *v) { return v->ds0; }
-char **mmgeo_virtual_metadata(const mmgeo_virtual *v) { return v->md; }
-const char *mmgeo_virtual_overview_note(const mmgeo_virtual *v) { return v->note; }
+GDALDatasetH mmgeo_virtual_source(const mmgeo_virtual *v) {
+    return v->ds0;
+}
+char **mmgeo_virtual_metadata(const mmgeo_virtual *v) {
+    return v->md;
+}
+const char *mmgeo_virtual_overview_note(const mmgeo_virtual *v) {
+    return v->note;
+}
 
 /* The ground sample distance of a raster in metres (the larger of the two pixel sides), or 0
  * when it has no usable geotransform. Geographic CRSs: degrees at the raster's centre latitude
@@ -104,8 +113,8 @@ static void add_overviews(mmgeo_virtual *v) {
         const double g = gsd * f;
         if (g > hi) {
             snprintf(v->note, sizeof v->note,
-                     "overviews end at factor %d: %g m is beyond the model's GSD range %g-%g m",
-                     f, g, lo, hi);
+                     "overviews end at factor %d: %g m is beyond the model's GSD range %g-%g m", f,
+                     g, lo, hi);
             break;
         }
         pw = (info.width + f - 1) / f, ph = (info.height + f - 1) / f;
@@ -129,8 +138,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     *out = NULL;
     if (!p->target || !*p->target) return mmgeo_fail(err, errlen, "no target modality");
     if (p->n_sources < 1 || p->n_sources > MMGEO_MAX_IO)
-        return mmgeo_fail(err, errlen, "from 1 to %d sources, not %d", MMGEO_MAX_IO,
-                          p->n_sources);
+        return mmgeo_fail(err, errlen, "from 1 to %d sources, not %d", MMGEO_MAX_IO, p->n_sources);
     if (p->n_bands && p->n_sources > 1)
         return mmgeo_fail(err, errlen, "bands are selected for a single source");
     if (p->n_bands < 0 || p->n_bands > MMGEO_MAX_BANDS || p->n_profiles < 0 ||
@@ -140,8 +148,8 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     mmgeo_virtual *v = calloc(1, sizeof *v);
     if (!v) return mmgeo_fail(err, errlen, "out of memory");
     const char *model_path = p->model_path && *p->model_path ? p->model_path
-                             : getenv("MM_MODEL")             ? getenv("MM_MODEL")
-                                                              : p->default_model;
+                             : getenv("MM_MODEL")            ? getenv("MM_MODEL")
+                                                             : p->default_model;
     if (!model_path) {
         mmgeo_virtual_close(v);
         return mmgeo_fail(err, errlen, "no model (MODEL option or MM_MODEL)");
@@ -172,8 +180,8 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         snprintf(v->paths[i], sizeof v->paths[i], "%s", p->source_paths[i]);
         CPLErrorReset();
         CPLPushErrorHandler(CPLQuietErrorHandler);
-        GDALDatasetH ds = GDALOpenEx(v->paths[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL,
-                                     NULL);
+        GDALDatasetH ds =
+            GDALOpenEx(v->paths[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
         CPLPopErrorHandler();
         VSIStatBufL st;
         if (!ds) {
@@ -212,8 +220,10 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         const GDALDataType dt = b1 >= 1 && b1 <= GDALGetRasterCount(ds)
                                     ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
                                     : GDT_Byte;
-        if (i == 0) v->ds0 = ds;
-        else GDALClose(ds);
+        if (i == 0)
+            v->ds0 = ds;
+        else
+            GDALClose(ds);
         mmgeo_model_geo_source_profile(&v->geo, m, names[m], dt, &s->profile);
         mp->source_mods[i] = m;
         proc->src_channels[i] = mm_model_modality_channels(model, m);
@@ -289,16 +299,20 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         mm_context_params_default(&cp);
         cp.n_threads = p->threads;
         if (p->device && *p->device) {
-            if (!strcasecmp(p->device, "cpu")) cp.device = MM_DEVICE_CPU;
-            else if (!strcasecmp(p->device, "cuda")) cp.device = MM_DEVICE_CUDA;
+            if (!strcasecmp(p->device, "cpu"))
+                cp.device = MM_DEVICE_CPU;
+            else if (!strcasecmp(p->device, "cuda"))
+                cp.device = MM_DEVICE_CUDA;
             else {
                 mmgeo_fail(err, errlen, "unknown device '%s' (cpu, cuda)", p->device);
                 goto fail;
             }
         }
         if (p->precision && *p->precision) {
-            if (!strcasecmp(p->precision, "bf16")) cp.precision = MM_PRECISION_BF16;
-            else if (!strcasecmp(p->precision, "fp32")) cp.precision = MM_PRECISION_FP32;
+            if (!strcasecmp(p->precision, "bf16"))
+                cp.precision = MM_PRECISION_BF16;
+            else if (!strcasecmp(p->precision, "fp32"))
+                cp.precision = MM_PRECISION_FP32;
             else {
                 mmgeo_fail(err, errlen, "unknown precision '%s' (bf16, fp32)", p->precision);
                 goto fail;

@@ -91,8 +91,8 @@ static int same_as_ref(const double *out, int x, int y, int w, int h) {
                 if (g_type == GDT_Float32) v = (float)v; /* what the file stores */
                 const double e = g_ref[((size_t)c * g_H + y + r) * g_W + x + q];
                 if (memcmp(&v, &e, sizeof v) != 0) {
-                    print_message("band %d pixel (%d, %d): %.9g, mmgeo_run %.9g\n", c + 1,
-                                  x + q, y + r, v, e);
+                    print_message("band %d pixel (%d, %d): %.9g, mmgeo_run %.9g\n", c + 1, x + q,
+                                  y + r, v, e);
                     return 0;
                 }
             }
@@ -152,8 +152,8 @@ static void run_case(const rcase *rc) {
     g_type = GDALGetRasterDataType(GDALGetRasterBand(ds, 1));
     g_ref = malloc(sizeof(double) * (size_t)g_C * g_W * g_H);
     assert_non_null(g_ref);
-    assert_int_equal(GDALDatasetRasterIO(ds, GF_Read, 0, 0, g_W, g_H, g_ref, g_W, g_H,
-                                         GDT_Float64, g_C, NULL, 0, 0, 0),
+    assert_int_equal(GDALDatasetRasterIO(ds, GF_Read, 0, 0, g_W, g_H, g_ref, g_W, g_H, GDT_Float64,
+                                         g_C, NULL, 0, 0, 0),
                      CE_None);
     g_mask = NULL;
     GDALRasterBandH b1 = GDALGetRasterBand(ds, 1);
@@ -278,7 +278,8 @@ static void test_region_bad_job(void **state) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "%s/mm_region_test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(g_dir, sizeof g_dir, "%s/mm_region_test.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir)) return 1;
     GDALAllRegister();
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_region_float),
