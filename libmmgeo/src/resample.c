@@ -181,6 +181,33 @@ static int CPL_STDCALL scaled(double f, const char *msg, void *arg) {
     return s->fn(s->a + f * (s->b - s->a), msg, s->arg);
 }
 
+/* Warnings of the inner runs name the user's files, not the warped VRTs and working files. */
+typedef struct {
+    mmgeo_warn_fn fn;
+    void *user;
+    int n;
+    const char *from[3 * MMGEO_MAX_IO], *to[3 * MMGEO_MAX_IO];
+} renamer;
+static void renamed(void *user, const char *msg) {
+    const renamer *r = user;
+    char out[2048];
+    size_t o = 0;
+    while (*msg && o + 1 < sizeof out) {
+        int hit = -1;
+        for (int i = 0; i < r->n && hit < 0; i++)
+            if (r->from[i][0] && strncmp(msg, r->from[i], strlen(r->from[i])) == 0) hit = i;
+        if (hit >= 0) {
+            o += (size_t)snprintf(out + o, sizeof out - o, "%s", r->to[hit]);
+            if (o >= sizeof out) o = sizeof out - 1;
+            msg += strlen(r->from[hit]);
+        } else {
+            out[o++] = *msg++;
+        }
+    }
+    out[o] = 0;
+    r->fn(r->user, out);
+}
+
 int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd, char *err,
                   size_t errlen) {
     if (job->n_sources < 1)
@@ -220,6 +247,14 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
     const double gtk[6] = {gt[0], gt[1] * kx, gt[2] * ky, gt[3], gt[4] * kx, gt[5] * ky};
     /* 1. the sources on the working grid (and the AOI) */
     mmgeo_job j1 = *job;
+    renamer rn = {job->warn, job->warn_user, 0, {0}, {0}};
+    for (int i = 0; i < ns; i++)
+        rn.from[rn.n] = fwd[i], rn.to[rn.n++] = job->sources[i].path;
+    for (int j = 0; j < nt; j++) {
+        rn.from[rn.n] = back[j], rn.to[rn.n++] = job->sources[0].path;
+        rn.from[rn.n] = work[j], rn.to[rn.n++] = job->targets[j].path;
+    }
+    if (job->warn) j1.warn = renamed, j1.warn_user = &rn;
     if (job->aoi && !(aoi = mmgeo_aoi_regrid(job->aoi, gtk))) {
         mmgeo_fail(err, errlen, "out of memory");
         goto out;
@@ -277,6 +312,7 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
         GDALClose(w);
         if (e) goto out;
         mmgeo_job j2 = *job;
+        if (job->warn) j2.warn = renamed, j2.warn_user = &rn;
         j2.n_sources = 1;
         j2.sources[0].path = back[j];
         j2.sources[0].modality = job->targets[j].modality;
