@@ -438,8 +438,11 @@ void mmgeo_gsd_check(const mmgeo_job *job, const mmgeo_model_geo *geo, double wo
  * grid of the same extent with pixels of about gsd metres (rounded to whole pixels), the processor
  * runs there into temporary Float32 rasters next to the targets, and each result is warped back
  * onto the first source's grid and written as mmgeo_run writes the target (size, geotransform,
- * CRS, nodata or mask, metadata, format, temporary name). Needs a geotransform and a CRS; takes no
- * srcwin or out_scale. With several targets, a failure after the first is written leaves it. */
+ * CRS, nodata or mask, metadata, format, temporary name). With a srcwin, the working run covers
+ * the working pixels under it plus a margin for the resampling kernels, so the result equals the
+ * same region of a full --gsd run to within float rounding of the warper's coordinates. Needs a
+ * geotransform and a CRS; no out_scale. With several targets, a failure after the first is
+ * written leaves it. */
 int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd, char *err,
                   size_t errlen);
 

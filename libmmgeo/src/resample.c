@@ -214,8 +214,8 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
         return mmgeo_fail(err, errlen,
                           "--gsd resamples the sources: a run without sources "
                           "has its grid already");
-    if (job->has_srcwin || job->out_scale > 1)
-        return mmgeo_fail(err, errlen, "--gsd takes no source window (-srcwin, -projwin)");
+    if (job->out_scale > 1)
+        return mmgeo_fail(err, errlen, "--gsd does not write scaled outputs (token grids)");
     if (!(gsd > 0) || !isfinite(gsd))
         return mmgeo_fail(err, errlen, "--gsd must be a positive number of metres");
     const int ns = job->n_sources, nt = job->n_targets;
@@ -260,6 +260,15 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
         goto out;
     }
     j1.aoi = aoi;
+    if (job->has_srcwin) { /* the working pixels under it, with a margin for the kernels */
+        const int *w = job->srcwin;
+        const int m = 2 + (int)ceil(1.0 / (kx < ky ? kx : ky));
+        int a0 = (int)floor(w[0] / kx) - m, b0 = (int)floor(w[1] / ky) - m;
+        int a1 = (int)ceil((w[0] + w[2]) / kx) + m, b1 = (int)ceil((w[1] + w[3]) / ky) + m;
+        a0 = a0 < 0 ? 0 : a0, b0 = b0 < 0 ? 0 : b0;
+        a1 = a1 > Wk ? Wk : a1, b1 = b1 > Hk ? Hk : b1;
+        j1.srcwin[0] = a0, j1.srcwin[1] = b0, j1.srcwin[2] = a1 - a0, j1.srcwin[3] = b1 - b0;
+    }
     for (int i = 0; i < ns; i++) {
         GDALDatasetH s = open_abs(job->sources[i].path, abs, sizeof abs);
         if (!s) {

@@ -95,7 +95,9 @@ ls -a "$T" | grep -q mmgsd && fail "--gsd: a working file is left"
 # warnings name the user's files, not the working ones
 expect 0 "nodata value -9999 of '$T/scene_sar.tif'" $MTI --gsd 20 "$T/scene_sar.tif" "$T/gsd_b_rgb.tif"
 grep -q vsimem "$T/err.txt" && fail "--gsd: a warning names a working file: $(cat "$T/err.txt")"
-expect 1 "source window" $MTI --gsd 20 -srcwin 0 0 30 30 "$T/scene_sar.tif" "$T/y_rgb.tif"
+expect 0 "" $MTI -ot Float32 --gsd 20 -projwin 500100 4999900 500400 4999700 "$T/scene_sar.tif" "$T/gsd_w_rgb.tif"
+gdalinfo "$T/gsd_w_rgb.tif" | grep -q "Size is 30, 20" || fail "--gsd -projwin: size"
+gdalinfo "$T/gsd_w_rgb.tif" | grep -q "Origin = (500100.000000000000000,4999900.000000000000000)" || fail "--gsd -projwin: origin"
 expect 2 "positive" $MTI --gsd -5 "$T/scene_sar.tif" "$T/y_rgb.tif"
 no_file "$T/y_rgb.tif"
 
