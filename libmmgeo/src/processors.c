@@ -49,11 +49,15 @@ int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
     return 0;
 }
 
-int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *info,
-                        size_t infolen, char *err, size_t errlen) {
+int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *info, size_t infolen,
+                        char *err, size_t errlen) {
     const int automatic = *batch <= 0;
-    const mm_workload w = {automatic ? 1 : *batch, mp->n_sources, mp->source_mods,
-                           mp->n_targets,  mp->target_mods, mp->params.guidance};
+    const mm_workload w = {.n_tiles = automatic ? 1 : *batch,
+                           .n_sources = mp->n_sources,
+                           .source_mods = mp->source_mods,
+                           .n_targets = mp->n_targets,
+                           .target_mods = mp->target_mods,
+                           .guidance = mp->params.guidance};
     mm_memory_plan plan;
     const mm_status s = automatic ? mm_context_reserve_auto(mp->ctx, &w, max, 0, &plan)
                                   : mm_context_reserve(mp->ctx, &w, 0, &plan);
