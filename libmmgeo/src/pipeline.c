@@ -109,8 +109,11 @@ done:
 int mmgeo_pipe_read_window(mmgeo_pipe *p, int i, mmgeo_src *src, int W, int H, int S, int ox,
                            int oy, float *tile, uint8_t *valid, double *raw, uint8_t *mraw,
                            char *err, size_t errlen) {
-    if (!p || !p->rd_on || i < 0 || i >= p->ns || S != p->S)
+    if (!p || !p->rd_on)
         return mmgeo_read_window(src, W, H, S, ox, oy, tile, valid, raw, mraw, err, errlen);
+    if (i < 0 || i >= p->ns || S != p->S || src != &p->src[i]) /* the reader owns the sources */
+        return mmgeo_fail(err, errlen, "pipeline: source %d of window size %d is not the reader's",
+                          i, S);
     pthread_mutex_lock(&p->mu);
     slot *s = NULL;
     for (;;) {
