@@ -307,8 +307,8 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         CPLXMLNode *root = CPLParseXMLFile(info->pszFilename);
         CPLXMLNode *ds = root ? CPLGetXMLNode(root, "=MMDataset") : nullptr;
         if (!ds) {
-            CPLError(CE_Failure, CPLE_OpenFailed, "MM: '%s' has no <MMDataset> element",
-                     info->pszFilename);
+            CPLError(CE_Failure, CPLE_OpenFailed, "MM: '%s' %s", info->pszFilename,
+                     root ? "has no <MMDataset> element" : "is not well-formed XML");
             CPLDestroyXMLNode(root);
             return nullptr;
         }

@@ -250,6 +250,8 @@ cp "$S" "$T/s/noname.tif"
 expect 1 "cannot tell the modality of '$T/s/noname.tif'" gdalinfo $OO "MM:rgb:$T/s/noname.tif"
 echo '<MMDataset target="rgb"></MMDataset>' >"$T/s/empty.mmvrt"
 expect 1 "needs a target modality" gdalinfo "$T/s/empty.mmvrt"
+echo '<MMDataset target="rgb"><Source>' >"$T/s/broken.mmvrt"
+expect 1 "is not well-formed XML" gdalinfo "$T/s/broken.mmvrt"
 mkdir "$T/ro" && expect 1 "cannot open the cache" gdalinfo $OO -oo CACHE="$T/ro/no/such/dir/c.sqlite" "MM:rgb:$S"
 
 [ "$fails" -eq 0 ] && echo "gdal_MM driver: all checks passed"
