@@ -62,6 +62,13 @@ done
 expect 0 "" gdalinfo $OO "MM:sar:$T/s/scene_rgb.tif"
 grep -q "Band 1 Block=256x256 Type=Float32" "$T/out.txt" || fail "gdalinfo: SAR is Float32 dB"
 
+# a source georeferenced by GCPs: the dataset has its GCPs
+gdal_translate -q -gcp 0 0 500000 5000000 -gcp 72 0 500720 5000000 -gcp 0 54 500000 4999460 \
+    "$S" "$T/s/gcp_sar.tif"
+expect 0 "" gdalinfo $OO "MM:rgb:$T/s/gcp_sar.tif"
+grep -q "GCP\[  2\]: Id=3" "$T/out.txt" && grep -q "(0,54) -> (500000,4999460" "$T/out.txt" ||
+    fail "GCPs: $(grep GCP "$T/out.txt")"
+
 # --- full reads and unaligned windows equal mm_translate's output (RGB from SAR, SAR from RGB)
 $MT "$S" "$T/ref_rgb.tif" 2>/dev/null || fail "mm_translate sar -> rgb"
 $MT -t sar "$T/s/scene_rgb.tif" "$T/ref_sar.tif" || fail "mm_translate rgb -> sar"
