@@ -177,6 +177,12 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     const int ns = p->n_sources;
     job->n_sources = ns;
     for (int i = 0; i < ns; i++) {
+        if (!p->source_paths[i] || !*p->source_paths[i] ||
+            strlen(p->source_paths[i]) >= sizeof v->paths[i]) {
+            mmgeo_fail(err, errlen, "source %d: %s", i + 1,
+                       p->source_paths[i] && *p->source_paths[i] ? "path too long" : "no path");
+            goto fail;
+        }
         snprintf(v->paths[i], sizeof v->paths[i], "%s", p->source_paths[i]);
         CPLErrorReset();
         CPLPushErrorHandler(CPLQuietErrorHandler);
