@@ -56,6 +56,7 @@ static void usage(FILE *f) {
             "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
             "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
             "         [--seamless] [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
+            "         [--gsd M]\n"
             "         (-te XMIN YMIN XMAX YMAX (-tr XRES YRES | -ts WIDTH HEIGHT) [-t_srs SRS]\n"
             "          | -like FILE)\n"
             "         (-t MODALITY:FILE)... [FILE]...\n"
@@ -92,6 +93,7 @@ int main(int argc, char **argv) {
     const char *aoi_path = NULL, *aoi_layer = NULL;
     mmgeo_aoi *aoi = NULL;
     mmgeo_run_stats stats;
+    double gsd = 0; /* --gsd: the working resolution, metres */
     int has_te = 0, has_tr = 0, has_ts = 0;
     double te[4] = {0}, tr[2] = {0}, ts[2] = {0};
     const char *profiles[MAX_PROFILES];
@@ -99,7 +101,7 @@ int main(int argc, char **argv) {
     mmgeo_job job;
     mmgeo_job_init(&job);
 
-    enum { O_PROFILE = 256, O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS, O_AOI, O_AOI_LAYER };
+    enum { O_PROFILE = 256, O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS, O_AOI, O_AOI_LAYER, O_GSD };
     static const struct option opts[] = {
         MM_TOOL_OPTIONS,
         MM_TOOL_SAMPLING_OPTIONS,
@@ -112,6 +114,7 @@ int main(int argc, char **argv) {
         {"seamless", no_argument, 0, O_SEAMLESS},
         {"aoi", required_argument, 0, O_AOI},
         {"aoi-layer", required_argument, 0, O_AOI_LAYER},
+        {"gsd", required_argument, 0, O_GSD},
         {0, 0, 0, 0}};
     int o, bad = 0;
     opterr = 1;
@@ -129,6 +132,13 @@ int main(int argc, char **argv) {
         case O_SEAMLESS: seamless = 1; break;
         case O_AOI: aoi_path = optarg; break;
         case O_AOI_LAYER: aoi_layer = optarg; break;
+        case O_GSD:
+            bad = mm_arg_double(TOOL, "--gsd", optarg, &gsd);
+            if (!bad && !(gsd > 0)) {
+                fprintf(stderr, "%s: --gsd must be a positive number of metres\n", TOOL);
+                bad = 1;
+            }
+            break;
         case O_PROFILE:
             if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
                 fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
@@ -456,8 +466,19 @@ int main(int argc, char **argv) {
         job.metadata = md = CSLSetNameValue(md, "MM_AOI", buf);
     }
 
+    if (gsd > 0) {
+        if (seamless) {
+            fprintf(stderr, "%s: --gsd works with the blended tiling, not --seamless\n", TOOL);
+            goto done;
+        }
+        snprintf(buf, sizeof buf, "%g", gsd);
+        job.metadata = md = CSLSetNameValue(md, "MM_GSD", buf);
+    }
+    if (!quiet) mmgeo_gsd_check(&job, &geo, gsd); /* a warning outside the model's GSD range */
+
     int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
-                     : mmgeo_run(&job, &proc, err, sizeof err);
+            : gsd > 0 ? mmgeo_run_gsd(&job, &proc, gsd, err, sizeof err)
+                      : mmgeo_run(&job, &proc, err, sizeof err);
     if (r == MMGEO_INTERRUPTED) {
         if (!quiet) fputc('\n', stderr);
         fprintf(stderr, "%s: interrupted; nothing was written\n", TOOL);

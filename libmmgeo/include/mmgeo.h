@@ -430,19 +430,20 @@ const char *mmgeo_virtual_overview_note(const mmgeo_virtual *v);
  * geotransform and the CRS's linear unit, or for a geographic CRS with the ellipsoid's radii of
  * curvature at the scene centre. MMGEO_ERROR without a geotransform or a CRS. */
 int mmgeo_raster_gsd(const char *path, double *gsd_x, double *gsd_y, char *err, size_t errlen);
-/* Warns (job->warn) when the model states a GSD range and the job's first source lies outside it
- * (working_gsd 0), or when working_gsd (> 0, --gsd) does. Silent when it cannot tell. */
+/* Warns (job->warn) when the model states a GSD range and the job's first source (or, without
+ * sources, its grid) lies outside it (working_gsd 0), or when working_gsd (> 0, --gsd) does.
+ * Silent when it cannot tell. */
 void mmgeo_gsd_check(const mmgeo_job *job, const mmgeo_model_geo *geo, double working_gsd);
 /* mmgeo_run at a working resolution of gsd metres per pixel: the sources are warped (GDAL's
  * warper: average when coarsening, bilinear when refining; warped VRTs, nothing copied) onto the
  * grid of the same extent with pixels of about gsd metres (rounded to whole pixels), the processor
  * runs there into temporary Float32 rasters next to the targets, and each result is warped back
- * onto the first source's grid and written as mmgeo_run writes the target (size, geotransform,
- * CRS, nodata or mask, metadata, format, temporary name). With a srcwin, the working run covers
- * the working pixels under it plus a margin for the resampling kernels, so the result equals the
- * same region of a full --gsd run to within float rounding of the warper's coordinates. Needs a
- * geotransform and a CRS; no out_scale. With several targets, a failure after the first is
- * written leaves it. */
+ * onto the first source's grid (a run without sources: the job's grid) and written as mmgeo_run
+ * writes the target (size, geotransform, CRS, nodata or mask, metadata, format, temporary name;
+ * several targets are renamed into place once all are written). With a srcwin, the working run
+ * covers the working pixels under it plus a margin for the resampling kernels, so the result
+ * equals the same region of a full --gsd run to within float rounding of the warper's
+ * coordinates. Needs a geotransform and a CRS; no out_scale. */
 int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd, char *err,
                   size_t errlen);
 

@@ -20,29 +20,25 @@ static const char *gdal_msg(void) {
     return m && *m ? m : "unknown GDAL error";
 }
 
-/* Metres per pixel along the raster's two axes. */
-static int gsd_of(GDALDatasetH ds, double *gx, double *gy, char *err, size_t errlen) {
-    double gt[6];
-    if (GDALGetGeoTransform(ds, gt) != CE_None)
-        return mmgeo_fail(err, errlen, "'%s' has no geotransform, so no ground sample distance",
-                          GDALGetDescription(ds));
+/* Metres per pixel along the two axes of a W x H grid of geotransform gt in srs (name: for
+ * messages). */
+static int gsd_of_grid(const double gt[6], OGRSpatialReferenceH srs, int W, int H, const char *name,
+                       double *gx, double *gy, char *err, size_t errlen) {
     double sx = hypot(gt[1], gt[4]), sy = hypot(gt[2], gt[5]); /* CRS units per pixel */
-    OGRSpatialReferenceH srs = GDALGetSpatialRef(ds);
     if (!srs)
         return mmgeo_fail(err, errlen,
                           "'%s' has no coordinate reference system, so no ground "
                           "sample distance",
-                          GDALGetDescription(ds));
+                          name);
     if (OSRIsGeographic(srs)) {
         /* degrees -> metres on the ellipsoid at the scene centre: the meridional radius of
            curvature M for latitude, the prime vertical N cos(lat) for longitude */
-        const double cx = GDALGetRasterXSize(ds) / 2.0, cy = GDALGetRasterYSize(ds) / 2.0;
+        const double cx = W / 2.0, cy = H / 2.0;
         const double lat = (gt[3] + cx * gt[4] + cy * gt[5]) * M_PI / 180.0;
         OGRErr e1 = OGRERR_NONE, e2 = OGRERR_NONE;
         const double a = OSRGetSemiMajor(srs, &e1), invf = OSRGetInvFlattening(srs, &e2);
         if (e1 != OGRERR_NONE || !(a > 0))
-            return mmgeo_fail(err, errlen, "the ellipsoid of '%s' is unknown",
-                              GDALGetDescription(ds));
+            return mmgeo_fail(err, errlen, "the ellipsoid of '%s' is unknown", name);
         const double f = invf > 0 ? 1.0 / invf : 0.0, e2s = f * (2 - f);
         const double w = sqrt(1 - e2s * sin(lat) * sin(lat));
         const double M = a * (1 - e2s) / (w * w * w), N = a / w;
@@ -55,9 +51,34 @@ static int gsd_of(GDALDatasetH ds, double *gx, double *gy, char *err, size_t err
         *gx = sx * unit, *gy = sy * unit;
     }
     if (!(*gx > 0) || !(*gy > 0) || !isfinite(*gx) || !isfinite(*gy))
-        return mmgeo_fail(err, errlen, "'%s' has a degenerate geotransform",
-                          GDALGetDescription(ds));
+        return mmgeo_fail(err, errlen, "'%s' has a degenerate geotransform", name);
     return 0;
+}
+
+/* The same for a raster. */
+static int gsd_of(GDALDatasetH ds, double *gx, double *gy, char *err, size_t errlen) {
+    double gt[6];
+    if (GDALGetGeoTransform(ds, gt) != CE_None)
+        return mmgeo_fail(err, errlen, "'%s' has no geotransform, so no ground sample distance",
+                          GDALGetDescription(ds));
+    return gsd_of_grid(gt, GDALGetSpatialRef(ds), GDALGetRasterXSize(ds), GDALGetRasterYSize(ds),
+                       GDALGetDescription(ds), gx, gy, err, errlen);
+}
+
+/* The same for a job's grid (generation). */
+static int gsd_of_job_grid(const mmgeo_grid *g, double *gx, double *gy, char *err, size_t errlen) {
+    OGRSpatialReferenceH srs = NULL;
+    if (g->srs) {
+        srs = OSRNewSpatialReference(NULL);
+        if (OSRSetFromUserInput(srs, g->srs) != OGRERR_NONE) {
+            OSRDestroySpatialReference(srs);
+            return mmgeo_fail(err, errlen, "cannot read the CRS '%s'", g->srs);
+        }
+    }
+    int rc = gsd_of_grid(g->geotransform, srs, g->width, g->height, "the output grid", gx, gy, err,
+                         errlen);
+    if (srs) OSRDestroySpatialReference(srs);
+    return rc;
 }
 
 int mmgeo_raster_gsd(const char *path, double *gsd_x, double *gsd_y, char *err, size_t errlen) {
@@ -81,15 +102,21 @@ void mmgeo_gsd_check(const mmgeo_job *job, const mmgeo_model_geo *geo, double wo
         }
         return;
     }
-    if (job->n_sources < 1) return;
     double gx, gy;
-    if (mmgeo_raster_gsd(job->sources[0].path, &gx, &gy, NULL, 0)) return; /* nothing to say */
+    if (job->n_sources < 1 ? gsd_of_job_grid(&job->grid, &gx, &gy, NULL, 0)
+                           : mmgeo_raster_gsd(job->sources[0].path, &gx, &gy, NULL, 0))
+        return; /* nothing to say */
     const double g = sqrt(gx * gy);
     if (g < geo->gsd_lo_m * 0.999 || g > geo->gsd_hi_m * 1.001) {
+        char name[512];
+        if (job->n_sources < 1)
+            snprintf(name, sizeof name, "the output grid");
+        else
+            snprintf(name, sizeof name, "'%s'", job->sources[0].path);
         snprintf(msg, sizeof msg,
-                 "the ground sample distance of '%s', %.3g m, is outside the model's range, %g "
-                 "to %g m; resample it to a working resolution with --gsd (e.g. --gsd %g)",
-                 job->sources[0].path, g, geo->gsd_lo_m, geo->gsd_hi_m,
+                 "the ground sample distance of %s, %.3g m, is outside the model's range, %g "
+                 "to %g m; run the model at a working resolution with --gsd (e.g. --gsd %g)",
+                 name, g, geo->gsd_lo_m, geo->gsd_hi_m,
                  g < geo->gsd_lo_m ? geo->gsd_lo_m : geo->gsd_hi_m);
         job->warn(job->warn_user, msg);
     }
@@ -210,10 +237,6 @@ static void renamed(void *user, const char *msg) {
 
 int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd, char *err,
                   size_t errlen) {
-    if (job->n_sources < 1)
-        return mmgeo_fail(err, errlen,
-                          "--gsd resamples the sources: a run without sources "
-                          "has its grid already");
     if (job->out_scale > 1)
         return mmgeo_fail(err, errlen, "--gsd does not write scaled outputs (token grids)");
     if (!(gsd > 0) || !isfinite(gsd))
@@ -221,23 +244,32 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
     const int ns = job->n_sources, nt = job->n_targets;
     int rc = MMGEO_ERROR;
     char abs[4096], fwd[MMGEO_MAX_IO][128], back[MMGEO_MAX_IO][128];
-    char work[MMGEO_MAX_IO][4096];
+    char work[MMGEO_MAX_IO][4096], staged[MMGEO_MAX_IO][4096];
     memset(fwd, 0, sizeof fwd), memset(back, 0, sizeof back), memset(work, 0, sizeof work);
+    memset(staged, 0, sizeof staged);
     mmgeo_aoi *aoi = NULL;
     static int seq = 0;
     const int id = ++seq;
 
-    GDALDatasetH s0 = open_abs(job->sources[0].path, abs, sizeof abs);
-    if (!s0) return mmgeo_fail(err, errlen, "cannot open '%s' as a raster", job->sources[0].path);
     double gx, gy, gt[6];
-    if (gsd_of(s0, &gx, &gy, err, errlen)) {
+    int W, H;
+    if (ns == 0) { /* generation: the job's grid */
+        if (gsd_of_job_grid(&job->grid, &gx, &gy, err, errlen)) return MMGEO_ERROR;
+        memcpy(gt, job->grid.geotransform, sizeof gt);
+        W = job->grid.width, H = job->grid.height;
+    } else {
+        GDALDatasetH s0 = open_abs(job->sources[0].path, abs, sizeof abs);
+        if (!s0)
+            return mmgeo_fail(err, errlen, "cannot open '%s' as a raster", job->sources[0].path);
+        if (gsd_of(s0, &gx, &gy, err, errlen)) {
+            GDALClose(s0);
+            return mmgeo_fail(err, errlen, "--gsd: '%s' needs a geotransform and a CRS",
+                              job->sources[0].path);
+        }
+        GDALGetGeoTransform(s0, gt);
+        W = GDALGetRasterXSize(s0), H = GDALGetRasterYSize(s0);
         GDALClose(s0);
-        return mmgeo_fail(err, errlen, "--gsd: '%s' needs a geotransform and a CRS",
-                          job->sources[0].path);
     }
-    GDALGetGeoTransform(s0, gt);
-    const int W = GDALGetRasterXSize(s0), H = GDALGetRasterYSize(s0);
-    GDALClose(s0);
     const double fx = gx / gsd, fy = gy / gsd; /* working pixels per input pixel */
     const double w2 = floor(W * fx + 0.5), h2 = floor(H * fy + 0.5);
     if (w2 < 1 || h2 < 1 || w2 > INT_MAX / 4 || h2 > INT_MAX / 4)
@@ -251,7 +283,7 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
     for (int i = 0; i < ns; i++)
         rn.from[rn.n] = fwd[i], rn.to[rn.n++] = job->sources[i].path;
     for (int j = 0; j < nt; j++) {
-        rn.from[rn.n] = back[j], rn.to[rn.n++] = job->sources[0].path;
+        rn.from[rn.n] = back[j], rn.to[rn.n++] = ns ? job->sources[0].path : job->targets[j].path;
         rn.from[rn.n] = work[j], rn.to[rn.n++] = job->targets[j].path;
     }
     if (job->warn) j1.warn = renamed, j1.warn_user = &rn;
@@ -260,6 +292,10 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
         goto out;
     }
     j1.aoi = aoi;
+    if (ns == 0) {
+        j1.grid.width = Wk, j1.grid.height = Hk;
+        memcpy(j1.grid.geotransform, gtk, sizeof gtk);
+    }
     if (job->has_srcwin) { /* the working pixels under it, with a margin for the kernels */
         const int *w = job->srcwin;
         const int m = 2 + (int)ceil(1.0 / (kx < ky ? kx : ky));
@@ -330,6 +366,14 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
         j2.sources[0].profile.kind = MMGEO_IO_RAW;
         j2.n_targets = 1;
         j2.targets[0] = job->targets[j];
+        if (nt > 1) { /* written under a staged name; all renamed once all are written */
+            const char *t = job->targets[j].path, *slash = strrchr(t, '/');
+            const char *base = slash ? slash + 1 : t, *dot = strrchr(base, '.');
+            snprintf(staged[j], sizeof staged[j], "%.*s.%.*s.mmgsd-%ld-%d-out%d%s", (int)(base - t),
+                     t, (int)(dot && dot != base ? dot - base : (long)strlen(base)), base,
+                     (long)getpid(), id, j, dot && dot != base ? dot : "");
+            j2.targets[0].path = staged[j];
+        }
         j2.aoi = job->aoi; /* its exact outline on the input grid */
         j2.stats = NULL;
         j2.overlap = 0;
@@ -344,12 +388,27 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
             goto out;
         }
     }
+    for (int j = 0; nt > 1 && j < nt; j++) {
+        GDALDriverH drv = GDALIdentifyDriver(staged[j], NULL);
+        if (!drv || GDALRenameDataset(drv, job->targets[j].path, staged[j]) != CE_None) {
+            mmgeo_fail(err, errlen, "cannot rename '%s' to '%s': %s", staged[j],
+                       job->targets[j].path, gdal_msg());
+            goto out;
+        }
+        staged[j][0] = 0;
+    }
     rc = 0;
 out:
     mmgeo_aoi_close(aoi);
     for (int i = 0; i < MMGEO_MAX_IO; i++) {
         if (fwd[i][0]) VSIUnlink(fwd[i]);
         if (back[i][0]) VSIUnlink(back[i]);
+        if (staged[i][0]) {
+            GDALDriverH drv = GDALIdentifyDriver(staged[i], NULL);
+            CPLPushErrorHandler(CPLQuietErrorHandler);
+            if (!drv || GDALDeleteDataset(drv, staged[i]) != CE_None) VSIUnlink(staged[i]);
+            CPLPopErrorHandler();
+        }
         if (work[i][0]) {
             CPLPushErrorHandler(CPLQuietErrorHandler);
             GDALDeleteDataset(GDALGetDriverByName("GTiff"), work[i]);

@@ -834,6 +834,16 @@ static void test_gsd(void **state) {
     g.gsd_lo_m = g.gsd_hi_m = 0; /* not stated: silent */
     mmgeo_gsd_check(&job, &g, 0);
     assert_string_equal(g_warned, "");
+    /* generation: the output grid's GSD (10 m UTM) */
+    mmgeo_job gen;
+    mmgeo_job_init(&gen);
+    gen.grid.width = 50, gen.grid.height = 40, gen.grid.srs = "EPSG:32632";
+    const double ggt[6] = {500000, 10, 0, 5000000, 0, -10};
+    memcpy(gen.grid.geotransform, ggt, sizeof ggt);
+    gen.warn = keep_warning;
+    g.gsd_lo_m = 1.5, g.gsd_hi_m = 4;
+    mmgeo_gsd_check(&gen, &g, 0);
+    assert_non_null(strstr(g_warned, "the output grid, 10 m"));
 }
 
 /* ---- generation from nothing on a grid (no source): two modalities jointly ---------------- */

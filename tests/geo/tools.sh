@@ -104,6 +104,18 @@ expect 2 "must be a number" $E -projwin 500000 5000000 east 4999920 "$T/scene_sa
 printf '%s' '{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}}, "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[[500000, 5000000], [500300, 5000000], [500000, 4999700], [500000, 5000000]]]}}]}' >"$T/aoi.geojson"
 expect 0 "" $E --aoi "$T/aoi.geojson" "$T/scene_sar.tif" "$T/emb_aoi.tif"
 gdalinfo "$T/emb_aoi.tif" | grep -q "MM_AOI=" || fail "embed --aoi: MM_AOI"
+# mm_generate --gsd: generated at 20 m, resampled onto the 10 m -like grid; both outputs renamed
+# into place together; nothing left on failure
+expect 0 "" $G --gsd 20 -like "$T/scene_sar.tif" "$T/gg_rgb.tif" -t "sar:$T/gg_b.tif"
+for f in gg_rgb gg_b; do
+    gdalinfo "$T/$f.tif" >"$T/igg.txt"
+    grep -q "Size is 72, 54" "$T/igg.txt" || fail "generate --gsd: $f size"
+    grep -q "Origin = (500000.000000000000000,5000000.000000000000000)" "$T/igg.txt" || fail "generate --gsd: $f origin"
+    grep -q "MM_GSD=20" "$T/igg.txt" || fail "generate --gsd: $f MM_GSD"
+done
+ls -a "$T" | grep -q mmgsd && fail "generate --gsd: a working file is left"
+expect 1 "cannot create" $G --gsd 20 -like "$T/scene_sar.tif" "$T/gg2_rgb.tif" -t "sar:$T/no/dir/x.tif"
+no_file "$T/gg2_rgb.tif"
 # mm_generate --aoi on the -like grid: windows outside skipped, pixels outside masked; an area
 # off the grid: an error, nothing written
 $B/mm_generate --threads 1 --steps 1 --model "$MODEL" -like "$T/scene_sar.tif" --aoi "$T/aoi.geojson" "$T/gaoi_rgb.tif" >/dev/null 2>"$T/err.txt" ||
