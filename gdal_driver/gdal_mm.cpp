@@ -449,6 +449,8 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         CPLError(CE_Failure, CPLE_OpenFailed, "MM: %s", err);
         return nullptr;
     }
+    for (char **w = mmgeo_virtual_warnings(v); w && *w; w++)
+        CPLError(CE_Warning, CPLE_AppDefined, "MM: %s", *w);
     auto *ds = new MMDataset();
     ds->target = target;
     ds->Init(v, 0, nullptr);

@@ -421,6 +421,8 @@ GDALDatasetH mmgeo_virtual_source(const mmgeo_virtual *v);
 /* KEY=VALUE items: what mm_translate writes (provenance, settings, MM_MODALITY ...) and
  * SYNTHETIC=YES; owned by v. */
 char **mmgeo_virtual_metadata(const mmgeo_virtual *v);
+/* The warnings mm_translate would print for the same settings (NULL-terminated; owned by v). */
+char **mmgeo_virtual_warnings(const mmgeo_virtual *v);
 /* Why there are no (or no more) overview levels, for messages ("" when none was expected). */
 const char *mmgeo_virtual_overview_note(const mmgeo_virtual *v);
 

@@ -135,10 +135,10 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
         proc->n_targets != 1 || S < 1)
         return mmgeo_fail(err, errlen, "a region renders one target from 1 to %d sources",
                           MMGEO_MAX_IO);
-    if (job->align > 1 || job->out_scale > 1 || job->has_srcwin)
+    if (job->align > 1 || job->out_scale > 1 || job->has_srcwin || job->aoi)
         return mmgeo_fail(err, errlen,
-                          "a region takes no grid alignment, scale or source "
-                          "window");
+                          "a region takes no grid alignment, scale, source window or area of "
+                          "interest");
     const int O = job->overlap < 0 ? S / 4 : job->overlap;
     if (O >= S)
         return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
@@ -246,6 +246,14 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
     if (has_nd) {
         r->nodata_mode = 1;
         r->nodata = mmgeo_type_representable(r->type, nd) ? nd : 0;
+        if (r->nodata != nd && !(nd != nd && r->nodata != r->nodata) && job->warn &&
+            r->reduce == 1) { /* as mmgeo_run warns */
+            char msg[512];
+            snprintf(msg, sizeof msg,
+                     "the nodata value %g of '%s' cannot be stored as %s; the output uses %g", nd,
+                     job->sources[0].path, GDALGetDataTypeName(r->type), r->nodata);
+            job->warn(job->warn_user, msg);
+        }
     }
     /* the grid */
     r->nx = mmgeo_grid_origins(r->W, S, O, NULL, 0);

@@ -29,7 +29,16 @@ struct mmgeo_virtual {
     mmgeo_region *levels[MAX_LEVELS];
     mmgeo_model_geo geo; /* the model's GSD range and I/O profiles */
     char note[1024];
+    char **warnings;
 };
+
+static void collect_warning(void *user, const char *msg) {
+    mmgeo_virtual *v = user;
+    v->warnings = CSLAddString(v->warnings, msg);
+}
+char **mmgeo_virtual_warnings(const mmgeo_virtual *v) {
+    return v->warnings;
+}
 
 void mmgeo_virtual_params_init(mmgeo_virtual_params *p) {
     memset(p, 0, sizeof *p);
@@ -46,6 +55,7 @@ void mmgeo_virtual_close(mmgeo_virtual *v) {
     mm_context_free(v->ctx);
     mm_model_close(v->model);
     CSLDestroy(v->md);
+    CSLDestroy(v->warnings);
     free(v->key);
     free(v);
 }
@@ -369,6 +379,13 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     }
     job->overlap = p->overlap;
     job->batch = p->batch > 0 ? p->batch : 4;
+    /* mm_translate's warnings (source GSD outside the model's range, nodata not representable,
+       no CRS), kept for the caller */
+    job->warn = collect_warning;
+    job->warn_user = v;
+    mmgeo_gsd_check(job, &v->geo, 0);
+    if (!GDALGetSpatialRef(v->ds0) && !GDALGetGCPSpatialRef(v->ds0))
+        collect_warning(v, "the source has no coordinate reference system; the dataset has none");
 
     /* provenance: the items mm_translate writes */
     if (mmgeo_model_provenance(&v->md, p->tool ? p->tool : "gdal_MM", model_path, model, err,
