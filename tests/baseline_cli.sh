@@ -62,5 +62,6 @@ expect_fail "has 3 bands; the lookup table takes sar with 1" "$base" --lut "$dir
 expect_fail "neither the source nor the target" "$base" --lut "$dir/sr.lut" --profile osm=byte "$dir/a_sar.tif" "$dir/o.tif"
 expect_fail "expected --fit" "$base" --lut "$dir/sr.lut" "$dir/a_sar.tif"
 [ ! -e "$dir/o.tif" ] || fail "output written on failure"
-ls "$dir" | grep -q "mmtmp\|part" && fail "temporary file left"
+left=$(find "$dir" -name '*mmtmp*' -o -name '*.part')
+[ -z "$left" ] || fail "temporary files left: $left"
 echo "1 passed, 0 failed"

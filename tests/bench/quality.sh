@@ -117,7 +117,7 @@ i=0
 while [ $i -lt "$N" ]; do
     for method in model$STEPS_MANY model1; do
         touts=""
-        for m in $JOINT; do touts="$touts -t $m:$R/j${i}_${method}_$m.tif $(target_opts $m)"; done
+        for m in $JOINT; do touts="$touts -t $m:$R/j${i}_${method}_$m.tif $(target_opts "$m")"; done
         # shellcheck disable=SC2086
         "$B/mm_generate" -q $model_opt --steps "${method#model}" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
     done
