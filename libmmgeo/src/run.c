@@ -533,7 +533,10 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     const double total = (double)(kxb - kxa + 1) * (kyb - kya + 1);
     st.windows = (long long)total;
     double done = 0;
-    if (job->progress && !job->progress(0.0, NULL, job->progress_arg)) goto interrupted_m;
+    if (job->progress && !job->progress(0.0, NULL, job->progress_arg)) {
+        free(mline); /* interrupted before the first window (LeakSanitizer saw it) */
+        goto interrupted_m;
+    }
     for (int ky = kya; ky <= kyb; ky++) {
         const int base = oyo[ky];
         for (int kx = kxa; kx <= kxb;) {
