@@ -304,13 +304,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
         goto done;
     }
-    const int nm = mm_model_num_modalities(model);
     const char *names[32];
-    char have[512] = "";
-    for (int m = 0; m < nm && m < 32; m++) {
-        names[m] = mm_model_modality_name(model, m);
-        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", m ? ", " : "", names[m]);
-    }
+    char have[512];
+    const int nm = mmgeo_model_modality_names(model, names, 32, have, sizeof have);
 
     mmgeo_model_processor mp;
     memset(&mp, 0, sizeof mp);

@@ -89,6 +89,10 @@ typedef struct {
  * gsd 0, 0 and no profiles. 0, or MMGEO_ERROR with a message in err (a profile string that
  * mmgeo_profile_parse rejects). */
 int mmgeo_model_geo_get(const mm_model *model, mmgeo_model_geo *out, char *err, size_t errlen);
+/* The model's modality names: names[0..min(n, max)) point into the model, and have (havelen
+ * bytes) receives them as "rgb, sar, ..." for messages. Returns n, the number of modalities. */
+int mmgeo_model_modality_names(const mm_model *model, const char **names, int max, char *have,
+                               size_t havelen);
 /* The profile of a source of modality index m (name modality) and data type dt when the command
  * line names none: the data type's default (mmgeo_profile_default), replaced by the model's
  * profile when that one reads such data: a percentile profile always; otherwise when it is of the

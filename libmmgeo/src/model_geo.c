@@ -79,3 +79,16 @@ void mmgeo_model_geo_target_profile(const mmgeo_model_geo *g, int m, const char 
     const mmgeo_profile *c = &g->profiles[m];
     if (p->kind == MMGEO_IO_SAR && c->kind == MMGEO_IO_SAR) p->lo = c->lo, p->hi = c->hi;
 }
+
+int mmgeo_model_modality_names(const mm_model *model, const char **names, int max, char *have,
+                               size_t havelen) {
+    const int n = mm_model_num_modalities(model);
+    size_t used = 0;
+    if (havelen) have[0] = '\0';
+    for (int m = 0; m < n && m < max; m++) {
+        names[m] = mm_model_modality_name(model, m);
+        if (used < havelen)
+            used += (size_t)snprintf(have + used, havelen - used, "%s%s", m ? ", " : "", names[m]);
+    }
+    return n;
+}

@@ -173,13 +173,9 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     }
     mm_model *model = v->model;
     if (mmgeo_model_geo_get(model, &v->geo, err, errlen)) goto fail;
-    const int nm = mm_model_num_modalities(model);
     const char *names[32];
-    char have[512] = "";
-    for (int m = 0; m < nm && m < 32; m++) {
-        names[m] = mm_model_modality_name(model, m);
-        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", m ? ", " : "", names[m]);
-    }
+    char have[512];
+    const int nm = mmgeo_model_modality_names(model, names, 32, have, sizeof have);
     mmgeo_job *job = &v->job;
     mmgeo_job_init(job);
     mmgeo_processor *proc = &v->proc;
