@@ -292,16 +292,7 @@ int main(int argc, char **argv) {
     job.stats = &stats;
     if (!quiet) mmgeo_gsd_check(&job, &geo, 0); /* a warning outside the model's GSD range */
     if (aoi_path) { /* windows outside skipped, cells outside nodata */
-        if (mmgeo_aoi_open_job(aoi_path, aoi_layer, &job, &aoi, err, sizeof err)) {
-            fprintf(stderr, "%s: %s\n", TOOL, err);
-            goto done;
-        }
-        job.aoi = aoi;
-        char *a = realpath(aoi_path, NULL);
-        snprintf(buf, sizeof buf, "%s%s%s", a ? a : aoi_path, aoi_layer ? ":" : "",
-                 aoi_layer ? aoi_layer : "");
-        free(a);
-        job.metadata = md = CSLSetNameValue(md, "MM_AOI", buf);
+        if (mm_tool_open_aoi(TOOL, aoi_path, aoi_layer, &job, &aoi, &md)) goto done;
     }
     int res = mmgeo_run(&job, &proc, err, sizeof err);
     if (res == MMGEO_INTERRUPTED) {

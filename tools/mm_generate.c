@@ -450,16 +450,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s: --aoi works with the blended tiling, not --seamless\n", TOOL);
             goto done;
         }
-        if (mmgeo_aoi_open_job(aoi_path, aoi_layer, &job, &aoi, err, sizeof err)) {
-            fprintf(stderr, "%s: %s\n", TOOL, err);
-            goto done;
-        }
-        job.aoi = aoi;
-        char *a = realpath(aoi_path, NULL);
-        snprintf(buf, sizeof buf, "%s%s%s", a ? a : aoi_path, aoi_layer ? ":" : "",
-                 aoi_layer ? aoi_layer : "");
-        free(a);
-        job.metadata = md = CSLSetNameValue(md, "MM_AOI", buf);
+        if (mm_tool_open_aoi(TOOL, aoi_path, aoi_layer, &job, &aoi, &md)) goto done;
     }
 
     if (gsd > 0) {

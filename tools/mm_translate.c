@@ -492,16 +492,7 @@ int main(int argc, char **argv) {
             goto done;
         }
         job.warn = warn;
-        if (mmgeo_aoi_open_job(aoi_path, aoi_layer, &job, &aoi, err, sizeof err)) {
-            fprintf(stderr, "%s: %s\n", TOOL, err);
-            goto done;
-        }
-        job.aoi = aoi;
-        char *abs = realpath(aoi_path, NULL);
-        snprintf(buf, sizeof buf, "%s%s%s", abs ? abs : aoi_path, aoi_layer ? ":" : "",
-                 aoi_layer ? aoi_layer : "");
-        free(abs);
-        md = CSLSetNameValue(md, "MM_AOI", buf);
+        if (mm_tool_open_aoi(TOOL, aoi_path, aoi_layer, &job, &aoi, &md)) goto done;
     }
 
     job.overlap = overlap;

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* realpath */
 /* The options the georeferenced tools share (tool_opts.h). */
 #include "tool_opts.h"
 
@@ -56,4 +57,21 @@ int mm_tool_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FIL
 void mm_tool_opts_free(mm_tool_opts *o) {
     CSLDestroy(o->co);
     o->co = NULL;
+}
+
+int mm_tool_open_aoi(const char *tool, const char *path, const char *layer, mmgeo_job *job,
+                     mmgeo_aoi **aoi, char ***md) {
+    char err[1024];
+    if (mmgeo_aoi_open_job(path, layer, job, aoi, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", tool, err);
+        return -1;
+    }
+    job->aoi = *aoi;
+    char *abs = realpath(path, NULL);
+    char *v =
+        CPLStrdup(CPLSPrintf("%s%s%s", abs ? abs : path, layer ? ":" : "", layer ? layer : ""));
+    free(abs);
+    job->metadata = *md = CSLSetNameValue(*md, "MM_AOI", v);
+    CPLFree(v);
+    return 0;
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "mmgeo.h"
+
 enum {
     MM_OPT_HELP = 0x1000,
     MM_OPT_VERSION,
@@ -66,4 +68,10 @@ void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int bat
  * it is not a common option. */
 int mm_tool_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FILE *));
 void mm_tool_opts_free(mm_tool_opts *o);
+/* --aoi: opens the area of interest for job (mmgeo_aoi_open_job), sets job->aoi and records it in
+ * the output metadata *md (MM_AOI = absolute path[:layer]; job->metadata follows *md). Returns 0,
+ * or -1 after a message on stderr. */
+int mm_tool_open_aoi(const char *tool, const char *path, const char *layer, mmgeo_job *job,
+                     mmgeo_aoi **aoi, char ***md);
+
 #endif
