@@ -59,7 +59,7 @@ expect_fail "is not a lookup table" "$base" --lut "$dir/short.lut" "$dir/a_sar.t
 expect_fail "is not a lookup table" "$base" --lut "$dir/a_sar.tif" "$dir/a_sar.tif" "$dir/o.tif"
 expect_fail "cannot open" "$base" --lut "$dir/sr.lut" "$dir/missing.tif" "$dir/o.tif"
 expect_fail "has 3 bands; the lookup table takes sar with 1" "$base" --lut "$dir/sr.lut" "$dir/a_rgb.tif" "$dir/o.tif"
-expect_fail "neither the source nor the target" "$base" --lut "$dir/sr.lut" --profile osm=byte "$dir/a_sar.tif" "$dir/o.tif"
+expect_fail "no source or target is" "$base" --lut "$dir/sr.lut" --profile osm=byte "$dir/a_sar.tif" "$dir/o.tif"
 expect_fail "expected --fit" "$base" --lut "$dir/sr.lut" "$dir/a_sar.tif"
 [ ! -e "$dir/o.tif" ] || fail "output written on failure"
 left=$(find "$dir" -name '*mmtmp*' -o -name '*.part')

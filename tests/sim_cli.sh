@@ -25,7 +25,7 @@ gdalinfo "$dir/a_sar.tif" | grep -q "SYNTHETIC=YES" || fail "synthetic tag"
 "$sim" -q --seed 4242 --size 160x120 --gsd 2 --only sar "$dir/c"
 cmp -s "$dir/a_sar.tif" "$dir/c_sar.tif" || fail "not deterministic"
 
-"$eval" --json --modality sar "$dir/a_sar.tif" "$dir/a_sar.tif" | grep -q '"psnr": inf' || fail "self PSNR"
+"$eval" --json --modality sar "$dir/a_sar.tif" "$dir/a_sar.tif" | grep -q '"psnr": null' || fail "self PSNR (identical rasters: +inf, written as JSON null)"
 "$eval" --json --modality sar "$dir/a_sar.tif" "$dir/b_sar.tif" | grep -q '"psnr": inf' && fail "other scene PSNR inf"
 
 "$eval" --fit-classifier osm --out "$dir/osm.clf" --scenes 10 >/dev/null

@@ -30,6 +30,7 @@
 #include "args.h"
 #include "mmgeo.h"
 #include "mmsim.h"
+#include "tool_profiles.h"
 
 #define TOOL_NAME "mm_baseline"
 static const char *TOOL = TOOL_NAME;
@@ -353,12 +354,11 @@ static void usage(FILE *f) {
             "--lut applies it to a raster, written as mm_translate writes the model's output.\n");
 }
 
-#define MAX_PROFILES 16
-
 int main(int argc, char **argv) {
     const char *src = NULL, *tgt = NULL, *out = NULL, *lut_path = NULL, *format = NULL;
-    const char *out_type = NULL, *profiles[MAX_PROFILES];
-    int n_profiles = 0, do_fit = 0, scenes = 32, quiet = 0;
+    const char *out_type = NULL;
+    mm_tool_profiles profiles = {0};
+    int do_fit = 0, scenes = 32, quiet = 0;
     char **co = NULL;
     enum { O_FIT = 256, O_OUT, O_SCENES, O_LUT, O_OF, O_CO, O_OT, O_PROFILE, O_HELP };
     static const struct option opts[] = {{"fit", no_argument, 0, O_FIT},
@@ -381,14 +381,7 @@ int main(int argc, char **argv) {
         case O_OF: format = optarg; break;
         case O_CO: co = CSLAddString(co, optarg); break;
         case O_OT: out_type = optarg; break;
-        case O_PROFILE:
-            if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
-                fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
-                        MAX_PROFILES);
-                bad = 1;
-            } else
-                profiles[n_profiles++] = optarg;
-            break;
+        case O_PROFILE: bad = mm_tool_profile_add(TOOL, &profiles, optarg); break;
         case 's': src = optarg; break;
         case 't': tgt = optarg; break;
         case 'q': quiet = 1; break;
@@ -456,36 +449,7 @@ int main(int argc, char **argv) {
     job.targets[0].path = dst_path;
     job.targets[0].modality = MODS[l.tgt];
     mmgeo_profile_default(MODS[l.tgt], GDT_Unknown, &job.targets[0].profile);
-    for (int k = 0; k < n_profiles; k++) {
-        const char *eq = strchr(profiles[k], '=');
-        char mod[64];
-        snprintf(mod, sizeof mod, "%.*s", (int)(eq - profiles[k]), profiles[k]);
-        int used = 0;
-        for (int i = 0; i < 2; i++) {
-            const char *m = i ? MODS[l.tgt] : MODS[l.src];
-            mmgeo_profile *p = i ? &job.targets[0].profile : &job.sources[0].profile;
-            if (strcmp(m, mod)) continue;
-            if (mmgeo_profile_parse(eq + 1, p, err, sizeof err)) {
-                fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profiles[k], err);
-                goto done;
-            }
-            used = 1;
-        }
-        if (!used) {
-            fprintf(stderr, "%s: --profile %s: neither the source nor the target is '%s'\n", TOOL,
-                    profiles[k], mod);
-            goto done;
-        }
-    }
-    if (out_type) {
-        GDALDataType t = GDALGetDataTypeByName(out_type);
-        if (t == GDT_Unknown || GDALDataTypeIsComplex(t)) {
-            fprintf(stderr, "%s: -ot %s: not a real GDAL data type (Byte, UInt16, Float32, ...)\n",
-                    TOOL, out_type);
-            goto done;
-        }
-        job.targets[0].profile.out_type = t;
-    }
+    if (mm_tool_profiles_apply(TOOL, &profiles, out_type, &job)) goto done;
     mmgeo_processor proc;
     memset(&proc, 0, sizeof proc);
     proc.fn = process_lut;

@@ -115,6 +115,15 @@ static void sar_to_db(raster *r) {
     }
 }
 
+/* JSON has no infinity or NaN: PSNR of identical rasters is +inf, a score with no class is NaN;
+ * both are written as null. */
+static void json_number(double v, int decimals) {
+    if (isfinite(v))
+        printf("%.*f", decimals, v);
+    else
+        printf("null");
+}
+
 /* Value range of a modality's stored units, for PSNR/SSIM (docs/quality.md). */
 static double data_range(const char *modality, const raster *ref) {
     if (modality && !strcmp(modality, "sar")) return 30.0; /* dB, clipped to [-25, 5] */
@@ -891,13 +900,23 @@ int main(int argc, char **argv) {
     if (json) {
         printf("{\"generated\": \"%s\", \"reference\": \"%s\", \"range\": %g, \"bands\": [",
                argv[optind], argv[optind + 1], L);
-        for (int b = 0; b < g.bands; b++)
-            printf("%s{\"psnr\": %.4f, \"ssim\": %.5f, \"fsim\": %.5f}", b ? ", " : "", bp[b],
-                   bs[b], bf[b]);
+        for (int b = 0; b < g.bands; b++) {
+            printf("%s{\"psnr\": ", b ? ", " : "");
+            json_number(bp[b], 4);
+            printf(", \"ssim\": ");
+            json_number(bs[b], 5);
+            printf(", \"fsim\": ");
+            json_number(bf[b], 5);
+            printf("}");
+        }
         printf("]");
         if (have_cls) {
-            printf(", \"accuracy\": %.5f, \"miou\": %.5f, \"texture_error\": %.5f", acc, miou,
-                   tex_err);
+            printf(", \"accuracy\": ");
+            json_number(acc, 5);
+            printf(", \"miou\": ");
+            json_number(miou, 5);
+            printf(", \"texture_error\": ");
+            json_number(tex_err, 5);
             print_texture_json("texture_generated", tg);
             print_texture_json("texture_reference", tr);
         }

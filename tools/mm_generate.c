@@ -21,6 +21,7 @@
 
 #include "args.h"
 #include "tool_opts.h"
+#include "tool_profiles.h"
 #include "mm.h"
 #include "mmgeo.h"
 
@@ -50,24 +51,22 @@ static void warn(void *user, const char *msg) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: mm_generate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
-            "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
-            "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
-            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
-            "         [--seamless] [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
-            "         [--gsd M]\n"
-            "         (-te XMIN YMIN XMAX YMAX (-tr XRES YRES | -ts WIDTH HEIGHT) [-t_srs SRS]\n"
-            "          | -like FILE)\n"
-            "         (-t MODALITY:FILE)... [FILE]...\n"
-            "Generates aligned rasters of several modalities jointly, from nothing, on the grid\n"
-            "given by -te/-tr/-ts/-t_srs (as gdalwarp) or copied from FILE (-like): one output per\n"
-            "modality, named by -t MODALITY:FILE or by a modality word in the file name\n"
-            "(out_rgb.tif out_sar.tif). The outputs are synthetic (SYNTHETIC=YES). See\n"
-            "mm_generate(1).\n");
+    fprintf(
+        f, "Usage: mm_generate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+           "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
+           "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
+           "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
+           "         [--seamless] [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
+           "         [--gsd M]\n"
+           "         (-te XMIN YMIN XMAX YMAX (-tr XRES YRES | -ts WIDTH HEIGHT) [-t_srs SRS]\n"
+           "          | -like FILE)\n"
+           "         (-t MODALITY:FILE)... [FILE]...\n"
+           "Generates aligned rasters of several modalities jointly, from nothing, on the grid\n"
+           "given by -te/-tr/-ts/-t_srs (as gdalwarp) or copied from FILE (-like): one output per\n"
+           "modality, named by -t MODALITY:FILE or by a modality word in the file name\n"
+           "(out_rgb.tif out_sar.tif). The outputs are synthetic (SYNTHETIC=YES). See\n"
+           "mm_generate(1).\n");
 }
-
-#define MAX_PROFILES 16
 
 static int parse_doubles(const char *what, int n, const char *first, char **argv, int argc,
                          double *out) {
@@ -96,26 +95,35 @@ int main(int argc, char **argv) {
     double gsd = 0; /* --gsd: the working resolution, metres */
     int has_te = 0, has_tr = 0, has_ts = 0;
     double te[4] = {0}, tr[2] = {0}, ts[2] = {0};
-    const char *profiles[MAX_PROFILES];
-    int n_profiles = 0;
+    mm_tool_profiles profiles = {0};
     mmgeo_job job;
     mmgeo_job_init(&job);
 
-    enum { O_PROFILE = 256, O_TE, O_TR, O_TS, O_TSRS, O_LIKE, O_SEAMLESS, O_AOI, O_AOI_LAYER, O_GSD };
-    static const struct option opts[] = {
-        MM_TOOL_OPTIONS,
-        MM_TOOL_SAMPLING_OPTIONS,
-        {"profile", required_argument, 0, O_PROFILE},
-        {"te", required_argument, 0, O_TE},
-        {"tr", required_argument, 0, O_TR},
-        {"ts", required_argument, 0, O_TS},
-        {"t_srs", required_argument, 0, O_TSRS},
-        {"like", required_argument, 0, O_LIKE},
-        {"seamless", no_argument, 0, O_SEAMLESS},
-        {"aoi", required_argument, 0, O_AOI},
-        {"aoi-layer", required_argument, 0, O_AOI_LAYER},
-        {"gsd", required_argument, 0, O_GSD},
-        {0, 0, 0, 0}};
+    enum {
+        O_PROFILE = 256,
+        O_TE,
+        O_TR,
+        O_TS,
+        O_TSRS,
+        O_LIKE,
+        O_SEAMLESS,
+        O_AOI,
+        O_AOI_LAYER,
+        O_GSD
+    };
+    static const struct option opts[] = {MM_TOOL_OPTIONS,
+                                         MM_TOOL_SAMPLING_OPTIONS,
+                                         {"profile", required_argument, 0, O_PROFILE},
+                                         {"te", required_argument, 0, O_TE},
+                                         {"tr", required_argument, 0, O_TR},
+                                         {"ts", required_argument, 0, O_TS},
+                                         {"t_srs", required_argument, 0, O_TSRS},
+                                         {"like", required_argument, 0, O_LIKE},
+                                         {"seamless", no_argument, 0, O_SEAMLESS},
+                                         {"aoi", required_argument, 0, O_AOI},
+                                         {"aoi-layer", required_argument, 0, O_AOI_LAYER},
+                                         {"gsd", required_argument, 0, O_GSD},
+                                         {0, 0, 0, 0}};
     int o, bad = 0;
     opterr = 1;
     while (!bad && (o = getopt_long_only(argc, argv, "qt:", opts, NULL)) != -1) {
@@ -139,13 +147,7 @@ int main(int argc, char **argv) {
                 bad = 1;
             }
             break;
-        case O_PROFILE:
-            if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
-                fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
-                        MAX_PROFILES);
-                bad = 1;
-            } else profiles[n_profiles++] = optarg;
-            break;
+        case O_PROFILE: bad = mm_tool_profile_add(TOOL, &profiles, optarg); break;
         case O_TE: bad = parse_doubles("-te", 4, optarg, argv, argc, te), has_te = 1; break;
         case O_TR: bad = parse_doubles("-tr", 2, optarg, argv, argc, tr), has_tr = 1; break;
         case O_TS: bad = parse_doubles("-ts", 2, optarg, argv, argc, ts), has_ts = 1; break;
@@ -155,7 +157,8 @@ int main(int argc, char **argv) {
             if (n_tspec == MMGEO_MAX_IO) {
                 fprintf(stderr, "%s: at most %d outputs\n", TOOL, MMGEO_MAX_IO);
                 bad = 1;
-            } else tspec[n_tspec++] = optarg;
+            } else
+                tspec[n_tspec++] = optarg;
             break;
         default: bad = 1; break;
         }
@@ -187,7 +190,8 @@ int main(int argc, char **argv) {
         gerr = "-te needs exactly one of -tr XRES YRES and -ts WIDTH HEIGHT";
     else if (has_te && !(te[2] > te[0] && te[3] > te[1]))
         gerr = "-te XMIN YMIN XMAX YMAX needs XMAX > XMIN and YMAX > YMIN";
-    else if (has_tr && !(tr[0] > 0 && tr[1] > 0)) gerr = "-tr XRES YRES must be positive";
+    else if (has_tr && !(tr[0] > 0 && tr[1] > 0))
+        gerr = "-tr XRES YRES must be positive";
     else if (has_ts && !(ts[0] >= 1 && ts[1] >= 1 && ts[0] == floor(ts[0]) &&
                          ts[1] == floor(ts[1]) && ts[0] <= INT_MAX && ts[1] <= INT_MAX))
         gerr = "-ts WIDTH HEIGHT must be positive integers";
@@ -223,8 +227,10 @@ int main(int argc, char **argv) {
         out_path[n_out++] = argv[i];
     }
     if (n_out == 0) {
-        fprintf(stderr, "%s: no output: give -t MODALITY:FILE (one per modality) or FILEs named "
-                        "after their modality\n", TOOL);
+        fprintf(stderr,
+                "%s: no output: give -t MODALITY:FILE (one per modality) or FILEs named "
+                "after their modality\n",
+                TOOL);
         usage(stderr);
         CSLDestroy(co);
         return 2;
@@ -259,8 +265,10 @@ int main(int argc, char **argv) {
         g->width = GDALGetRasterXSize(ds);
         g->height = GDALGetRasterYSize(ds);
         if (GDALGetGeoTransform(ds, g->geotransform) != CE_None) {
-            fprintf(stderr, "%s: '%s' has no geotransform (-like copies size, geotransform and "
-                            "CRS)\n", TOOL, like);
+            fprintf(stderr,
+                    "%s: '%s' has no geotransform (-like copies size, geotransform and "
+                    "CRS)\n",
+                    TOOL, like);
             GDALClose(ds);
             goto done;
         }
@@ -289,8 +297,10 @@ int main(int argc, char **argv) {
             if (ok) OSRExportToWkt(srs, &wkt);
             OSRDestroySpatialReference(srs);
             if (!ok) {
-                fprintf(stderr, "%s: -t_srs '%s' is not a coordinate reference system GDAL "
-                                "reads\n", TOOL, t_srs);
+                fprintf(stderr,
+                        "%s: -t_srs '%s' is not a coordinate reference system GDAL "
+                        "reads\n",
+                        TOOL, t_srs);
                 goto done;
             }
             g->srs = wkt;
@@ -347,24 +357,7 @@ int main(int argc, char **argv) {
         snprintf(joint + strlen(joint), sizeof joint - strlen(joint), "%s%s", j ? "," : "",
                  names[m]);
     }
-    for (int k = 0; k < n_profiles; k++) {
-        const char *eq = strchr(profiles[k], '=');
-        char mod[64];
-        snprintf(mod, sizeof mod, "%.*s", (int)(eq - profiles[k]), profiles[k]);
-        int used = 0;
-        for (int j = 0; j < n_out; j++)
-            if (!strcmp(job.targets[j].modality, mod)) {
-                if (mmgeo_profile_parse(eq + 1, &job.targets[j].profile, err, sizeof err)) {
-                    fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profiles[k], err);
-                    goto done;
-                }
-                used = 1;
-            }
-        if (!used) {
-            fprintf(stderr, "%s: --profile %s: no output is '%s'\n", TOOL, profiles[k], mod);
-            goto done;
-        }
-    }
+    if (mm_tool_profiles_apply(TOOL, &profiles, NULL, &job)) goto done;
 
     /* the model */
     mm_context_params cp;
@@ -463,7 +456,7 @@ int main(int argc, char **argv) {
     }
     if (!quiet) mmgeo_gsd_check(&job, &geo, gsd); /* a warning outside the model's GSD range */
 
-    int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
+    int r = seamless  ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
             : gsd > 0 ? mmgeo_run_gsd(&job, &proc, gsd, err, sizeof err)
                       : mmgeo_run(&job, &proc, err, sizeof err);
     if (r == MMGEO_INTERRUPTED) {

@@ -17,6 +17,7 @@
 
 #include "args.h"
 #include "tool_opts.h"
+#include "tool_profiles.h"
 #include "mm.h"
 #include "mmgeo.h"
 
@@ -46,21 +47,20 @@ static void warn(void *user, const char *msg) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: mm_translate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
-            "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
-            "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
-            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N] [--seamless]\n"
-            "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
-            "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
-            "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]] [--gsd M]\n"
-            "         [SRC] DST\n"
-            "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
-            "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
-            "in the file name (in_sar.tif, out_rgb.tif). See mm_translate(1).\n");
+    fprintf(
+        f,
+        "Usage: mm_translate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+        "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
+        "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
+        "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N] [--seamless]\n"
+        "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
+        "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
+        "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]] [--gsd M]\n"
+        "         [SRC] DST\n"
+        "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
+        "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
+        "in the file name (in_sar.tif, out_rgb.tif). See mm_translate(1).\n");
 }
-
-#define MAX_PROFILES 16
 
 int main(int argc, char **argv) {
     mm_tool_opts opt; /* the options shared with mm_generate and mm_embed */
@@ -69,8 +69,7 @@ int main(int argc, char **argv) {
     const char *src_spec[MMGEO_MAX_IO];
     int n_src_spec = 0, window = 0;
     int seamless = 0;
-    const char *profiles[MAX_PROFILES];
-    int n_profiles = 0;
+    mm_tool_profiles profiles = {0};
     mmgeo_job job;
     mmgeo_job_init(&job);
     int bands[MMGEO_MAX_BANDS], n_bands = 0;
@@ -81,7 +80,18 @@ int main(int argc, char **argv) {
     mmgeo_run_stats stats;
     double gsd = 0; /* --gsd: the working resolution, metres */
 
-    enum { O_SRCWIN = 256, O_OT, O_PROFILE, O_PROCESSOR, O_WINDOW, O_SEAMLESS, O_PROJWIN, O_AOI, O_AOI_LAYER, O_GSD };
+    enum {
+        O_SRCWIN = 256,
+        O_OT,
+        O_PROFILE,
+        O_PROCESSOR,
+        O_WINDOW,
+        O_SEAMLESS,
+        O_PROJWIN,
+        O_AOI,
+        O_AOI_LAYER,
+        O_GSD
+    };
     static const struct option opts[] = {
         MM_TOOL_OPTIONS,
         MM_TOOL_SAMPLING_OPTIONS,
@@ -128,27 +138,23 @@ int main(int argc, char **argv) {
             break;
         case O_AOI_LAYER: aoi_layer = optarg; break;
         case O_SEAMLESS: seamless = 1; break;
-        case O_PROFILE:
-            if (n_profiles == MAX_PROFILES || !strchr(optarg, '=')) {
-                fprintf(stderr, "%s: --profile takes MODALITY=SPEC (at most %d)\n", TOOL,
-                        MAX_PROFILES);
-                bad = 1;
-            } else profiles[n_profiles++] = optarg;
-            break;
+        case O_PROFILE: bad = mm_tool_profile_add(TOOL, &profiles, optarg); break;
         case O_PROCESSOR: processor = optarg; break;
         case O_WINDOW: bad = mm_arg_int(TOOL, "--window", optarg, 1, 8192, &window); break;
         case 's':
             if (n_src_spec == MMGEO_MAX_IO) {
                 fprintf(stderr, "%s: at most %d sources\n", TOOL, MMGEO_MAX_IO);
                 bad = 1;
-            } else src_spec[n_src_spec++] = optarg;
+            } else
+                src_spec[n_src_spec++] = optarg;
             break;
         case 't': target_mod = optarg; break;
         case 'b':
             if (n_bands == MMGEO_MAX_BANDS) {
                 fprintf(stderr, "%s: at most %d bands\n", TOOL, MMGEO_MAX_BANDS);
                 bad = 1;
-            } else bad = mm_arg_int(TOOL, "-b", optarg, 1, 1 << 20, &bands[n_bands++]);
+            } else
+                bad = mm_arg_int(TOOL, "-b", optarg, 1, 1 << 20, &bands[n_bands++]);
             break;
         default: bad = 1; break;
         }
@@ -181,8 +187,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_src_spec; i++) {
         const char *c = strchr(src_spec[i], ':');
         size_t k = c ? (size_t)(c - src_spec[i]) : 0;
-        int word = c && k > 0 && k < sizeof modbuf[0] && strspn(src_spec[i],
-                   "abcdefghijklmnopqrstuvwxyz0123456789_") == k;
+        int word = c && k > 0 && k < sizeof modbuf[0] &&
+                   strspn(src_spec[i], "abcdefghijklmnopqrstuvwxyz0123456789_") == k;
         if (word) {
             memcpy(modbuf[i], src_spec[i], k);
             modbuf[i][k] = 0;
@@ -195,7 +201,8 @@ int main(int argc, char **argv) {
     }
     const int npos = argc - optind;
     int need_pos_src = n_src == 0;
-    for (int i = 0; i < n_src; i++) need_pos_src |= src_path[i] == NULL;
+    for (int i = 0; i < n_src; i++)
+        need_pos_src |= src_path[i] == NULL;
     if (npos != (need_pos_src ? 2 : 1)) {
         fprintf(stderr, "%s: expected %s, got %d file name%s\n", TOOL,
                 need_pos_src ? "SRC and DST" : "DST (the sources are given as -s MODALITY:FILE)",
@@ -211,8 +218,10 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n_src; i++)
             if (!src_path[i]) {
                 if (k >= 0) {
-                    fprintf(stderr, "%s: several -s MODALITY without a file; give the sources "
-                                    "as -s MODALITY:FILE\n", TOOL);
+                    fprintf(stderr,
+                            "%s: several -s MODALITY without a file; give the sources "
+                            "as -s MODALITY:FILE\n",
+                            TOOL);
                     CSLDestroy(co);
                     return 2;
                 }
@@ -263,8 +272,8 @@ int main(int argc, char **argv) {
     job.n_sources = n_src;
     for (int i = 0; i < n_src; i++) {
         CPLPushErrorHandler(CPLQuietErrorHandler);
-        GDALDatasetH ds = GDALOpenEx(src_path[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL,
-                                     NULL);
+        GDALDatasetH ds =
+            GDALOpenEx(src_path[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
         CPLPopErrorHandler();
         if (!ds) {
             fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", TOOL, src_path[i],
@@ -331,8 +340,10 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < n_src; i++)
         if (mp.source_mods[i] == tm) {
-            fprintf(stderr, "%s: the source '%s' is already '%s', the target modality; name "
-                            "another with -t\n", TOOL, src_path[i], names[tm]);
+            fprintf(stderr,
+                    "%s: the source '%s' is already '%s', the target modality; name "
+                    "another with -t\n",
+                    TOOL, src_path[i], names[tm]);
             goto done;
         }
     job.n_targets = 1;
@@ -343,38 +354,7 @@ int main(int argc, char **argv) {
     proc.dst_channels[0] = mm_model_modality_channels(model, tm);
 
     /* profile overrides and output type */
-    for (int k = 0; k < n_profiles; k++) {
-        const char *eq = strchr(profiles[k], '=');
-        char mod[64];
-        snprintf(mod, sizeof mod, "%.*s", (int)(eq - profiles[k]), profiles[k]);
-        int used = 0;
-        mmgeo_profile *ps[MMGEO_MAX_IO + 1];
-        int np = 0;
-        for (int i = 0; i < n_src; i++)
-            if (!strcmp(job.sources[i].modality, mod)) ps[np++] = &job.sources[i].profile;
-        if (!strcmp(names[tm], mod)) ps[np++] = &job.targets[0].profile;
-        for (int i = 0; i < np; i++) {
-            if (mmgeo_profile_parse(eq + 1, ps[i], err, sizeof err)) {
-                fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profiles[k], err);
-                goto done;
-            }
-            used = 1;
-        }
-        if (!used) {
-            fprintf(stderr, "%s: --profile %s: no source or target is '%s'\n", TOOL, profiles[k],
-                    mod);
-            goto done;
-        }
-    }
-    if (out_type) {
-        GDALDataType t = GDALGetDataTypeByName(out_type);
-        if (t == GDT_Unknown || GDALDataTypeIsComplex(t)) {
-            fprintf(stderr, "%s: -ot %s: not a real GDAL data type (Byte, UInt16, Float32, ...)\n",
-                    TOOL, out_type);
-            goto done;
-        }
-        job.targets[0].profile.out_type = t;
-    }
+    if (mm_tool_profiles_apply(TOOL, &profiles, out_type, &job)) goto done;
 
     /* -projwin: the source window of the first source's raster */
     if (has_projwin) {
@@ -513,7 +493,7 @@ int main(int argc, char **argv) {
     }
     if (!quiet) mmgeo_gsd_check(&job, &geo, gsd); /* a warning outside the model's GSD range */
 
-    int r = seamless ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
+    int r = seamless  ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
             : gsd > 0 ? mmgeo_run_gsd(&job, &proc, gsd, err, sizeof err)
                       : mmgeo_run(&job, &proc, err, sizeof err);
     if (r == MMGEO_INTERRUPTED) {

@@ -105,6 +105,8 @@ for d in $DIRECTIONS; do
             esac
             record "$d" "$method" $i "$("$B/mm_eval" --json --labels "$lab" --classifier "$W/cache/$t.clf" "$g" "$ref")"
         done
+        # the real target image scored like an output: what a perfect generator would get
+        record "$d" reference $i "$("$B/mm_eval" --json --labels "$lab" --classifier "$W/cache/$t.clf" "$ref" "$ref")"
         i=$((i + 1))
     done
     log "$s -> $t done"

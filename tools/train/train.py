@@ -8,7 +8,10 @@ Phases, each resumable from its checkpoint in --work:
            an independent timestep per modality (a quarter of them clean, t = 0), modality
            drop p = 0.1 to pure noise, pseudo-PAN from RGB, scene-consistency InfoNCE with a
            learnable temperature (weight --lam), AdamW, EMA of the weights
-  export   write the EMA model to a model file (F16) for libmm
+  decoder  refine the VAE decoder with the encoder frozen (the DiT's latent space does not
+           move): L1 + --tex x L1 of the 5 x 5 local standard deviation (texture, speckle)
+  export   write the EMA model to a model file (F16) for libmm (with the refined decoder when
+           --work holds decoder.pt)
 
     /usr/bin/python3 tools/train/train.py --work /tmp/mmtrain --phase all \\
         --config models/default-config.json --out models/default.safetensors
@@ -116,6 +119,79 @@ def train_vae(args, cfg, lib, model):
                 f.write(f"{step}\t{rec.item():.6f}\t{kl.item():.6f}\n")
         if step % 100 == 0 or step == args.vae_steps:
             save(ck, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step})
+    model.eval()
+
+
+# ---- decoder refinement ------------------------------------------------------------------------
+
+
+def decoder_modules(model):
+    mods = [model.decoder]
+    if model.post_quant_conv is not None:
+        mods.append(model.post_quant_conv)
+    return mods
+
+
+def local_std(x, k=5):
+    """Per-channel standard deviation over k x k neighbourhoods (the texture statistic of
+    mm_eval: its classifier and texture error use the 5 x 5 local standard deviation)."""
+    m = F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
+    m2 = F.avg_pool2d(x * x, k, 1, k // 2, count_include_pad=False)
+    return (m2 - m * m).clamp(min=0).add(1e-6).sqrt()
+
+
+def train_decoder(args, cfg, lib, model):
+    """Refine the VAE decoder with the encoder frozen. The latent space the DiT was trained in
+    does not move (the encoder is untouched), so a trained DiT stays valid; only the way latents
+    become pixels improves. Loss: L1 + --tex x L1 of the 5 x 5 local standard deviation (a
+    deterministic decoder trained on L1 alone averages texture and speckle away)."""
+    ck = os.path.join(args.work, "decoder.pt")
+    params = [p for m in decoder_modules(model) for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=args.dec_lr, weight_decay=0.0)
+    step = 0
+    if os.path.exists(ck):
+        st = torch.load(ck)
+        model.load_state_dict(st["model"], strict=False)
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        log(args.work, f"decoder: resumed at step {step}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    rng = np.random.default_rng(args.seed * 15485863 + step)
+    C = cfg["vae"]["latent_channels"]
+    t0 = time.time()
+    while step < args.dec_steps:
+        # its own data stream (base seed --seed + 2: the VAE used --seed, the DiT --seed + 1)
+        x = vae_batch(lib, cfg, rng, args.vae_batch, args.seed + 2)
+        with torch.no_grad():
+            mom = model.encoder(x)
+            if model.quant_conv is not None:
+                mom = model.quant_conv(mom)
+            mean, logvar = mom[:, :C], mom[:, C:].clamp(-30, 20)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        if model.post_quant_conv is not None:
+            z = model.post_quant_conv(z)
+        y = model.decoder(z)
+        rec = (y - x).abs().mean()
+        tex = (local_std(y) - local_std(x)).abs().mean()
+        loss = rec + args.tex * tex
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0:
+            log(args.work, f"decoder step {step} rec {rec.item():.4f} tex {tex.item():.4f} "
+                           f"({(time.time() - t0) / 25:.2f} s/step)")
+            t0 = time.time()
+            with open(os.path.join(args.work, "loss_decoder.tsv"), "a") as f:
+                f.write(f"{step}\t{rec.item():.6f}\t{tex.item():.6f}\n")
+        if step % 100 == 0 or step == args.dec_steps:
+            save(ck, {"model": {k: v for k, v in model.state_dict().items()
+                                if k.startswith(("decoder.", "post_quant_conv."))},
+                      "opt": opt.state_dict(), "step": step})
     model.eval()
 
 
@@ -308,6 +384,7 @@ def export(args, cfg, model, data):
                          metadata={"config": json.dumps(cfg, separators=(",", ":")),
                                    "training": json.dumps({"seed": args.seed, "vae_steps": args.vae_steps,
                                                            "steps": args.steps, "scenes": args.scenes,
+                                                           "dec_steps": args.dec_steps, "tex": args.tex,
                                                            "held_out_pair": list(HELD_OUT_PAIR)})})
     log(args.work, f"exported {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
 
@@ -317,7 +394,7 @@ def main():
     ap.add_argument("--config", default=os.path.join(HERE, "..", "..", "models", "default-config.json"))
     ap.add_argument("--work", required=True)
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "models", "default.safetensors"))
-    ap.add_argument("--phase", default="all", choices=["vae", "latents", "dit", "export", "all"])
+    ap.add_argument("--phase", default="all", choices=["vae", "latents", "dit", "decoder", "export", "all"])
     ap.add_argument("--sim-lib", default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
@@ -326,6 +403,11 @@ def main():
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--kl", type=float, default=1e-4)
+    ap.add_argument("--dec-steps", type=int, default=0,
+                    help="decoder refinement steps (phase decoder, or after the DiT in phase all)")
+    ap.add_argument("--dec-lr", type=float, default=3e-4)
+    ap.add_argument("--tex", type=float, default=1.0,
+                    help="weight of the local-standard-deviation (texture) loss of the decoder")
     ap.add_argument("--scenes", type=int, default=6144)
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=48)
@@ -365,6 +447,9 @@ def main():
         sys.exit("train.py: no trained VAE in --work (run --phase vae first)")
     model.load_state_dict(torch.load(os.path.join(args.work, "vae.pt"))["model"])
     model.eval()
+    if args.phase == "decoder":
+        train_decoder(args, cfg, lib, model)
+        return
     data = make_latents(args, cfg, lib, model)
     data = add_pseudo_pan(args, cfg, lib, model, data)
     if args.phase == "latents":
@@ -377,6 +462,13 @@ def main():
             st = torch.load(os.path.join(args.work, "dit.pt"))
             model.load_state_dict(st["ema"])
             ema = model
+        if args.phase == "all" and args.dec_steps > 0:
+            train_decoder(args, cfg, lib, ema)
+        dec = os.path.join(args.work, "decoder.pt")
+        if os.path.exists(dec):  # the refined decoder replaces the VAE's (the encoder is the same)
+            st = torch.load(dec)
+            ema.load_state_dict(st["model"], strict=False)
+            log(args.work, f"export: decoder refined for {st['step']} steps ({dec})")
         export(args, cfg, ema, data)
 
 
