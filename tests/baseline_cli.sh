@@ -62,6 +62,19 @@ expect_fail "has 3 bands; the lookup table takes sar with 1" "$base" --lut "$dir
 expect_fail "no source or target is" "$base" --lut "$dir/sr.lut" --profile osm=byte "$dir/a_sar.tif" "$dir/o.tif"
 expect_fail "expected --fit" "$base" --lut "$dir/sr.lut" "$dir/a_sar.tif"
 [ ! -e "$dir/o.tif" ] || fail "output written on failure"
+
+# Ctrl-C (sent once the run's progress bar shows): exit 130, a message, no output, no temporary
+gdal_translate -q -outsize 6000 6000 "$dir/a_sar.tif" "$dir/big_sar.tif"
+"$base" --lut "$dir/sr.lut" "$dir/big_sar.tif" "$dir/int.tif" >"$dir/int.err" 2>&1 & # the bar is on stdout
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q "0" "$dir/int.err" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -INT $pid
+rc=0
+wait $pid || rc=$?
+[ "$rc" -eq 130 ] || fail "Ctrl-C: exit $rc (expected 130): $(cat "$dir/int.err")"
+grep -q "interrupted; .* was not written" "$dir/int.err" || fail "Ctrl-C: no message"
+[ ! -e "$dir/int.tif" ] || fail "Ctrl-C: output written"
 left=$(find "$dir" -name '*mmtmp*' -o -name '*.part')
 [ -z "$left" ] || fail "temporary files left: $left"
 echo "1 passed, 0 failed"

@@ -31,6 +31,7 @@
 #include "mmgeo.h"
 #include "mmsim.h"
 #include "tool_profiles.h"
+#include "tool_run.h"
 
 #define TOOL_NAME "mm_baseline"
 static const char *TOOL = TOOL_NAME;
@@ -335,15 +336,6 @@ static int process_lut(void *user, int n_tiles, const uint64_t *tile_ids,
     return 0;
 }
 
-static int CPL_STDCALL progress(double f, const char *msg, void *arg) {
-    if (!*(int *)arg) GDALTermProgress(f, msg, NULL);
-    return TRUE;
-}
-static void warn(void *user, const char *msg) {
-    (void)user;
-    fprintf(stderr, "%s: warning: %s\n", TOOL, msg);
-}
-
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: mm_baseline --fit -s SRC -t TGT --out LUT [--scenes N] [-q]\n"
@@ -477,12 +469,19 @@ int main(int argc, char **argv) {
     job.format = format;
     job.create_options = co;
     job.metadata = md;
-    job.progress = progress;
+    job.progress = mm_tool_progress;
     job.progress_arg = &quiet;
-    job.warn = warn;
-    if (mmgeo_run(&job, &proc, err, sizeof err)) {
+    job.warn = mm_tool_warn;
+    job.warn_user = (void *)TOOL;
+    mm_tool_catch_interrupts();
+    const int r = mmgeo_run(&job, &proc, err, sizeof err);
+    if (r) {
         if (!quiet) fputc('\n', stderr);
-        fprintf(stderr, "%s: %s\n", TOOL, err);
+        if (r == MMGEO_INTERRUPTED) {
+            fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);
+            rc = 130;
+        } else
+            fprintf(stderr, "%s: %s\n", TOOL, err);
         goto done;
     }
     rc = 0;

@@ -10,35 +10,20 @@
 #include <cpl_string.h>
 #include <gdal.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "tool_opts.h"
+#include "tool_run.h"
 #include "mm.h"
 #include "mmgeo.h"
 
 #define TOOL_NAME "mm_embed"
 static const char *TOOL = TOOL_NAME;
 
-static volatile sig_atomic_t g_stop = 0;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
 static int quiet = 0;
-static int CPL_STDCALL progress(double f, const char *msg, void *arg) {
-    (void)arg;
-    if (g_stop) return FALSE;
-    if (!quiet) GDALTermProgress(f, msg, NULL);
-    return TRUE;
-}
-static void warn(void *user, const char *msg) {
-    (void)user;
-    fprintf(stderr, "%s: warning: %s\n", TOOL, msg);
-}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -66,14 +51,13 @@ int main(int argc, char **argv) {
     mmgeo_aoi *aoi = NULL;
     mmgeo_run_stats stats;
     enum { O_PROFILE = 256, O_SRCWIN, O_PROJWIN, O_AOI, O_AOI_LAYER };
-    static const struct option opts[] = {
-        MM_TOOL_OPTIONS,
-        {"profile", required_argument, 0, O_PROFILE},
-        {"srcwin", required_argument, 0, O_SRCWIN},
-        {"projwin", required_argument, 0, O_PROJWIN},
-        {"aoi", required_argument, 0, O_AOI},
-        {"aoi-layer", required_argument, 0, O_AOI_LAYER},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {MM_TOOL_OPTIONS,
+                                         {"profile", required_argument, 0, O_PROFILE},
+                                         {"srcwin", required_argument, 0, O_SRCWIN},
+                                         {"projwin", required_argument, 0, O_PROJWIN},
+                                         {"aoi", required_argument, 0, O_AOI},
+                                         {"aoi-layer", required_argument, 0, O_AOI_LAYER},
+                                         {0, 0, 0, 0}};
     int o, bad = 0;
     while (!bad && (o = getopt_long_only(argc, argv, "qs:b:", opts, NULL)) != -1) {
         const int common = mm_tool_opt(&opt, o, argc, argv, usage); /* tool_opts.c */
@@ -90,7 +74,8 @@ int main(int argc, char **argv) {
             if (!strchr(optarg, '=')) {
                 fprintf(stderr, "%s: --profile takes MODALITY=SPEC\n", TOOL);
                 bad = 1;
-            } else profile = optarg;
+            } else
+                profile = optarg;
             break;
         case O_SRCWIN:
             bad = mm_arg_srcwin(TOOL, optarg, argc, argv, &optind, job.srcwin);
@@ -107,7 +92,8 @@ int main(int argc, char **argv) {
             if (n_bands == MMGEO_MAX_BANDS) {
                 fprintf(stderr, "%s: at most %d bands\n", TOOL, MMGEO_MAX_BANDS);
                 bad = 1;
-            } else bad = mm_arg_int(TOOL, "-b", optarg, 1, 1 << 20, &bands[n_bands++]);
+            } else
+                bad = mm_arg_int(TOOL, "-b", optarg, 1, 1 << 20, &bands[n_bands++]);
             break;
         default: bad = 1; break;
         }
@@ -137,12 +123,7 @@ int main(int argc, char **argv) {
     }
     const char *src_path = argv[optind], *dst_path = argv[optind + 1];
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    mm_tool_catch_interrupts();
 
     GDALAllRegister();
     int rc = 1;
@@ -192,8 +173,8 @@ int main(int argc, char **argv) {
         }
     }
     const int b1 = n_bands ? bands[0] : 1;
-    GDALDataType dt = b1 <= GDALGetRasterCount(ds) ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
-                                                   : GDT_Byte;
+    GDALDataType dt =
+        b1 <= GDALGetRasterCount(ds) ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1)) : GDT_Byte;
     GDALClose(ds);
     mmgeo_source *s = &job.sources[0];
     s->path = src_path;
@@ -203,7 +184,8 @@ int main(int argc, char **argv) {
     mmgeo_model_geo_source_profile(&geo, m, names[m], dt, &s->profile);
     if (profile) {
         const char *eq = strchr(profile, '=');
-        if (strncmp(profile, names[m], (size_t)(eq - profile)) || strlen(names[m]) != (size_t)(eq - profile)) {
+        if (strncmp(profile, names[m], (size_t)(eq - profile)) ||
+            strlen(names[m]) != (size_t)(eq - profile)) {
             fprintf(stderr, "%s: --profile %s: the source is '%s'\n", TOOL, profile, names[m]);
             goto done;
         }
@@ -240,8 +222,10 @@ int main(int argc, char **argv) {
     const int S = mm_model_image_size(model), T = mm_model_tokens_per_side(model);
     const int Hd = mm_model_hidden_size(model);
     if (T < 1 || S % T) {
-        fprintf(stderr, "%s: the model's image size %d is not a multiple of its %d tokens per "
-                        "side\n", TOOL, S, T);
+        fprintf(stderr,
+                "%s: the model's image size %d is not a multiple of its %d tokens per "
+                "side\n",
+                TOOL, S, T);
         goto done;
     }
     const int r = S / T;
@@ -287,11 +271,13 @@ int main(int argc, char **argv) {
     job.format = format;
     job.create_options = co;
     job.metadata = md;
-    job.progress = progress;
-    job.warn = warn;
+    job.progress = mm_tool_progress;
+    job.progress_arg = &quiet;
+    job.warn = mm_tool_warn;
+    job.warn_user = (void *)TOOL;
     job.stats = &stats;
     if (!quiet) mmgeo_gsd_check(&job, &geo, 0); /* a warning outside the model's GSD range */
-    if (aoi_path) { /* windows outside skipped, cells outside nodata */
+    if (aoi_path) {                             /* windows outside skipped, cells outside nodata */
         if (mm_tool_open_aoi(TOOL, aoi_path, aoi_layer, &job, &aoi, &md)) goto done;
     }
     int res = mmgeo_run(&job, &proc, err, sizeof err);

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <cpl_string.h>
+#include <cjson/cJSON.h>
 #include <fftw3.h>
 #include <gdal.h>
 #include <getopt.h>
@@ -122,6 +123,15 @@ static void json_number(double v, int decimals) {
         printf("%.*f", decimals, v);
     else
         printf("null");
+}
+
+/* A path as a JSON string (quotes, backslashes and control characters escaped by cJSON). */
+static void json_string(const char *v) {
+    cJSON *j = cJSON_CreateString(v);
+    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
+    fputs(t ? t : "null", stdout);
+    cJSON_free(t);
+    cJSON_Delete(j);
 }
 
 /* Value range of a modality's stored units, for PSNR/SSIM (docs/quality.md). */
@@ -726,9 +736,15 @@ static int agreement(const char *pa, const char *pb, const char *ca_path, const 
     texture_by_class(fa, nfa, a.bands, ma, n, ta);
     texture_by_class(fb, nfb, b.bands, mb, n, tb);
     if (json) {
-        printf("{\"a\": \"%s\", \"b\": \"%s\", \"modality_a\": \"%s\", \"modality_b\": \"%s\", "
-               "\"agreement\": %.5f, \"miou\": %.5f",
-               pa, pb, ca.modality, cb.modality, acc, miou);
+        printf("{\"a\": ");
+        json_string(pa);
+        printf(", \"b\": ");
+        json_string(pb);
+        printf(", \"modality_a\": \"%s\", \"modality_b\": \"%s\", \"agreement\": ", ca.modality,
+               cb.modality);
+        json_number(acc, 5);
+        printf(", \"miou\": ");
+        json_number(miou, 5);
         print_texture_json("texture_a", ta);
         print_texture_json("texture_b", tb);
         printf("}\n");
@@ -839,6 +855,9 @@ int main(int argc, char **argv) {
     int8_t *cls = NULL;
     double *f = NULL, *fr = NULL;
     raster lab = {0};
+    /* neither --modality nor a classifier: the generated raster's MM_MODALITY (the tools write it)
+     */
+    if (!modality && g.modality[0]) modality = g.modality;
     if (modality && !strcmp(modality, "sar")) {
         sar_to_db(&g);
         sar_to_db(&r);
@@ -898,8 +917,11 @@ int main(int argc, char **argv) {
         have_cls = 1;
     }
     if (json) {
-        printf("{\"generated\": \"%s\", \"reference\": \"%s\", \"range\": %g, \"bands\": [",
-               argv[optind], argv[optind + 1], L);
+        printf("{\"generated\": ");
+        json_string(argv[optind]);
+        printf(", \"reference\": ");
+        json_string(argv[optind + 1]);
+        printf(", \"range\": %g, \"bands\": [", L);
         for (int b = 0; b < g.bands; b++) {
             printf("%s{\"psnr\": ", b ? ", " : "");
             json_number(bp[b], 4);

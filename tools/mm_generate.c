@@ -14,13 +14,13 @@
 #include <limits.h>
 #include <math.h>
 #include <ogr_srs_api.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "tool_opts.h"
+#include "tool_run.h"
 #include "tool_profiles.h"
 #include "mm.h"
 #include "mmgeo.h"
@@ -28,27 +28,7 @@
 #define TOOL_NAME "mm_generate"
 static const char *TOOL = TOOL_NAME;
 
-static volatile sig_atomic_t g_stop = 0;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-
 static int quiet = 0;
-static int CPL_STDCALL progress(double f, const char *msg, void *arg) {
-    (void)arg;
-    if (g_stop) return FALSE;
-    if (!quiet) GDALTermProgress(f, msg, NULL);
-    return TRUE;
-}
-static int mm_progress(void *user, int step, int n) {
-    (void)user, (void)step, (void)n;
-    return g_stop != 0;
-}
-static void warn(void *user, const char *msg) {
-    (void)user;
-    fprintf(stderr, "%s: warning: %s\n", TOOL, msg);
-}
 
 static void usage(FILE *f) {
     fprintf(
@@ -236,12 +216,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    mm_tool_catch_interrupts();
 
     GDALAllRegister();
     int rc = 1;
@@ -384,7 +359,7 @@ int main(int argc, char **argv) {
         }
         mp.params.sampler = (mm_sampler)s;
     }
-    mp.params.progress = mm_progress;
+    mp.params.progress = mm_tool_sampling_progress;
     mp.ctx = ctx;
     mp.model = model;
     mp.n_sources = 0;
@@ -435,8 +410,10 @@ int main(int argc, char **argv) {
     job.format = format;
     job.create_options = co;
     job.metadata = md;
-    job.progress = progress;
-    job.warn = warn;
+    job.progress = mm_tool_progress;
+    job.progress_arg = &quiet;
+    job.warn = mm_tool_warn;
+    job.warn_user = (void *)TOOL;
     job.stats = &stats;
     if (aoi_path) { /* windows outside skipped, pixels outside masked */
         if (seamless) {

@@ -10,13 +10,13 @@
 #include <gdal.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "tool_opts.h"
+#include "tool_run.h"
 #include "tool_profiles.h"
 #include "mm.h"
 #include "mmgeo.h"
@@ -24,27 +24,7 @@
 #define TOOL_NAME "mm_translate"
 static const char *TOOL = TOOL_NAME;
 
-static volatile sig_atomic_t g_stop = 0;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-
 static int quiet = 0;
-static int CPL_STDCALL progress(double f, const char *msg, void *arg) {
-    (void)arg;
-    if (g_stop) return FALSE;
-    if (!quiet) GDALTermProgress(f, msg, NULL);
-    return TRUE;
-}
-static int mm_progress(void *user, int step, int n) {
-    (void)user, (void)step, (void)n;
-    return g_stop != 0;
-}
-static void warn(void *user, const char *msg) {
-    (void)user;
-    fprintf(stderr, "%s: warning: %s\n", TOOL, msg);
-}
 
 static void usage(FILE *f) {
     fprintf(
@@ -239,12 +219,7 @@ int main(int argc, char **argv) {
     }
 
     /* Ctrl-C (or SIGTERM) from here on stops the run at the next window or sampling step */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    mm_tool_catch_interrupts();
 
     GDALAllRegister();
     int rc = 1;
@@ -398,7 +373,7 @@ int main(int argc, char **argv) {
             }
             mp.params.sampler = (mm_sampler)s;
         }
-        mp.params.progress = mm_progress;
+        mp.params.progress = mm_tool_sampling_progress;
         mp.ctx = ctx;
         mp.model = model;
         mp.n_sources = n_src;
@@ -471,7 +446,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s: --aoi works with the blended tiling, not --seamless\n", TOOL);
             goto done;
         }
-        job.warn = warn;
+        job.warn = mm_tool_warn;
+        job.warn_user = (void *)TOOL;
         if (mm_tool_open_aoi(TOOL, aoi_path, aoi_layer, &job, &aoi, &md)) goto done;
     }
 
@@ -480,8 +456,10 @@ int main(int argc, char **argv) {
     job.format = format;
     job.create_options = co;
     job.metadata = md;
-    job.progress = progress;
-    job.warn = warn;
+    job.progress = mm_tool_progress;
+    job.progress_arg = &quiet;
+    job.warn = mm_tool_warn;
+    job.warn_user = (void *)TOOL;
     job.stats = &stats;
     if (gsd > 0) {
         if (seamless) {

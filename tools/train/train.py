@@ -77,6 +77,27 @@ def vae_batch(lib, cfg, rng, batch, base_seed):
     return torch.stack(xs)
 
 
+def vae_pass(model, x, C, encoder_grad=True):
+    """Encode, sample the posterior, decode (fp32: torch 1.13's CPU autocast breaks GroupNorm).
+    Returns the reconstruction and the posterior's mean and log-variance."""
+    with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
+        mom = model.encoder(x)
+        if model.quant_conv is not None:
+            mom = model.quant_conv(mom)
+        mean, logvar = mom[:, :C], mom[:, C:].clamp(-30, 20)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+    if model.post_quant_conv is not None:
+        z = model.post_quant_conv(z)
+    return model.decoder(z), mean, logvar
+
+
+def optimizer_step(opt, params, loss):
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+
 def train_vae(args, cfg, lib, model):
     ck = os.path.join(args.work, "vae.pt")
     params = [p for m in vae_modules(model) for p in m.parameters()]
@@ -95,21 +116,10 @@ def train_vae(args, cfg, lib, model):
     t0 = time.time()
     while step < args.vae_steps:
         x = vae_batch(lib, cfg, rng, args.vae_batch, args.seed)
-        mom = model.encoder(x)  # fp32: torch 1.13's CPU autocast breaks GroupNorm
-        if model.quant_conv is not None:
-            mom = model.quant_conv(mom)
-        mean, logvar = mom[:, :C], mom[:, C:].clamp(-30, 20)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        if model.post_quant_conv is not None:
-            z = model.post_quant_conv(z)
-        y = model.decoder(z)
+        y, mean, logvar = vae_pass(model, x, C)
         rec = (y - x).abs().mean()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
-        loss = rec + args.kl * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, params, rec + args.kl * kl)
         step += 1
         if step % 25 == 0:
             log(args.work, f"vae step {step} rec {rec.item():.4f} kl {kl.item():.3f} "
@@ -155,6 +165,8 @@ def train_decoder(args, cfg, lib, model):
         opt.load_state_dict(st["opt"])
         step = st["step"]
         log(args.work, f"decoder: resumed at step {step}")
+    for g in opt.param_groups:  # --dec-lr holds on resume too (the saved state has the old rate)
+        g["lr"] = args.dec_lr
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
@@ -165,22 +177,10 @@ def train_decoder(args, cfg, lib, model):
     while step < args.dec_steps:
         # its own data stream (base seed --seed + 2: the VAE used --seed, the DiT --seed + 1)
         x = vae_batch(lib, cfg, rng, args.vae_batch, args.seed + 2)
-        with torch.no_grad():
-            mom = model.encoder(x)
-            if model.quant_conv is not None:
-                mom = model.quant_conv(mom)
-            mean, logvar = mom[:, :C], mom[:, C:].clamp(-30, 20)
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        if model.post_quant_conv is not None:
-            z = model.post_quant_conv(z)
-        y = model.decoder(z)
+        y, _, _ = vae_pass(model, x, C, encoder_grad=False)
         rec = (y - x).abs().mean()
         tex = (local_std(y) - local_std(x)).abs().mean()
-        loss = rec + args.tex * tex
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, params, rec + args.tex * tex)
         step += 1
         if step % 25 == 0:
             log(args.work, f"decoder step {step} rec {rec.item():.4f} tex {tex.item():.4f} "
@@ -331,11 +331,7 @@ def train_dit(args, cfg, model, data):
                 err = ((v - (eps[m] - x0[m])) ** 2) * w
                 fm = fm + err.sum() / (w.sum() * v[0].numel()).clamp(min=1)
         nce = scene_infonce(S[0], S[1], log_tau) if args.lam > 0 else torch.zeros(())
-        loss = fm + args.lam * nce
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, params, fm + args.lam * nce)  # clips the DiT's parameters, not tau
         with torch.no_grad():
             d = min(args.ema, (1 + step) / (10 + step))
             for pe, pm in zip(ema.parameters(), model.parameters()):
