@@ -99,9 +99,8 @@ int main(int argc, char **argv) {
         }
     }
     quiet = opt.quiet;
-    const char *model_path = opt.model_path, *format = opt.format, *device = opt.device,
-               *precision = opt.precision;
-    const int threads = opt.threads, overlap = opt.overlap, batch = opt.batch;
+    const char *model_path = opt.model_path, *format = opt.format;
+    const int overlap = opt.overlap, batch = opt.batch;
     char **co = opt.co; /* owned from here on */
     if (!bad && has_projwin && job.has_srcwin) {
         fprintf(stderr, "%s: give -srcwin or -projwin, not both\n", TOOL);
@@ -208,17 +207,7 @@ int main(int argc, char **argv) {
     mmgeo_profile_default(NULL, GDT_Unknown, &job.targets[0].profile);
     job.targets[0].profile.kind = MMGEO_IO_RAW;
 
-    mm_context_params cp;
-    mm_context_params_default(&cp);
-    cp.n_threads = threads;
-    if (mm_arg_device(TOOL, device, &cp.device)) goto done;
-    if (precision && mm_arg_precision(TOOL, precision, &cp.precision)) goto done;
-    char *e = NULL;
-    if (mm_context_create(model, &cp, &ctx, &e) != MM_OK) {
-        fprintf(stderr, "%s: %s\n", TOOL, e ? e : "cannot create a context");
-        mm_free(e);
-        goto done;
-    }
+    if (mm_tool_context(&opt, model, &ctx)) goto done;
     const int S = mm_model_image_size(model), T = mm_model_tokens_per_side(model);
     const int Hd = mm_model_hidden_size(model);
     if (T < 1 || S % T) {

@@ -144,12 +144,8 @@ int main(int argc, char **argv) {
         }
     }
     quiet = opt.quiet;
-    const char *model_path = opt.model_path, *format = opt.format, *device = opt.device,
-               *precision = opt.precision, *sampler = opt.sampler;
-    int steps = opt.steps, threads = opt.threads, overlap = opt.overlap, batch = opt.batch;
-    const float guidance = opt.guidance;
-    const uint64_t seed = opt.seed;
-    const int seed_set = opt.seed_set;
+    const char *model_path = opt.model_path, *format = opt.format;
+    int overlap = opt.overlap, batch = opt.batch;
     char **co = opt.co; /* owned from here on */
     if (!bad && aoi_layer && !aoi_path) {
         fprintf(stderr, "%s: --aoi-layer needs --aoi\n", TOOL);
@@ -335,31 +331,8 @@ int main(int argc, char **argv) {
     if (mm_tool_profiles_apply(TOOL, &profiles, NULL, &job)) goto done;
 
     /* the model */
-    mm_context_params cp;
-    mm_context_params_default(&cp);
-    cp.n_threads = threads;
-    if (mm_arg_device(TOOL, device, &cp.device)) goto done;
-    if (precision && mm_arg_precision(TOOL, precision, &cp.precision)) goto done;
-    char *e = NULL;
-    if (mm_context_create(model, &cp, &ctx, &e) != MM_OK) {
-        fprintf(stderr, "%s: %s\n", TOOL, e ? e : "cannot create a context");
-        mm_free(e);
-        goto done;
-    }
-    mm_sample_params_default(model, &mp.params);
-    if (steps > 0) mp.params.steps = steps;
-    if (guidance >= 0) mp.params.guidance = guidance;
-    if (seed_set) mp.params.seed = seed;
-    if (sampler) {
-        int s = mm_sampler_from_name(sampler);
-        if (s < 0) {
-            fprintf(stderr, "%s: unknown sampler '%s' (euler, heun, euler_maruyama)\n", TOOL,
-                    sampler);
-            goto done;
-        }
-        mp.params.sampler = (mm_sampler)s;
-    }
-    mp.params.progress = mm_tool_sampling_progress;
+    if (mm_tool_context(&opt, model, &ctx)) goto done;
+    if (mm_tool_sample_params(&opt, model, &mp.params)) goto done;
     mp.ctx = ctx;
     mp.model = model;
     mp.n_sources = 0;

@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "mm.h"
+#include "tool_run.h"
 
 void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int batch_default) {
     memset(o, 0, sizeof *o);
@@ -73,5 +74,38 @@ int mm_tool_open_aoi(const char *tool, const char *path, const char *layer, mmge
     free(abs);
     job->metadata = *md = CSLSetNameValue(*md, "MM_AOI", v);
     CPLFree(v);
+    return 0;
+}
+
+int mm_tool_context(const mm_tool_opts *o, mm_model *model, mm_context **ctx) {
+    mm_context_params cp;
+    mm_context_params_default(&cp);
+    cp.n_threads = o->threads;
+    if (mm_arg_device(o->tool, o->device, &cp.device)) return -1;
+    if (o->precision && mm_arg_precision(o->tool, o->precision, &cp.precision)) return -1;
+    char *e = NULL;
+    if (mm_context_create(model, &cp, ctx, &e) != MM_OK) {
+        fprintf(stderr, "%s: %s\n", o->tool, e ? e : "cannot create a context");
+        mm_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+int mm_tool_sample_params(const mm_tool_opts *o, const mm_model *model, mm_sample_params *p) {
+    mm_sample_params_default(model, p);
+    if (o->steps > 0) p->steps = o->steps;
+    if (o->guidance >= 0) p->guidance = o->guidance;
+    if (o->seed_set) p->seed = o->seed;
+    if (o->sampler) {
+        const int s = mm_sampler_from_name(o->sampler);
+        if (s < 0) {
+            fprintf(stderr, "%s: unknown sampler '%s' (euler, heun, euler_maruyama)\n", o->tool,
+                    o->sampler);
+            return -1;
+        }
+        p->sampler = (mm_sampler)s;
+    }
+    p->progress = mm_tool_sampling_progress;
     return 0;
 }

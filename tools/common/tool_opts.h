@@ -68,6 +68,12 @@ void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int bat
  * it is not a common option. */
 int mm_tool_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FILE *));
 void mm_tool_opts_free(mm_tool_opts *o);
+/* A context for model on the --device, --threads and --precision of o. Returns 0, or -1 after a
+ * message on stderr. */
+int mm_tool_context(const mm_tool_opts *o, mm_model *model, mm_context **ctx);
+/* The model's default sampling parameters with the --steps, --guidance, --seed and --sampler of
+ * o; sampling stops on Ctrl-C (tool_run.h). Returns 0, or -1 after a message on stderr. */
+int mm_tool_sample_params(const mm_tool_opts *o, const mm_model *model, mm_sample_params *p);
 /* --aoi: opens the area of interest for job (mmgeo_aoi_open_job), sets job->aoi and records it in
  * the output metadata *md (MM_AOI = absolute path[:layer]; job->metadata follows *md). Returns 0,
  * or -1 after a message on stderr. */

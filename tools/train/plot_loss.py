@@ -3,8 +3,9 @@
 
     /usr/bin/python3 tools/train/plot_loss.py WORK_DIR docs/training-loss.png
 
-Left: the VAE's L1 reconstruction loss; right: the DiT's flow-matching loss (log scale, both
-smoothed over 4 points). Each logged value is one batch (every 25 steps).
+Panels, left to right: the VAE's L1 reconstruction loss, the DiT's flow-matching loss and, when
+the run refined its decoder, the refined decoder's L1 reconstruction loss (log scale, all smoothed
+over 4 points). Each logged value is one batch (every 25 steps).
 """
 import os
 import sys
@@ -59,8 +60,11 @@ def panel(img, x0, y0, w, h, steps, vals, title_col):
 
 def main():
     work, out = sys.argv[1], sys.argv[2]
-    img = np.full((220, 640, 3), 255, np.uint8)
-    for k, (name, col) in enumerate((("loss_vae.tsv", (200, 40, 40)), ("loss_dit.tsv", (40, 40, 200)))):
+    curves = [("loss_vae.tsv", (200, 40, 40)), ("loss_dit.tsv", (40, 40, 200))]
+    if os.path.exists(os.path.join(work, "loss_decoder.tsv")):
+        curves.append(("loss_decoder.tsv", (40, 150, 40)))
+    img = np.full((220, 320 * len(curves), 3), 255, np.uint8)
+    for k, (name, col) in enumerate(curves):
         path = os.path.join(work, name)
         if os.path.exists(path):
             d = np.loadtxt(path, ndmin=2)
