@@ -466,25 +466,10 @@ int main(int argc, char **argv) {
     md = CSLSetNameValue(md, "MM_SOURCE", buf);
     job.overlap = WINDOW / 4;
     job.batch = 1;
-    job.format = format;
-    job.create_options = co;
-    job.metadata = md;
-    job.progress = mm_tool_progress;
-    job.progress_arg = &quiet;
-    job.warn = mm_tool_warn;
-    job.warn_user = (void *)TOOL;
+    mm_tool_job_output(&job, TOOL, format, co, md, &quiet, NULL);
     mm_tool_catch_interrupts();
-    const int r = mmgeo_run(&job, &proc, err, sizeof err);
-    if (r) {
-        if (!quiet) fputc('\n', stderr);
-        if (r == MMGEO_INTERRUPTED) {
-            fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);
-            rc = 130;
-        } else
-            fprintf(stderr, "%s: %s\n", TOOL, err);
-        goto done;
-    }
-    rc = 0;
+    rc = mm_tool_run_status(TOOL, mmgeo_run(&job, &proc, err, sizeof err), err, dst_path, quiet,
+                            NULL);
 done:
     free(lp.feat);
     lut_free(&l);

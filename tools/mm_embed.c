@@ -257,32 +257,13 @@ int main(int argc, char **argv) {
     job.out_scale = r;
     job.overlap = overlap;
     job.batch = batch;
-    job.format = format;
-    job.create_options = co;
-    job.metadata = md;
-    job.progress = mm_tool_progress;
-    job.progress_arg = &quiet;
-    job.warn = mm_tool_warn;
-    job.warn_user = (void *)TOOL;
-    job.stats = &stats;
+    mm_tool_job_output(&job, TOOL, format, co, md, &quiet, &stats);
     if (!quiet) mmgeo_gsd_check(&job, &geo, 0); /* a warning outside the model's GSD range */
     if (aoi_path) {                             /* windows outside skipped, cells outside nodata */
         if (mm_tool_open_aoi(TOOL, aoi_path, aoi_layer, &job, &aoi, &md)) goto done;
     }
     int res = mmgeo_run(&job, &proc, err, sizeof err);
-    if (res == MMGEO_INTERRUPTED) {
-        if (!quiet) fputc('\n', stderr);
-        fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);
-        rc = 130;
-    } else if (res) {
-        if (!quiet) fputc('\n', stderr);
-        fprintf(stderr, "%s: %s\n", TOOL, err);
-    } else {
-        rc = 0;
-        if (aoi && !quiet)
-            fprintf(stderr, "%s: %lld of %lld windows outside the AOI skipped\n", TOOL,
-                    stats.skipped_aoi, stats.windows);
-    }
+    rc = mm_tool_run_status(TOOL, res, err, dst_path, quiet, aoi ? &stats : NULL);
 done:
     mmgeo_aoi_close(aoi);
     free(ep.scratch);

@@ -426,14 +426,7 @@ int main(int argc, char **argv) {
 
     job.overlap = overlap;
     job.batch = batch;
-    job.format = format;
-    job.create_options = co;
-    job.metadata = md;
-    job.progress = mm_tool_progress;
-    job.progress_arg = &quiet;
-    job.warn = mm_tool_warn;
-    job.warn_user = (void *)TOOL;
-    job.stats = &stats;
+    mm_tool_job_output(&job, TOOL, format, co, md, &quiet, &stats);
     if (gsd > 0) {
         if (seamless) {
             fprintf(stderr, "%s: --gsd works with the blended tiling, not --seamless\n", TOOL);
@@ -447,19 +440,7 @@ int main(int argc, char **argv) {
     int r = seamless  ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
             : gsd > 0 ? mmgeo_run_gsd(&job, &proc, gsd, err, sizeof err)
                       : mmgeo_run(&job, &proc, err, sizeof err);
-    if (r == MMGEO_INTERRUPTED) {
-        if (!quiet) fputc('\n', stderr);
-        fprintf(stderr, "%s: interrupted; '%s' was not written\n", TOOL, dst_path);
-        rc = 130;
-    } else if (r) {
-        if (!quiet) fputc('\n', stderr);
-        fprintf(stderr, "%s: %s\n", TOOL, err);
-    } else {
-        rc = 0;
-        if (aoi && !quiet)
-            fprintf(stderr, "%s: %lld of %lld windows outside the AOI skipped\n", TOOL,
-                    stats.skipped_aoi, stats.windows);
-    }
+    rc = mm_tool_run_status(TOOL, r, err, dst_path, quiet, aoi ? &stats : NULL);
 done:
     mmgeo_aoi_close(aoi);
     CSLDestroy(md);

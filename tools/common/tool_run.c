@@ -35,3 +35,35 @@ int mm_tool_sampling_progress(void *user, int step, int n) {
 void mm_tool_warn(void *tool, const char *msg) {
     fprintf(stderr, "%s: warning: %s\n", tool ? (const char *)tool : "mm", msg);
 }
+
+void mm_tool_job_output(mmgeo_job *job, const char *tool, const char *format, char **co, char **md,
+                        int *quiet, mmgeo_run_stats *stats) {
+    job->format = format;
+    job->create_options = co;
+    job->metadata = md;
+    job->progress = mm_tool_progress;
+    job->progress_arg = quiet;
+    job->warn = mm_tool_warn;
+    job->warn_user = (void *)tool;
+    job->stats = stats;
+}
+
+int mm_tool_run_status(const char *tool, int r, const char *err, const char *dst, int quiet,
+                       const mmgeo_run_stats *aoi_stats) {
+    if (r && !quiet) fputc('\n', stderr); /* after the progress bar */
+    if (r == MMGEO_INTERRUPTED) {
+        if (dst)
+            fprintf(stderr, "%s: interrupted; '%s' was not written\n", tool, dst);
+        else
+            fprintf(stderr, "%s: interrupted; nothing was written\n", tool);
+        return 130;
+    }
+    if (r) {
+        fprintf(stderr, "%s: %s\n", tool, err);
+        return 1;
+    }
+    if (aoi_stats && !quiet)
+        fprintf(stderr, "%s: %lld of %lld windows outside the AOI skipped\n", tool,
+                aoi_stats->skipped_aoi, aoi_stats->windows);
+    return 0;
+}

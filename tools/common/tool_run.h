@@ -4,6 +4,8 @@
 #define MM_TOOLS_TOOL_RUN_H
 #include <cpl_port.h>
 
+#include "mmgeo.h"
+
 /* From here on Ctrl-C and SIGTERM stop the run at its next window or sampling step. The handler
  * only sets a flag that the callbacks below read: libmmgeo then discards its temporary output and
  * returns MMGEO_INTERRUPTED, so nothing half-written is left under the final name. */
@@ -15,5 +17,16 @@ int CPL_STDCALL mm_tool_progress(double f, const char *msg, void *quiet);
 int mm_tool_sampling_progress(void *user, int step, int n);
 /* The warning callback of a job (job.warn); tool: the tool's name (job.warn_user). */
 void mm_tool_warn(void *tool, const char *msg);
+
+/* The job's output and reporting settings: format and -co (NULL: the defaults), metadata, the
+ * progress bar (quiet: the tool's -q), warnings under the tool's name, run statistics (NULL:
+ * none). */
+void mm_tool_job_output(mmgeo_job *job, const char *tool, const char *format, char **co, char **md,
+                        int *quiet, mmgeo_run_stats *stats);
+/* The exit status of a run that returned r with message err: 0; 130 after "interrupted; 'DST'
+ * was not written" (dst NULL: "nothing was written"); 1 after the message. After a successful
+ * run with an area of interest (aoi_stats not NULL) and not quiet, how many windows it skipped. */
+int mm_tool_run_status(const char *tool, int r, const char *err, const char *dst, int quiet,
+                       const mmgeo_run_stats *aoi_stats);
 
 #endif
