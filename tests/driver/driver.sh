@@ -11,19 +11,8 @@ B=$1
 export GDAL_DRIVER_PATH=$2
 MODEL=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
 PY=${MM_TEST_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d "${TMPDIR:-/tmp}/mm_driver_test.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect RC PATTERN CMD...: exit status RC and stderr matching PATTERN
-expect() {
-    want=$1 pat=$2
-    shift 2
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    rc=$?
-    [ "$rc" -eq "$want" ] || fail "exit $rc (expected $want): $*: $(cat "$T/err.txt")"
-    [ -z "$pat" ] || grep -q -- "$pat" "$T/err.txt" || fail "no '$pat' in the message of: $*: $(cat "$T/err.txt")"
-}
+TEST_NAME=mm_driver_test
+. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
 # same A B [SRCWIN...]: the two rasters (or the same window of both) have the same bytes
 same() {
     a=$1 b=$2

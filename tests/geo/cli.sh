@@ -6,24 +6,12 @@
 set -u
 B=$1
 MODEL=$2
-T=$(mktemp -d "${TMPDIR:-/tmp}/mm_translate_test.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+TEST_NAME=mm_translate_test
+. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
 MT="$B/mm_translate -q --threads 1 --steps 2 --model $MODEL"
 MT1="$B/mm_translate -q --threads 1 --steps 1 --guidance 1 --model $MODEL" # cheaper
 MTI="$B/mm_translate -q --processor identity --model $MODEL"           # no model run
 
-# expect RC PATTERN CMD...: exit status RC and stderr matching PATTERN
-expect() {
-    want=$1 pat=$2
-    shift 2
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    rc=$?
-    [ "$rc" -eq "$want" ] || fail "exit $rc (expected $want): $*: $(cat "$T/err.txt")"
-    [ -z "$pat" ] || grep -q -- "$pat" "$T/err.txt" || fail "no '$pat' in the message of: $*: $(cat "$T/err.txt")"
-}
-no_file() { [ ! -e "$1" ] || fail "$1 exists"; ls -a "$(dirname "$1")" | grep -q mmtmp && fail "a temporary file is left in $(dirname "$1")"; true; }
 
 "$B/mm_make_samples" "$T" 72 54 >/dev/null || { echo "FAIL: mm_make_samples"; exit 1; }
 

@@ -5,19 +5,8 @@
 set -u
 B=$1
 MODEL=$2
-T=$(mktemp -d "${TMPDIR:-/tmp}/mm_tools_test.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() {
-    want=$1 pat=$2
-    shift 2
-    "$@" >"$T/out.txt" 2>"$T/err.txt"
-    rc=$?
-    [ "$rc" -eq "$want" ] || fail "exit $rc (expected $want): $*: $(cat "$T/err.txt")"
-    [ -z "$pat" ] || grep -q -- "$pat" "$T/err.txt" || fail "no '$pat' in the message of: $*: $(cat "$T/err.txt")"
-}
-no_file() { [ ! -e "$1" ] || fail "$1 exists"; ls -a "$(dirname "$1")" | grep -q mmtmp && fail "a temporary file is left in $(dirname "$1")"; true; }
+TEST_NAME=mm_tools_test
+. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
 G="$B/mm_generate -q --threads 1 --steps 1 --model $MODEL"
 E="$B/mm_embed -q --threads 1 --model $MODEL"
 MT="$B/mm_translate -q --threads 1 --model $MODEL"
