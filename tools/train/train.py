@@ -371,16 +371,17 @@ def add_pseudo_pan(args, cfg, lib, model, data):
     return data
 
 
-def export(args, cfg, model, data):
+def export(args, cfg, model, data, trained):
+    """trained: the steps each phase of the exported weights ran (recorded in the file)."""
     cfg = json.loads(json.dumps(cfg))
     cfg["vae"]["scaling_factor"] = round(float(data["scale"]), 6)
     cfg["vae"]["shift_factor"] = round(float(data["shift"]), 6)
     tensors = {k: v.float() for k, v in model.state_dict().items()}
     safetensors_io.write(args.out, tensors, dtype="F16",
                          metadata={"config": json.dumps(cfg, separators=(",", ":")),
-                                   "training": json.dumps({"seed": args.seed, "vae_steps": args.vae_steps,
-                                                           "steps": args.steps, "scenes": args.scenes,
-                                                           "dec_steps": args.dec_steps, "tex": args.tex,
+                                   "training": json.dumps({"seed": args.seed,
+                                                           "scenes": int(data["latents"]["rgb"].shape[0]),
+                                                           **trained, "tex": args.tex,
                                                            "held_out_pair": list(HELD_OUT_PAIR)})})
     log(args.work, f"exported {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
 
@@ -401,7 +402,7 @@ def main():
     ap.add_argument("--kl", type=float, default=1e-4)
     ap.add_argument("--dec-steps", type=int, default=0,
                     help="decoder refinement steps (phase decoder, or after the DiT in phase all)")
-    ap.add_argument("--dec-lr", type=float, default=3e-4)
+    ap.add_argument("--dec-lr", type=float, default=1e-3)
     ap.add_argument("--tex", type=float, default=1.0,
                     help="weight of the local-standard-deviation (texture) loss of the decoder")
     ap.add_argument("--scenes", type=int, default=6144)
@@ -454,18 +455,21 @@ def main():
     if args.phase in ("dit", "all"):
         ema = train_dit(args, cfg, model, data)
     if args.phase in ("export", "all"):
+        trained = {"vae_steps": torch.load(os.path.join(args.work, "vae.pt"))["step"], "dec_steps": 0}
         if ema is None:
             st = torch.load(os.path.join(args.work, "dit.pt"))
             model.load_state_dict(st["ema"])
             ema = model
+        trained["steps"] = torch.load(os.path.join(args.work, "dit.pt"))["step"]
         if args.phase == "all" and args.dec_steps > 0:
             train_decoder(args, cfg, lib, ema)
         dec = os.path.join(args.work, "decoder.pt")
         if os.path.exists(dec):  # the refined decoder replaces the VAE's (the encoder is the same)
             st = torch.load(dec)
             ema.load_state_dict(st["model"], strict=False)
+            trained["dec_steps"] = st["step"]
             log(args.work, f"export: decoder refined for {st['step']} steps ({dec})")
-        export(args, cfg, ema, data)
+        export(args, cfg, ema, data, trained)
 
 
 if __name__ == "__main__":
