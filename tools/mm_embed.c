@@ -16,14 +16,13 @@
 
 #include "args.h"
 #include "tool_opts.h"
+#include "tool_profiles.h"
 #include "tool_run.h"
 #include "mm.h"
 #include "mmgeo.h"
 
 #define TOOL_NAME "mm_embed"
 static const char *TOOL = TOOL_NAME;
-
-static int quiet = 0;
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -41,7 +40,8 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     mm_tool_opts opt; /* the options shared with mm_translate and mm_generate */
     mm_tool_opts_init(&opt, TOOL, 1, 4);
-    const char *src_mod = NULL, *profile = NULL;
+    const char *src_mod = NULL;
+    mm_tool_profiles profiles = {0};
     mmgeo_job job;
     mmgeo_job_init(&job);
     int bands[MMGEO_MAX_BANDS], n_bands = 0;
@@ -70,13 +70,7 @@ int main(int argc, char **argv) {
             continue;
         }
         switch (o) {
-        case O_PROFILE:
-            if (!strchr(optarg, '=')) {
-                fprintf(stderr, "%s: --profile takes MODALITY=SPEC\n", TOOL);
-                bad = 1;
-            } else
-                profile = optarg;
-            break;
+        case O_PROFILE: bad = mm_tool_profile_add(TOOL, &profiles, optarg); break;
         case O_SRCWIN:
             bad = mm_arg_srcwin(TOOL, optarg, argc, argv, &optind, job.srcwin);
             job.has_srcwin = 1;
@@ -98,7 +92,7 @@ int main(int argc, char **argv) {
         default: bad = 1; break;
         }
     }
-    quiet = opt.quiet;
+    int quiet = opt.quiet;
     const char *model_path = opt.model_path, *format = opt.format;
     const int overlap = opt.overlap, batch = opt.batch;
     char **co = opt.co; /* owned from here on */
@@ -181,18 +175,9 @@ int main(int argc, char **argv) {
     s->n_bands = n_bands;
     memcpy(s->bands, bands, sizeof bands);
     mmgeo_model_geo_source_profile(&geo, m, names[m], dt, &s->profile);
-    if (profile) {
-        const char *eq = strchr(profile, '=');
-        if (strncmp(profile, names[m], (size_t)(eq - profile)) ||
-            strlen(names[m]) != (size_t)(eq - profile)) {
-            fprintf(stderr, "%s: --profile %s: the source is '%s'\n", TOOL, profile, names[m]);
-            goto done;
-        }
-        if (mmgeo_profile_parse(eq + 1, &s->profile, err, sizeof err)) {
-            fprintf(stderr, "%s: --profile %s: %s\n", TOOL, profile, err);
-            goto done;
-        }
-    }
+    job.n_sources = 1;
+    /* before the target is added: a profile names the source (the embedding's output is raw) */
+    if (mm_tool_profiles_apply(TOOL, &profiles, NULL, &job)) goto done;
     if (has_projwin) {
         if (mmgeo_projwin_srcwin(src_path, projwin, job.srcwin, err, sizeof err)) {
             fprintf(stderr, "%s: %s\n", TOOL, err);
@@ -200,7 +185,6 @@ int main(int argc, char **argv) {
         }
         job.has_srcwin = 1;
     }
-    job.n_sources = 1;
     job.n_targets = 1;
     job.targets[0].path = dst_path;
     job.targets[0].modality = "embedding";

@@ -855,8 +855,7 @@ int main(int argc, char **argv) {
     int8_t *cls = NULL;
     double *f = NULL, *fr = NULL;
     raster lab = {0};
-    /* neither --modality nor a classifier: the generated raster's MM_MODALITY (the tools write it)
-     */
+    /* neither --modality nor a classifier: the generated raster's MM_MODALITY */
     if (!modality && g.modality[0]) modality = g.modality;
     if (modality && !strcmp(modality, "sar")) {
         sar_to_db(&g);

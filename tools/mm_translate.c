@@ -24,8 +24,6 @@
 #define TOOL_NAME "mm_translate"
 static const char *TOOL = TOOL_NAME;
 
-static int quiet = 0;
-
 static void usage(FILE *f) {
     fprintf(
         f,
@@ -139,7 +137,7 @@ int main(int argc, char **argv) {
         default: bad = 1; break;
         }
     }
-    quiet = opt.quiet;
+    int quiet = opt.quiet;
     const char *model_path = opt.model_path, *format = opt.format;
     int overlap = opt.overlap, batch = opt.batch;
     char **co = opt.co; /* owned from here on */
