@@ -47,6 +47,29 @@ def log(work, msg):
         f.write(line + "\n")
 
 
+def log_losses(work, phase, step, t0, losses, note=""):
+    """The record of a phase every 25 steps (t0: the time of the previous one): a train.log line
+    with the losses, note and the time per step, and a row of loss_<phase>.tsv (step, losses)
+    for plot_loss.py. Returns the time now, the next t0."""
+    text = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+    log(work, f"{phase} step {step} {text}{note} ({(time.time() - t0) / 25:.2f} s/step)")
+    with open(os.path.join(work, f"loss_{phase}.tsv"), "a") as f:
+        f.write("\t".join([str(step)] + [f"{v:.6f}" for v in losses.values()]) + "\n")
+    return time.time()
+
+
+def resume(work, phase, ck, model, opt, strict=True):
+    """Loads the model and optimizer state of checkpoint ck when it exists. Returns (step, the
+    checkpoint), or (0, None) for a fresh start."""
+    if not os.path.exists(ck):
+        return 0, None
+    st = torch.load(ck)
+    model.load_state_dict(st["model"], strict=strict)
+    opt.load_state_dict(st["opt"])
+    log(work, f"{phase}: resumed at step {st['step']}")
+    return st["step"], st
+
+
 def save(path, obj):
     tmp = path + ".tmp"
     torch.save(obj, tmp)
@@ -102,13 +125,7 @@ def train_vae(args, cfg, lib, model):
     ck = os.path.join(args.work, "vae.pt")
     params = [p for m in vae_modules(model) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.vae_lr, weight_decay=0.0)
-    step = 0
-    if os.path.exists(ck):
-        st = torch.load(ck)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        step = st["step"]
-        log(args.work, f"vae: resumed at step {step}")
+    step, _ = resume(args.work, "vae", ck, model, opt)
     rng = np.random.default_rng(args.seed * 7919 + step)
     v = cfg["vae"]
     C = v["latent_channels"]
@@ -122,11 +139,7 @@ def train_vae(args, cfg, lib, model):
         optimizer_step(opt, params, rec + args.kl * kl)
         step += 1
         if step % 25 == 0:
-            log(args.work, f"vae step {step} rec {rec.item():.4f} kl {kl.item():.3f} "
-                           f"({(time.time() - t0) / 25:.2f} s/step)")
-            t0 = time.time()
-            with open(os.path.join(args.work, "loss_vae.tsv"), "a") as f:
-                f.write(f"{step}\t{rec.item():.6f}\t{kl.item():.6f}\n")
+            t0 = log_losses(args.work, "vae", step, t0, {"rec": rec.item(), "kl": kl.item()})
         if step % 100 == 0 or step == args.vae_steps:
             save(ck, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step})
     model.eval()
@@ -158,13 +171,7 @@ def train_decoder(args, cfg, lib, model):
     ck = os.path.join(args.work, "decoder.pt")
     params = [p for m in decoder_modules(model) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.dec_lr, weight_decay=0.0)
-    step = 0
-    if os.path.exists(ck):
-        st = torch.load(ck)
-        model.load_state_dict(st["model"], strict=False)
-        opt.load_state_dict(st["opt"])
-        step = st["step"]
-        log(args.work, f"decoder: resumed at step {step}")
+    step, _ = resume(args.work, "decoder", ck, model, opt, strict=False)  # the decoder's keys only
     for g in opt.param_groups:  # --dec-lr holds on resume too (the saved state has the old rate)
         g["lr"] = args.dec_lr
     for p in model.parameters():
@@ -183,11 +190,7 @@ def train_decoder(args, cfg, lib, model):
         optimizer_step(opt, params, rec + args.tex * tex)
         step += 1
         if step % 25 == 0:
-            log(args.work, f"decoder step {step} rec {rec.item():.4f} tex {tex.item():.4f} "
-                           f"({(time.time() - t0) / 25:.2f} s/step)")
-            t0 = time.time()
-            with open(os.path.join(args.work, "loss_decoder.tsv"), "a") as f:
-                f.write(f"{step}\t{rec.item():.6f}\t{tex.item():.6f}\n")
+            t0 = log_losses(args.work, "decoder", step, t0, {"rec": rec.item(), "tex": tex.item()})
         if step % 100 == 0 or step == args.dec_steps:
             save(ck, {"model": {k: v for k, v in model.state_dict().items()
                                 if k.startswith(("decoder.", "post_quant_conv."))},
@@ -207,7 +210,6 @@ def make_latents(args, cfg, lib, model):
     v = cfg["vae"]
     C = v["latent_channels"]
     lat = {m: [] for m in simdata.MODALITIES}
-    means = []
     t0 = time.time()
     for i0 in range(0, n, 64):
         scenes = [simdata.sample(lib, i, S, args.seed + 1) for i in range(i0, min(n, i0 + 64))]
@@ -271,15 +273,10 @@ def train_dit(args, cfg, model, data):
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
         log(args.work, f"dit: weights from {args.init_from}")
     ema = copy.deepcopy(model).eval()
-    step = 0
-    if os.path.exists(ck):
-        st = torch.load(ck)
-        model.load_state_dict(st["model"])
+    step, st = resume(args.work, "dit", ck, model, opt)
+    if st:
         ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["opt"])
         log_tau.data.copy_(st["log_tau"])
-        step = st["step"]
-        log(args.work, f"dit: resumed at step {step}")
     for p in ema.parameters():
         p.requires_grad_(False)
     for m in vae_modules(model):
@@ -338,11 +335,8 @@ def train_dit(args, cfg, model, data):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
         step += 1
         if step % 25 == 0:
-            log(args.work, f"dit step {step} fm {float(fm):.4f} nce {float(nce):.4f} "
-                           f"tau {log_tau.exp().item():.3f} ({(time.time() - t0) / 25:.2f} s/step)")
-            t0 = time.time()
-            with open(os.path.join(args.work, "loss_dit.tsv"), "a") as f:
-                f.write(f"{step}\t{float(fm):.6f}\t{float(nce):.6f}\n")
+            t0 = log_losses(args.work, "dit", step, t0, {"fm": float(fm), "nce": float(nce)},
+                            f" tau {log_tau.exp().item():.3f}")
         if step % 200 == 0 or step == args.steps:
             save(ck, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                       "log_tau": log_tau.detach(), "step": step})
