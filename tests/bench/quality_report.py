@@ -7,8 +7,13 @@ import math
 import os
 import re
 
+import sys
+
 import numpy as np
 from osgeo import gdal
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "train"))
+import units  # noqa: E402
 
 gdal.UseExceptions()
 
@@ -24,14 +29,9 @@ def method_name(m, steps):
 
 
 def load(path):
-    out = []
+    # one mm_eval --json record per line (mm_eval writes an undefined or infinite score as null)
     with open(path) as f:
-        for line in f:
-            # mm_eval writes inf / nan for a perfect PSNR or an undefined score
-            line = re.sub(r"(?<=[:\[ ])(-?)inf\b", r"\1Infinity", line)
-            line = re.sub(r"(?<=[:\[ ])-?nan\b", "NaN", line)
-            out.append(json.loads(line))
-    return out
+        return [json.loads(line) for line in f]
 
 
 def mean(xs):
@@ -74,9 +74,7 @@ def display(path, modality):
     if a.ndim == 2:
         a = a[None]
     if modality == "sar":
-        if (a >= 0).all():  # linear intensity (the simulator's) -> dB
-            a = 10 * np.log10(np.maximum(a, 1e-12))
-        v = (a + 25) / 30
+        v = (units.sar_db(a) - units.SAR_DB_MIN) / (units.SAR_DB_MAX - units.SAR_DB_MIN)
     elif modality == "osm":
         v = a / 255
     elif modality == "rgb":

@@ -1,18 +1,19 @@
 """The C scene simulator (sim/, libmmsim.so) from Python through ctypes, for training.
 
-Modalities come back in the model's value range [-1, 1] (docs/simulator.md, normalisation):
-  rgb, nir, pan: reflectance r in [0, 1] -> 2 r - 1
-  sar: sigma0 in dB, clipped to [-25, 5] -> (dB + 10) / 15
-  osm: 8-bit colours c -> c / 127.5 - 1
+Modalities come back in the model's value range [-1, 1] (units.py: reflectance r -> 2 r - 1,
+SAR dB clipped to [-25, 5] -> (dB + 10) / 15, 8-bit OSM colours c -> c / 127.5 - 1).
 """
 import ctypes
 import os
+import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import units  # noqa: E402
+
 MODALITIES = ["rgb", "sar", "nir", "pan", "osm"]
 CHANNELS = {"rgb": 3, "sar": 1, "nir": 1, "pan": 1, "osm": 3}
-SAR_DB_MIN, SAR_DB_MAX = -25.0, 5.0
 
 
 class SimParams(ctypes.Structure):
@@ -47,11 +48,11 @@ def render(lib, seed, size, gsd=2.0, looks=4, sun=45.0, origin=(0.0, 0.0)):
         raise RuntimeError("mm_sim_render failed")
     s = (size, size)
     return {
-        "rgb": (2 * rgb - 1).reshape(3, *s),
-        "nir": (2 * nir - 1).reshape(1, *s),
-        "pan": (2 * pan - 1).reshape(1, *s),
-        "sar": ((np.clip(sar, SAR_DB_MIN, SAR_DB_MAX) + 10.0) / 15.0).astype(np.float32).reshape(1, *s),
-        "osm": (osm.astype(np.float32) / 127.5 - 1).reshape(3, *s),
+        "rgb": units.to_model("rgb", rgb, 1.0).reshape(3, *s),
+        "nir": units.to_model("nir", nir, 1.0).reshape(1, *s),
+        "pan": units.to_model("pan", pan, 1.0).reshape(1, *s),
+        "sar": units.to_model("sar", sar).reshape(1, *s),
+        "osm": units.to_model("osm", osm).reshape(3, *s),
         "label": label.reshape(s),
     }
 

@@ -79,6 +79,9 @@ def save(path, obj):
 # ---- VAE -------------------------------------------------------------------------------------
 
 
+VAE_PREFIXES = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
+
+
 def vae_modules(model):
     mods = [model.encoder, model.decoder]
     if model.quant_conv is not None:
@@ -88,16 +91,20 @@ def vae_modules(model):
     return mods
 
 
-def vae_batch(lib, cfg, rng, batch, base_seed):
-    """Images of random modalities, as 3-channel VAE inputs."""
+def vae_batch(lib, cfg, rng, batch, base_seed, weights=None):
+    """Images of random modalities, as 3-channel VAE inputs. With weights (one per modality),
+    also returns each image's weight as a B x 1 x 1 x 1 tensor."""
     S = cfg["image_size"]
-    xs = []
+    xs, ws = [], []
     for _ in range(batch):
         sc = simdata.sample(lib, int(rng.integers(0, 2**31)), S, base_seed)
-        m = simdata.MODALITIES[int(rng.integers(0, 5))]
-        x = torch.from_numpy(sc[m])
+        k = int(rng.integers(0, 5))
+        x = torch.from_numpy(sc[simdata.MODALITIES[k]])
         xs.append(x.repeat(3, 1, 1) if x.shape[0] == 1 else x)
-    return torch.stack(xs)
+        ws.append(1.0 if weights is None else weights[k])
+    if weights is None:
+        return torch.stack(xs)
+    return torch.stack(xs), torch.tensor(ws)[:, None, None, None]
 
 
 def vae_pass(model, x, C, encoder_grad=True):
@@ -122,26 +129,41 @@ def optimizer_step(opt, params, loss):
 
 
 def train_vae(args, cfg, lib, model):
+    """Trains the VAE, or with --init-from continues the VAE of that model file (its encoder
+    too: the latent space moves, so the DiT must follow on the new latents)."""
     ck = os.path.join(args.work, "vae.pt")
     params = [p for m in vae_modules(model) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.vae_lr, weight_decay=0.0)
-    step, _ = resume(args.work, "vae", ck, model, opt)
+    step, st = resume(args.work, "vae", ck, model, opt)
+    before = st.get("before", {}) if st else {}
+    if args.init_from and not st:
+        tensors, meta, _ = safetensors_io.read(args.init_from)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        before = json.loads(meta.get("training", "{}"))
+        log(args.work, f"vae: continuing the VAE of {args.init_from}")
     rng = np.random.default_rng(args.seed * 7919 + step)
-    v = cfg["vae"]
-    C = v["latent_channels"]
+    weights = [args.osm_weight if m == "osm" else 1.0 for m in simdata.MODALITIES]
+    C = cfg["vae"]["latent_channels"]
     model.train()
     t0 = time.time()
     while step < args.vae_steps:
-        x = vae_batch(lib, cfg, rng, args.vae_batch, args.seed)
+        x, w = vae_batch(lib, cfg, rng, args.vae_batch, args.seed + 3 * bool(args.init_from), weights)
         y, mean, logvar = vae_pass(model, x, C)
-        rec = (y - x).abs().mean()
+        rec = ((y - x).abs() * w).mean()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
-        optimizer_step(opt, params, rec + args.kl * kl)
+        loss = rec + args.kl * kl
+        tex = torch.zeros(())
+        if args.vae_tex > 0:
+            tex = ((local_std(y) - local_std(x)).abs() * w).mean()
+            loss = loss + args.vae_tex * tex
+        optimizer_step(opt, params, loss)
         step += 1
         if step % 25 == 0:
-            t0 = log_losses(args.work, "vae", step, t0, {"rec": rec.item(), "kl": kl.item()})
+            t0 = log_losses(args.work, "vae", step, t0,
+                            {"rec": rec.item(), "kl": kl.item(), "tex": tex.item()})
         if step % 100 == 0 or step == args.vae_steps:
-            save(ck, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step})
+            save(ck, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                      "before": before})
     model.eval()
 
 
@@ -269,8 +291,13 @@ def train_dit(args, cfg, model, data):
     log_tau = torch.nn.Parameter(torch.tensor(math.log(0.07)))
     opt = torch.optim.AdamW(params + [log_tau], lr=args.lr, weight_decay=0.01)
     if args.init_from and not os.path.exists(ck):
+        # the DiT's weights only: the VAE in --work (vae.pt) may be newer than the file's
+        vae_keys = set(k for k in model.state_dict() if k.startswith(VAE_PREFIXES))
         tensors, _, _ = safetensors_io.read(args.init_from)
-        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        missing, _ = model.load_state_dict({k: v.float() for k, v in tensors.items()
+                                            if k not in vae_keys}, strict=False)
+        if set(missing) != vae_keys:
+            sys.exit(f"train.py: {args.init_from} lacks DiT weights: {sorted(set(missing) - vae_keys)[:3]}")
         log(args.work, f"dit: weights from {args.init_from}")
     ema = copy.deepcopy(model).eval()
     step, st = resume(args.work, "dit", ck, model, opt)
@@ -394,6 +421,11 @@ def main():
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--kl", type=float, default=1e-4)
+    ap.add_argument("--vae-tex", type=float, default=0.0,
+                    help="weight of the texture loss (as --tex) in the VAE phase")
+    ap.add_argument("--osm-weight", type=float, default=1.0,
+                    help="weight of OSM images in the VAE phase's losses (flat map colours "
+                         "differ little in value; an unweighted L1 lets the VAE blur them away)")
     ap.add_argument("--dec-steps", type=int, default=0,
                     help="decoder refinement steps (phase decoder, or after the DiT in phase all)")
     ap.add_argument("--dec-lr", type=float, default=1e-3)
@@ -408,8 +440,9 @@ def main():
     ap.add_argument("--clean-frac", type=float, default=0.25,
                     help="fraction of partitions given clean (t = 0): the translation case")
     ap.add_argument("--init-from", default=None,
-                    help="start the DiT phase from an exported model file (weights only: a fresh "
-                         "optimizer), when no checkpoint exists in --work")
+                    help="start from an exported model file (weights only: a fresh optimizer) "
+                         "when --work has no checkpoint: phase vae continues its VAE, phase dit "
+                         "its DiT; phase all takes its VAE as trained")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -424,7 +457,7 @@ def main():
         for k in ("weight", "bias"):
             getattr(model.encoder.conv_out, k).mul_(cfg["vae"]["scaling_factor"] / E.LATENT_GAIN)
     log(args.work, f"config {args.config}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    if args.phase in ("vae", "all") and not args.init_from:
+    if args.phase == "vae" or (args.phase == "all" and not args.init_from):
         train_vae(args, cfg, lib, model)
     if args.phase == "vae":
         return
@@ -449,7 +482,10 @@ def main():
     if args.phase in ("dit", "all"):
         ema = train_dit(args, cfg, model, data)
     if args.phase in ("export", "all"):
-        trained = {"vae_steps": torch.load(os.path.join(args.work, "vae.pt"))["step"], "dec_steps": 0}
+        vst = torch.load(os.path.join(args.work, "vae.pt"))
+        trained = {"vae_steps": vst["step"], "dec_steps": 0}
+        if vst.get("before"):  # a continued VAE: the training record of the file it came from
+            trained["vae_before"] = vst["before"]
         if ema is None:
             st = torch.load(os.path.join(args.work, "dit.pt"))
             model.load_state_dict(st["ema"])

@@ -22,28 +22,9 @@ from osgeo import gdal
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import mm_ref as R  # noqa: E402
+import units  # noqa: E402
 
 gdal.UseExceptions()
-
-
-def to_model_units(m, a):
-    """Stored units (the quality run's files) -> the model's [-1, 1] (tools/train/simdata.py)."""
-    if m in ("rgb", "nir", "pan"):
-        return a / 5000.0 - 1
-    if m == "sar":
-        if (a >= 0).all():  # the simulator writes linear intensity
-            a = 10 * np.log10(np.maximum(a, 1e-12))
-        return (np.clip(a, -25, 5) + 10) / 15
-    return a / 127.5 - 1
-
-
-def from_model_units(m, x):
-    x = np.clip(x, -1, 1)
-    if m in ("rgb", "nir", "pan"):
-        return np.round((x + 1) * 5000).astype(np.uint16)
-    if m == "sar":
-        return (x * 15 - 10).astype(np.float32)  # dB, as mm_translate writes SAR targets
-    return np.round((x + 1) * 127.5).astype(np.uint8)
 
 
 def score(build, clf, labels, gen, ref):
@@ -72,7 +53,7 @@ def main():
             ds = gdal.Open(src)
             a = ds.ReadAsArray().astype(np.float64)
             a = a[None] if a.ndim == 2 else a
-            x = torch.from_numpy(to_model_units(m, a).astype(np.float32))[None]
+            x = torch.from_numpy(units.to_model(m, units.sar_db(a) if m == "sar" else a))[None]
             with torch.no_grad():
                 k = mods.index(m)
                 y = R.vae_decode(model, R.vae_encode(model, x, k), k)[0].float().numpy()
@@ -82,7 +63,7 @@ def main():
             o.SetGeoTransform(ds.GetGeoTransform())
             o.SetProjection(ds.GetProjection())
             for b in range(y.shape[0]):
-                o.GetRasterBand(b + 1).WriteArray(from_model_units(m, y[b]))
+                o.GetRasterBand(b + 1).WriteArray(units.from_model(m, y[b]))
             o = None
             clf = os.path.join(cache, f"{m}.clf")
             rt.append(score(build, clf, lab, out, src))
