@@ -30,6 +30,7 @@
 #include "args.h"
 #include "mmgeo.h"
 #include "mmsim.h"
+#include "tool_metadata.h"
 #include "tool_profiles.h"
 #include "tool_run.h"
 
@@ -417,14 +418,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: out of memory\n", TOOL);
         goto done;
     }
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    GDALDatasetH ds = GDALOpenEx(src_path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
-    CPLPopErrorHandler();
-    if (!ds) {
-        fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", TOOL, src_path,
-                *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
-        goto done;
-    }
+    GDALDatasetH ds = mm_tool_open_raster(TOOL, src_path);
+    if (!ds) goto done;
     const int nb = GDALGetRasterCount(ds);
     const GDALDataType dt = nb ? GDALGetRasterDataType(GDALGetRasterBand(ds, 1)) : GDT_Byte;
     GDALClose(ds);
@@ -460,10 +455,7 @@ int main(int argc, char **argv) {
              abs ? abs : lut_path);
     free(abs);
     md = CSLSetNameValue(md, "MM_BASELINE", buf);
-    abs = realpath(src_path, NULL);
-    snprintf(buf, sizeof buf, "%s:%s", MODS[l.src], abs ? abs : src_path);
-    free(abs);
-    md = CSLSetNameValue(md, "MM_SOURCE", buf);
+    md = mm_tool_md_sources(md, &job);
     job.overlap = WINDOW / 4;
     job.batch = 1;
     mm_tool_job_output(&job, TOOL, format, co, md, &quiet, NULL);

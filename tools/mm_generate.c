@@ -19,9 +19,11 @@
 #include <string.h>
 
 #include "args.h"
+#include "tool_metadata.h"
+#include "tool_model.h"
 #include "tool_opts.h"
-#include "tool_run.h"
 #include "tool_profiles.h"
+#include "tool_run.h"
 #include "mm.h"
 #include "mmgeo.h"
 
@@ -66,66 +68,27 @@ int main(int argc, char **argv) {
     mm_tool_opts_init(&opt, TOOL, 0, 4);
     const char *like = NULL, *t_srs = NULL;
     const char *tspec[MMGEO_MAX_IO];
-    int n_tspec = 0, seamless = 0;
-    const char *aoi_path = NULL, *aoi_layer = NULL;
+    int n_tspec = 0;
     mmgeo_aoi *aoi = NULL;
     mmgeo_run_stats stats;
-    double gsd = 0; /* --gsd: the working resolution, metres */
     int has_te = 0, has_tr = 0, has_ts = 0;
     double te[4] = {0}, tr[2] = {0}, ts[2] = {0};
-    mm_tool_profiles profiles = {0};
     mmgeo_job job;
     mmgeo_job_init(&job);
 
-    enum {
-        O_PROFILE = 256,
-        O_TE,
-        O_TR,
-        O_TS,
-        O_TSRS,
-        O_LIKE,
-        O_SEAMLESS,
-        O_AOI,
-        O_AOI_LAYER,
-        O_GSD
-    };
+    enum { O_TE = 256, O_TR, O_TS, O_TSRS, O_LIKE };
     static const struct option opts[] = {MM_TOOL_OPTIONS,
                                          MM_TOOL_SAMPLING_OPTIONS,
-                                         {"profile", required_argument, 0, O_PROFILE},
+                                         MM_TOOL_TILING_OPTIONS,
                                          {"te", required_argument, 0, O_TE},
                                          {"tr", required_argument, 0, O_TR},
                                          {"ts", required_argument, 0, O_TS},
                                          {"t_srs", required_argument, 0, O_TSRS},
                                          {"like", required_argument, 0, O_LIKE},
-                                         {"seamless", no_argument, 0, O_SEAMLESS},
-                                         {"aoi", required_argument, 0, O_AOI},
-                                         {"aoi-layer", required_argument, 0, O_AOI_LAYER},
-                                         {"gsd", required_argument, 0, O_GSD},
                                          {0, 0, 0, 0}};
     int o, bad = 0;
-    opterr = 1;
-    while (!bad && (o = getopt_long_only(argc, argv, "qt:", opts, NULL)) != -1) {
-        const int common = mm_tool_opt(&opt, o, argc, argv, usage); /* tool_opts.c */
-        if (common == 2) {
-            mm_tool_opts_free(&opt);
-            return 0;
-        }
-        if (common >= 0) {
-            bad = common;
-            continue;
-        }
+    while ((o = mm_tool_getopt(&opt, argc, argv, "qt:", opts, usage, &bad)) != -1) {
         switch (o) {
-        case O_SEAMLESS: seamless = 1; break;
-        case O_AOI: aoi_path = optarg; break;
-        case O_AOI_LAYER: aoi_layer = optarg; break;
-        case O_GSD:
-            bad = mm_arg_double(TOOL, "--gsd", optarg, &gsd);
-            if (!bad && !(gsd > 0)) {
-                fprintf(stderr, "%s: --gsd must be a positive number of metres\n", TOOL);
-                bad = 1;
-            }
-            break;
-        case O_PROFILE: bad = mm_tool_profile_add(TOOL, &profiles, optarg); break;
         case O_TE: bad = parse_doubles("-te", 4, optarg, argv, argc, te), has_te = 1; break;
         case O_TR: bad = parse_doubles("-tr", 2, optarg, argv, argc, tr), has_tr = 1; break;
         case O_TS: bad = parse_doubles("-ts", 2, optarg, argv, argc, ts), has_ts = 1; break;
@@ -141,17 +104,9 @@ int main(int argc, char **argv) {
         default: bad = 1; break;
         }
     }
-    int quiet = opt.quiet;
-    const char *model_path = opt.model_path, *format = opt.format;
-    int overlap = opt.overlap, batch = opt.batch;
-    char **co = opt.co; /* owned from here on */
-    if (!bad && aoi_layer && !aoi_path) {
-        fprintf(stderr, "%s: --aoi-layer needs --aoi\n", TOOL);
-        bad = 1;
-    }
-    if (bad) {
-        CSLDestroy(co);
-        return 2;
+    if (bad || opt.stop) {
+        mm_tool_opts_free(&opt);
+        return bad ? 2 : 0;
     }
     /* the grid options */
     const char *gerr = NULL;
@@ -172,7 +127,7 @@ int main(int argc, char **argv) {
     if (gerr) {
         fprintf(stderr, "%s: %s\n", TOOL, gerr);
         usage(stderr);
-        CSLDestroy(co);
+        mm_tool_opts_free(&opt);
         return 2;
     }
     /* outputs: -t MODALITY:FILE, and positional FILEs (modality from the file name) */
@@ -184,7 +139,7 @@ int main(int argc, char **argv) {
         size_t k = c ? (size_t)(c - tspec[i]) : 0;
         if (!c || k == 0 || k >= sizeof modbuf[0] || !c[1]) {
             fprintf(stderr, "%s: -t takes MODALITY:FILE, got '%s'\n", TOOL, tspec[i]);
-            CSLDestroy(co);
+            mm_tool_opts_free(&opt);
             return 2;
         }
         memcpy(modbuf[i], tspec[i], k);
@@ -195,7 +150,7 @@ int main(int argc, char **argv) {
     for (int i = optind; i < argc; i++) {
         if (n_out == MMGEO_MAX_IO) {
             fprintf(stderr, "%s: at most %d outputs\n", TOOL, MMGEO_MAX_IO);
-            CSLDestroy(co);
+            mm_tool_opts_free(&opt);
             return 2;
         }
         out_path[n_out++] = argv[i];
@@ -206,7 +161,7 @@ int main(int argc, char **argv) {
                 "after their modality\n",
                 TOOL);
         usage(stderr);
-        CSLDestroy(co);
+        mm_tool_opts_free(&opt);
         return 2;
     }
 
@@ -214,23 +169,16 @@ int main(int argc, char **argv) {
 
     GDALAllRegister();
     int rc = 1;
-    mm_model *model = NULL;
+    mm_tool_model tm = {0}; /* the model, its geo settings and modality names */
     mm_context *ctx = NULL;
     char **md = NULL;
     char *wkt = NULL;
-    char err[2048];
 
     /* the grid */
     mmgeo_grid *g = &job.grid;
     if (like) {
-        CPLPushErrorHandler(CPLQuietErrorHandler);
-        GDALDatasetH ds = GDALOpenEx(like, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
-        CPLPopErrorHandler();
-        if (!ds) {
-            fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", TOOL, like,
-                    *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
-            goto done;
-        }
+        GDALDatasetH ds = mm_tool_open_raster(TOOL, like);
+        if (!ds) goto done;
         g->width = GDALGetRasterXSize(ds);
         g->height = GDALGetRasterYSize(ds);
         if (GDALGetGeoTransform(ds, g->geotransform) != CE_None) {
@@ -276,16 +224,9 @@ int main(int argc, char **argv) {
         }
     }
 
-    model = mm_tool_open_model(TOOL, model_path);
-    if (!model) goto done;
-    mmgeo_model_geo geo; /* the model's GSD range and I/O profiles (its config's "geo") */
-    if (mmgeo_model_geo_get(model, &geo, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", TOOL, err);
-        goto done;
-    }
-    const char *names[32];
-    char have[512];
-    const int nm = mmgeo_model_modality_names(model, names, 32, have, sizeof have);
+    if (mm_tool_model_open(TOOL, opt.model_path, &tm)) goto done;
+    mm_model *model = tm.model;
+    const char **names = tm.names;
 
     mmgeo_model_processor mp;
     memset(&mp, 0, sizeof mp);
@@ -297,19 +238,14 @@ int main(int argc, char **argv) {
     for (int j = 0; j < n_out; j++) {
         int m;
         if (out_mod[j]) {
-            m = mm_model_modality_index(model, out_mod[j]);
-            if (m < 0) {
-                fprintf(stderr, "%s: the model '%s' has no modality '%s' (it has %s)\n", TOOL,
-                        mm_model_name(model), out_mod[j], have);
-                goto done;
-            }
+            if ((m = mm_tool_modality(TOOL, &tm, out_mod[j])) < 0) goto done;
         } else {
-            m = mmgeo_detect_modality(NULL, out_path[j], names, nm);
+            m = mmgeo_detect_modality(NULL, out_path[j], names, tm.n_names);
             if (m < 0) {
                 fprintf(stderr,
                         "%s: cannot tell the modality of the output '%s'%s: give it as -t "
                         "MODALITY:FILE, or put one of %s in its file name\n",
-                        TOOL, out_path[j], m == -2 ? " (its name has several)" : "", have);
+                        TOOL, out_path[j], m == -2 ? " (its name has several)" : "", tm.have);
                 goto done;
             }
         }
@@ -320,94 +256,40 @@ int main(int argc, char **argv) {
             }
         job.targets[j].path = out_path[j];
         job.targets[j].modality = names[m];
-        mmgeo_model_geo_target_profile(&geo, m, names[m], &job.targets[j].profile);
+        mmgeo_model_geo_target_profile(&tm.geo, m, names[m], &job.targets[j].profile);
         mp.target_mods[j] = m;
         proc.dst_channels[j] = mm_model_modality_channels(model, m);
         snprintf(joint + strlen(joint), sizeof joint - strlen(joint), "%s%s", j ? "," : "",
                  names[m]);
     }
-    if (mm_tool_profiles_apply(TOOL, &profiles, NULL, &job)) goto done;
+    if (mm_tool_profiles_apply(TOOL, &opt.profiles, NULL, &job)) goto done;
 
     /* the model */
-    if (mm_tool_context(&opt, model, &ctx)) goto done;
-    if (mm_tool_sample_params(&opt, model, &mp.params)) goto done;
-    mp.ctx = ctx;
-    mp.model = model;
-    mp.n_sources = 0;
-    mp.n_targets = n_out;
-    proc.n_sources = 0;
-    proc.n_targets = n_out;
-    proc.window = mm_model_image_size(model);
-    proc.fn = mmgeo_process_model;
-    proc.user = &mp;
-    /* the working memory in one block now; --batch 0: the batch from the free memory */
-    const int auto_batch = batch == 0;
-    char info[512];
-    if (mmgeo_model_reserve(&mp, &batch, 64, info, sizeof info, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", TOOL, err);
-        goto done;
-    }
-    if (auto_batch && !quiet) fprintf(stderr, "%s: %s\n", TOOL, info);
+    if (mm_tool_model_processor(&opt, model, 0, n_out, &ctx, &mp, &proc)) goto done;
 
     /* provenance */
-    char buf[256];
-    if (mmgeo_model_provenance(&md, TOOL_NAME, model_path, model, err, sizeof err)) {
+    char err[2048];
+    if (mmgeo_model_provenance(&md, TOOL_NAME, opt.model_path, model, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", TOOL, err);
         goto done;
     }
     md = CSLSetNameValue(md, "SYNTHETIC", "YES");
     md = CSLSetNameValue(md, "MM_SOURCE", "none (joint generation)");
     md = CSLSetNameValue(md, "MM_JOINT", joint);
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)mp.params.seed);
-    md = CSLSetNameValue(md, "MM_SEED", buf);
-    snprintf(buf, sizeof buf, "%d", mp.params.steps);
-    md = CSLSetNameValue(md, "MM_STEPS", buf);
-    snprintf(buf, sizeof buf, "%g", (double)mp.params.guidance);
-    md = CSLSetNameValue(md, "MM_GUIDANCE", buf);
-    md = CSLSetNameValue(md, "MM_SAMPLER", mm_sampler_name(mp.params.sampler));
-    snprintf(buf, sizeof buf, "%d", proc.window);
-    md = CSLSetNameValue(md, "MM_WINDOW", buf);
-    {
-        const int S = proc.window, f = S / mm_model_latent_size(model);
-        int ov = overlap >= 0 ? overlap : S / 4;
-        if (seamless) ov = ov / f * f;
-        snprintf(buf, sizeof buf, "%d", ov);
-    }
-    md = CSLSetNameValue(md, "MM_OVERLAP", buf);
-    md = CSLSetNameValue(md, "MM_TILING", seamless ? "seamless" : "blend");
+    md = mm_tool_md_tiling(md, &mp.params, NULL, model, proc.window, opt.overlap, opt.seamless);
 
-    job.overlap = overlap;
-    job.batch = batch;
-    mm_tool_job_output(&job, TOOL, format, co, md, &quiet, &stats);
-    if (aoi_path) { /* windows outside skipped, pixels outside masked */
-        if (seamless) {
-            fprintf(stderr, "%s: --aoi works with the blended tiling, not --seamless\n", TOOL);
-            goto done;
-        }
-        if (mm_tool_open_aoi(TOOL, aoi_path, aoi_layer, &job, &aoi, &md)) goto done;
-    }
-
-    if (gsd > 0) {
-        if (seamless) {
-            fprintf(stderr, "%s: --gsd works with the blended tiling, not --seamless\n", TOOL);
-            goto done;
-        }
-        snprintf(buf, sizeof buf, "%g", gsd);
-        job.metadata = md = CSLSetNameValue(md, "MM_GSD", buf);
-    }
-    if (!quiet) mmgeo_gsd_check(&job, &geo, gsd); /* a warning outside the model's GSD range */
-
-    int r = seamless  ? mmgeo_run_seamless(&job, &mp, err, sizeof err)
-            : gsd > 0 ? mmgeo_run_gsd(&job, &proc, gsd, err, sizeof err)
-                      : mmgeo_run(&job, &proc, err, sizeof err);
-    rc = mm_tool_run_status(TOOL, r, err, NULL, quiet, aoi ? &stats : NULL);
+    job.overlap = opt.overlap;
+    job.batch = opt.batch;
+    mm_tool_job_output(&job, TOOL, opt.format, opt.co, md, &opt.quiet, &stats);
+    /* --aoi, --gsd, --seamless or the blended tiling */
+    rc = mm_tool_run_job(&opt, &job, &tm.geo, &mp, &proc, &md, &aoi, NULL);
 done:
     mmgeo_aoi_close(aoi);
     CSLDestroy(md);
-    CSLDestroy(co);
+    mm_tool_opts_free(&opt);
     CPLFree(wkt);
     mm_context_free(ctx);
-    mm_model_close(model);
+    mm_model_close(tm.model);
     GDALDestroyDriverManager();
     return rc;
 }

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* realpath */
 /* The options the georeferenced tools share (tool_opts.h). */
 #include "tool_opts.h"
 
@@ -23,7 +22,10 @@ void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int bat
     o->guidance = -1;
 }
 
-int mm_tool_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FILE *)) {
+/* One common option (code c, optarg and optind as getopt_long_only left them; --config takes the
+ * value that follows): 0 when it was handled, 1 when its value is bad (a message is printed), 2
+ * when the tool should exit with status 0, -1 when it is not a common option. */
+static int common_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FILE *)) {
     const char *T = o->tool;
     switch (c) {
     case MM_OPT_HELP: usage(stdout); return 2;
@@ -47,34 +49,72 @@ int mm_tool_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FIL
     case MM_OPT_PRECISION: o->precision = optarg; return 0;
     case MM_OPT_OVERLAP: return mm_arg_int(T, "--overlap", optarg, 0, 1 << 20, &o->overlap);
     case MM_OPT_BATCH: return mm_arg_int(T, "--batch", optarg, o->batch_min, 4096, &o->batch);
+    case MM_OPT_PROFILE: return mm_tool_profile_add(T, &o->profiles, optarg);
+    case MM_OPT_AOI: o->aoi = optarg; return 0;
+    case MM_OPT_AOI_LAYER: o->aoi_layer = optarg; return 0;
     case MM_OPT_STEPS: return mm_arg_int(T, "--steps", optarg, 1, 65535, &o->steps);
     case MM_OPT_GUIDANCE: return mm_arg_float(T, "--guidance", optarg, 0, 100, &o->guidance);
     case MM_OPT_SEED: o->seed_set = 1; return mm_arg_u64(T, "--seed", optarg, &o->seed);
     case MM_OPT_SAMPLER: o->sampler = optarg; return 0;
+    case MM_OPT_SRCWIN:
+        o->has_srcwin = 1;
+        return mm_arg_srcwin(T, optarg, argc, argv, &optind, o->srcwin);
+    case MM_OPT_PROJWIN:
+        o->has_projwin = 1;
+        return mm_arg_projwin(T, optarg, argc, argv, &optind, o->projwin);
+    case 'b':
+        if (o->n_bands == MMGEO_MAX_BANDS) {
+            fprintf(stderr, "%s: at most %d bands\n", T, MMGEO_MAX_BANDS);
+            return 1;
+        }
+        return mm_arg_int(T, "-b", optarg, 1, 1 << 20, &o->bands[o->n_bands++]);
+    case MM_OPT_SEAMLESS: o->seamless = 1; return 0;
+    case MM_OPT_GSD:
+        if (mm_arg_double(T, "--gsd", optarg, &o->gsd)) return 1;
+        if (!(o->gsd > 0)) {
+            fprintf(stderr, "%s: --gsd must be a positive number of metres\n", T);
+            return 1;
+        }
+        return 0;
     default: return -1;
     }
+}
+
+/* The checks between common options, once they are all read: 0, or 1 after a message. */
+static int check_opts(const mm_tool_opts *o) {
+    if (o->has_projwin && o->has_srcwin) {
+        fprintf(stderr, "%s: give -srcwin or -projwin, not both\n", o->tool);
+        return 1;
+    }
+    if (o->aoi_layer && !o->aoi) {
+        fprintf(stderr, "%s: --aoi-layer needs --aoi\n", o->tool);
+        return 1;
+    }
+    return 0;
+}
+
+int mm_tool_getopt(mm_tool_opts *o, int argc, char **argv, const char *shortopts,
+                   const struct option *longopts, void (*usage)(FILE *), int *bad) {
+    opterr = 1;
+    while (!*bad && !o->stop) {
+        const int c = getopt_long_only(argc, argv, shortopts, longopts, NULL);
+        if (c == -1) {
+            *bad = check_opts(o);
+            return -1;
+        }
+        const int common = common_opt(o, c, argc, argv, usage);
+        if (common < 0) return c;
+        if (common == 2)
+            o->stop = 1;
+        else
+            *bad = common;
+    }
+    return -1;
 }
 
 void mm_tool_opts_free(mm_tool_opts *o) {
     CSLDestroy(o->co);
     o->co = NULL;
-}
-
-int mm_tool_open_aoi(const char *tool, const char *path, const char *layer, mmgeo_job *job,
-                     mmgeo_aoi **aoi, char ***md) {
-    char err[1024];
-    if (mmgeo_aoi_open_job(path, layer, job, aoi, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", tool, err);
-        return -1;
-    }
-    job->aoi = *aoi;
-    char *abs = realpath(path, NULL);
-    char *v =
-        CPLStrdup(CPLSPrintf("%s%s%s", abs ? abs : path, layer ? ":" : "", layer ? layer : ""));
-    free(abs);
-    job->metadata = *md = CSLSetNameValue(*md, "MM_AOI", v);
-    CPLFree(v);
-    return 0;
 }
 
 int mm_tool_context(const mm_tool_opts *o, mm_model *model, mm_context **ctx) {
@@ -107,5 +147,20 @@ int mm_tool_sample_params(const mm_tool_opts *o, const mm_model *model, mm_sampl
         p->sampler = (mm_sampler)s;
     }
     p->progress = mm_tool_sampling_progress;
+    return 0;
+}
+
+int mm_tool_srcwin(const mm_tool_opts *o, const char *path, mmgeo_job *job) {
+    if (o->has_srcwin) {
+        memcpy(job->srcwin, o->srcwin, sizeof o->srcwin);
+        job->has_srcwin = 1;
+    } else if (o->has_projwin) {
+        char err[2048];
+        if (mmgeo_projwin_srcwin(path, o->projwin, job->srcwin, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", o->tool, err);
+            return -1;
+        }
+        job->has_srcwin = 1;
+    }
     return 0;
 }

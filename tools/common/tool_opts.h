@@ -1,8 +1,12 @@
 /* The command-line options mm_translate, mm_generate and mm_embed share (GDAL style), parsed in
  * one place: --help, --version, -q, -of, -co, --config KEY VALUE, --model, --device, --threads,
- * --precision, --overlap, --batch, and for the tools that sample --steps, --guidance, --seed,
- * --sampler. Each tool lists MM_TOOL_OPTIONS (and MM_TOOL_SAMPLING_OPTIONS) in its getopt_long
- * table, puts 'q' among its short options and passes every option code to mm_tool_opt first. */
+ * --precision, --overlap, --batch, --profile, --aoi, --aoi-layer; for the tools that sample
+ * --steps, --guidance, --seed, --sampler; for the tools that read a source raster -srcwin,
+ * -projwin and -b; for the tools that can fuse windows in latent space --seamless and --gsd. Each
+ * tool lists MM_TOOL_OPTIONS (and the groups it takes) in its getopt_long table, puts 'q' (and
+ * 'b:' with MM_TOOL_SOURCE_OPTIONS) among its short options and reads its options with
+ * mm_tool_getopt, which handles the common ones itself: one meaning and one message per option
+ * whatever the tool. */
 #ifndef MM_TOOLS_TOOL_OPTS_H
 #define MM_TOOLS_TOOL_OPTS_H
 #include <getopt.h>
@@ -10,6 +14,7 @@
 #include <stdio.h>
 
 #include "mmgeo.h"
+#include "tool_profiles.h"
 
 enum {
     MM_OPT_HELP = 0x1000,
@@ -26,7 +31,14 @@ enum {
     MM_OPT_STEPS,
     MM_OPT_GUIDANCE,
     MM_OPT_SEED,
-    MM_OPT_SAMPLER
+    MM_OPT_SAMPLER,
+    MM_OPT_PROFILE,
+    MM_OPT_AOI,
+    MM_OPT_AOI_LAYER,
+    MM_OPT_SRCWIN,
+    MM_OPT_PROJWIN,
+    MM_OPT_SEAMLESS,
+    MM_OPT_GSD
 };
 
 #define MM_TOOL_OPTIONS                                                                            \
@@ -37,14 +49,26 @@ enum {
         {"device", required_argument, 0, MM_OPT_DEVICE},                                           \
         {"threads", required_argument, 0, MM_OPT_THREADS},                                         \
         {"precision", required_argument, 0, MM_OPT_PRECISION},                                     \
-        {"overlap", required_argument, 0, MM_OPT_OVERLAP}, {                                       \
-        "batch", required_argument, 0, MM_OPT_BATCH                                                \
+        {"overlap", required_argument, 0, MM_OPT_OVERLAP},                                         \
+        {"batch", required_argument, 0, MM_OPT_BATCH},                                             \
+        {"profile", required_argument, 0, MM_OPT_PROFILE},                                         \
+        {"aoi", required_argument, 0, MM_OPT_AOI}, {                                               \
+        "aoi-layer", required_argument, 0, MM_OPT_AOI_LAYER                                        \
     }
 #define MM_TOOL_SAMPLING_OPTIONS                                                                   \
     {"steps", required_argument, 0, MM_OPT_STEPS},                                                 \
         {"guidance", required_argument, 0, MM_OPT_GUIDANCE},                                       \
         {"seed", required_argument, 0, MM_OPT_SEED}, {                                             \
         "sampler", required_argument, 0, MM_OPT_SAMPLER                                            \
+    }
+/* -srcwin and -projwin; -b is the short option 'b:' */
+#define MM_TOOL_SOURCE_OPTIONS                                                                     \
+    {"srcwin", required_argument, 0, MM_OPT_SRCWIN}, {                                             \
+        "projwin", required_argument, 0, MM_OPT_PROJWIN                                            \
+    }
+#define MM_TOOL_TILING_OPTIONS                                                                     \
+    {"seamless", no_argument, 0, MM_OPT_SEAMLESS}, {                                               \
+        "gsd", required_argument, 0, MM_OPT_GSD                                                    \
     }
 
 typedef struct {
@@ -58,15 +82,26 @@ typedef struct {
     float guidance;                     /* < 0: not given */
     uint64_t seed;
     int seed_set;
+    mm_tool_profiles profiles;           /* --profile */
+    const char *aoi, *aoi_layer;         /* --aoi, --aoi-layer; NULL: not given */
+    int bands[MMGEO_MAX_BANDS], n_bands; /* -b */
+    int srcwin[4], has_srcwin;           /* -srcwin */
+    double projwin[4];                   /* -projwin */
+    int has_projwin, seamless;           /* -projwin given, --seamless */
+    double gsd;                          /* --gsd, metres; 0: not given */
+    int stop;                            /* --help or --version: exit with status 0 */
 } mm_tool_opts;
 
 /* Defaults: the model from $MM_MODEL, else MM_DEFAULT_MODEL; batch batch_default. */
 void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int batch_default);
-/* Handles option code c of getopt_long_only (optarg, optind as it left them; --config takes
- * the value that follows): 0 when it was a common option, 1 when its value is bad (a message is
- * printed), 2 when the tool should exit with status 0 (--help: usage(stdout); --version), -1 when
- * it is not a common option. */
-int mm_tool_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FILE *));
+/* getopt_long_only over the tool's options that handles the common ones itself: the code of the
+ * next option the tool handles, or -1 when there is none left: the options ended (then the checks
+ * between common options have run: -srcwin or -projwin, --aoi-layer needs --aoi), *bad is set
+ * (a message was printed; the tool exits with status 2), or o->stop is set (--help printed
+ * usage(stdout), or --version; the tool exits with status 0). The tool sets *bad for a bad value
+ * of its own options. */
+int mm_tool_getopt(mm_tool_opts *o, int argc, char **argv, const char *shortopts,
+                   const struct option *longopts, void (*usage)(FILE *), int *bad);
 void mm_tool_opts_free(mm_tool_opts *o);
 /* A context for model on the --device, --threads and --precision of o. Returns 0, or -1 after a
  * message on stderr. */
@@ -74,10 +109,8 @@ int mm_tool_context(const mm_tool_opts *o, mm_model *model, mm_context **ctx);
 /* The model's default sampling parameters with the --steps, --guidance, --seed and --sampler of
  * o; sampling stops on Ctrl-C (tool_run.h). Returns 0, or -1 after a message on stderr. */
 int mm_tool_sample_params(const mm_tool_opts *o, const mm_model *model, mm_sample_params *p);
-/* --aoi: opens the area of interest for job (mmgeo_aoi_open_job), sets job->aoi and records it in
- * the output metadata *md (MM_AOI = absolute path[:layer]; job->metadata follows *md). Returns 0,
- * or -1 after a message on stderr. */
-int mm_tool_open_aoi(const char *tool, const char *path, const char *layer, mmgeo_job *job,
-                     mmgeo_aoi **aoi, char ***md);
+/* job's source window: the -srcwin of o, or its -projwin in the pixels of the raster at path
+ * (job->has_srcwin stays 0 without either). Returns 0, or -1 after a message on stderr. */
+int mm_tool_srcwin(const mm_tool_opts *o, const char *path, mmgeo_job *job);
 
 #endif

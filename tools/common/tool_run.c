@@ -1,9 +1,40 @@
+#define _GNU_SOURCE /* realpath */
 #include "tool_run.h"
 
+#include <cpl_conv.h>
+#include <cpl_string.h>
 #include <gdal.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+GDALDatasetH mm_tool_open_raster(const char *tool, const char *path) {
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    if (!ds)
+        fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", tool, path,
+                *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
+    return ds;
+}
+
+int mm_tool_open_aoi(const char *tool, const char *path, const char *layer, mmgeo_job *job,
+                     mmgeo_aoi **aoi, char ***md) {
+    char err[1024];
+    if (mmgeo_aoi_open_job(path, layer, job, aoi, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", tool, err);
+        return -1;
+    }
+    job->aoi = *aoi;
+    char *abs = realpath(path, NULL);
+    char *v =
+        CPLStrdup(CPLSPrintf("%s%s%s", abs ? abs : path, layer ? ":" : "", layer ? layer : ""));
+    free(abs);
+    job->metadata = *md = CSLSetNameValue(*md, "MM_AOI", v);
+    CPLFree(v);
+    return 0;
+}
 
 static volatile sig_atomic_t g_stop = 0;
 
@@ -66,4 +97,32 @@ int mm_tool_run_status(const char *tool, int r, const char *err, const char *dst
         fprintf(stderr, "%s: %lld of %lld windows outside the AOI skipped\n", tool,
                 aoi_stats->skipped_aoi, aoi_stats->windows);
     return 0;
+}
+
+int mm_tool_run_job(const mm_tool_opts *o, mmgeo_job *job, const mmgeo_model_geo *geo,
+                    mmgeo_model_processor *mp, mmgeo_processor *proc, char ***md, mmgeo_aoi **aoi,
+                    const char *dst) {
+    const char *T = o->tool;
+    if (o->aoi) { /* windows outside skipped, pixels outside nodata */
+        if (o->seamless) {
+            fprintf(stderr, "%s: --aoi works with the blended tiling, not --seamless\n", T);
+            return 1;
+        }
+        if (mm_tool_open_aoi(T, o->aoi, o->aoi_layer, job, aoi, md)) return 1;
+    }
+    if (o->gsd > 0) {
+        if (o->seamless) {
+            fprintf(stderr, "%s: --gsd works with the blended tiling, not --seamless\n", T);
+            return 1;
+        }
+        char buf[64];
+        snprintf(buf, sizeof buf, "%g", o->gsd);
+        job->metadata = *md = CSLSetNameValue(*md, "MM_GSD", buf);
+    }
+    if (!o->quiet) mmgeo_gsd_check(job, geo, o->gsd); /* a warning outside the model's range */
+    char err[2048];
+    const int r = o->seamless  ? mmgeo_run_seamless(job, mp, err, sizeof err)
+                  : o->gsd > 0 ? mmgeo_run_gsd(job, proc, o->gsd, err, sizeof err)
+                               : mmgeo_run(job, proc, err, sizeof err);
+    return mm_tool_run_status(T, r, err, dst, o->quiet, *aoi ? job->stats : NULL);
 }
