@@ -50,8 +50,8 @@ static double step_flops(const mm_model *m, int n_parts, int guided, int scene_o
     const double S = n_parts * N;
     const double block = 2 * S * H * 3 * H + 2 * 2 * S * S * H + 2 * S * H * H + 2 * 2 * S * H * F;
     const double scene = scene_depth * (block + 2 * n_parts * H * 6 * H);
-    const double gblock = 2 * N * H * 3 * H + 2 * 2 * N * N * H + 2 * N * H * H + 2 * 2 * N * H * F +
-                          2 * N * H * 6 * H;
+    const double gblock = 2 * N * H * 3 * H + 2 * 2 * N * N * H + 2 * N * H * H +
+                          2 * 2 * N * H * F + 2 * N * H * 6 * H;
     const double gen = gen_depth * gblock + 2 * N * H * 2 * H;
     return (scene + (scene_only ? 0 : gen)) * (guided ? 2 : 1);
 }
@@ -76,7 +76,8 @@ static char *slurp(const char *path) {
 static double dnnl_rate(int64_t M, int64_t K, int64_t N, int bf16, int threads) {
     dnnl_engine_t eng;
     dnnl_stream_t st;
-    if (dnnl_engine_create(&eng, dnnl_cpu, 0) || dnnl_stream_create(&st, eng, dnnl_stream_default_flags))
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) ||
+        dnnl_stream_create(&st, eng, dnnl_stream_default_flags))
         return 0;
     dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t ad, bd, cd;
@@ -95,7 +96,8 @@ static double dnnl_rate(int64_t M, int64_t K, int64_t N, int bf16, int threads) 
         return 0;
     }
     const size_t es = bf16 ? 2 : 4;
-    void *a = calloc((size_t)(M * K), es), *b = calloc((size_t)(K * N), es), *c = calloc((size_t)(M * N), 4);
+    void *a = calloc((size_t)(M * K), es), *b = calloc((size_t)(K * N), es),
+         *c = calloc((size_t)(M * N), 4);
     dnnl_memory_t am, bm, cm;
     dnnl_memory_create(&am, &ad, eng, a);
     dnnl_memory_create(&bm, &bd, eng, b);
@@ -132,14 +134,20 @@ int main(int argc, char **argv) {
     mm_precision prec = MM_PRECISION_BF16;
     mm_device dev = MM_DEVICE_CPU;
     if (mm_arg_device(TOOL, NULL, &dev)) return 2; /* MM_DEVICE, overridden by --device */
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"config", required_argument, 0, 'c'},
-        {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-        {"precision", required_argument, 0, 'p'}, {"reps", required_argument, 0, 'r'},
-        {"steps", required_argument, 0, 's'}, {"guidance", required_argument, 0, 'g'},
-        {"no-matmul", no_argument, 0, 'n'}, {"scene", no_argument, 0, 'x'},
-        {"device", required_argument, 0, 'd'}, {"memory-budget", required_argument, 0, 'M'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"precision", required_argument, 0, 'p'},
+                                         {"reps", required_argument, 0, 'r'},
+                                         {"steps", required_argument, 0, 's'},
+                                         {"guidance", required_argument, 0, 'g'},
+                                         {"no-matmul", no_argument, 0, 'n'},
+                                         {"scene", no_argument, 0, 'x'},
+                                         {"device", required_argument, 0, 'd'},
+                                         {"memory-budget", required_argument, 0, 'M'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -175,7 +183,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (mm_model_create_random(cfg, 42, &m, &err) != MM_OK) {
-            fprintf(stderr, "%s: %s: %s\n", TOOL, config_path, err ? err : "cannot build the model");
+            fprintf(stderr, "%s: %s: %s\n", TOOL, config_path,
+                    err ? err : "cannot build the model");
             mm_free(err);
             free(cfg);
             return 1;
@@ -188,11 +197,8 @@ int main(int argc, char **argv) {
     cp.precision = prec;
     cp.device = dev;
     if (dev == MM_DEVICE_CUDA) do_matmul = 0; /* oneDNN's rate is a CPU ceiling */
-    mm_context *ctx = NULL;
-    char *err = NULL;
-    if (mm_context_create(m, &cp, &ctx, &err) != MM_OK) {
-        fprintf(stderr, "%s: %s\n", TOOL, err);
-        mm_free(err);
+    mm_context *ctx = mm_tool_create_context(TOOL, m, &cp);
+    if (!ctx) {
         mm_model_close(m);
         return 1;
     }
@@ -238,14 +244,16 @@ int main(int argc, char **argv) {
         goto out;
     }
     double t0 = mm_now_seconds();
-    for (int r = 0; r < reps; r++) mm_predict(ctx, gb, 2, parts, 1, &target, &v, NULL);
+    for (int r = 0; r < reps; r++)
+        mm_predict(ctx, gb, 2, parts, 1, &target, &v, NULL);
     const double step_s = (mm_now_seconds() - t0) / reps;
     const double flops = step_flops(m, 2, guidance != 1.0f, 0) * batch;
     double scene_s = 0;
     if (do_scene) { /* the scene module alone: no target partitions to generate */
         mm_predict(ctx, gb, 2, parts, 0, NULL, NULL, NULL);
         t0 = mm_now_seconds();
-        for (int r = 0; r < reps; r++) mm_predict(ctx, gb, 2, parts, 0, NULL, NULL, NULL);
+        for (int r = 0; r < reps; r++)
+            mm_predict(ctx, gb, 2, parts, 0, NULL, NULL, NULL);
         scene_s = (mm_now_seconds() - t0) / reps;
     }
     const double scene_flops = step_flops(m, 2, guidance != 1.0f, 1) * batch;
@@ -260,8 +268,10 @@ int main(int argc, char **argv) {
         const size_t ti = (size_t)mm_model_modality_channels(m, tgt_mod) * S * S * batch;
         float *src = calloc(si, sizeof(float)), *dst = calloc(ti, sizeof(float));
         uint64_t *ids = calloc((size_t)batch, sizeof(uint64_t));
-        for (size_t i = 0; i < si; i++) src[i] = 0.5f * sinf((float)i * 0.01f);
-        for (int b = 0; b < batch; b++) ids[b] = (uint64_t)b;
+        for (size_t i = 0; i < si; i++)
+            src[i] = 0.5f * sinf((float)i * 0.01f);
+        for (int b = 0; b < batch; b++)
+            ids[b] = (uint64_t)b;
         const float *srcs[1] = {src};
         float *dsts[1] = {dst};
         const uint64_t a0 = mm_context_alloc_count(ctx);
@@ -294,12 +304,12 @@ int main(int argc, char **argv) {
            "\"scratch_bytes\": %zu, \"free_bytes\": %zu, \"device_bytes\": %zu, "
            "\"translate_allocations\": %lld}}\n",
            model_path ? model_path : config_path, dev == MM_DEVICE_CUDA ? "cuda" : "cpu", batch,
-           threads,
-           mm_context_precision(ctx) == MM_PRECISION_BF16 ? "bf16" : "fp32", (double)guidance,
-           step_s, step_s / batch, flops / 1e9, flops / step_s / 1e9, steps, translate_s, mm_qkv,
-           mm_fc1, mm_fc2, rows, scene_s, scene_s > 0 ? scene_flops / scene_s / 1e9 : 0.0,
-           auto_batch ? "true" : "false", plan.arena, plan.workspace, plan.scratch,
-           plan.free_bytes, plan.device_bytes, translate_allocs);
+           threads, mm_context_precision(ctx) == MM_PRECISION_BF16 ? "bf16" : "fp32",
+           (double)guidance, step_s, step_s / batch, flops / 1e9, flops / step_s / 1e9, steps,
+           translate_s, mm_qkv, mm_fc1, mm_fc2, rows, scene_s,
+           scene_s > 0 ? scene_flops / scene_s / 1e9 : 0.0, auto_batch ? "true" : "false",
+           plan.arena, plan.workspace, plan.scratch, plan.free_bytes, plan.device_bytes,
+           translate_allocs);
 out:
     free(zs);
     free(zt);

@@ -49,10 +49,10 @@ int main(int argc, char **argv) {
     int steps = -1, threads = 0, quiet = 0;
     uint64_t seed = 1;
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"out", required_argument, 0, 'o'},
-        {"steps", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
+        {"model", required_argument, 0, 'm'},   {"out", required_argument, 0, 'o'},
+        {"steps", required_argument, 0, 's'},   {"seed", required_argument, 0, 'S'},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         int bad = 0;
@@ -64,8 +64,10 @@ int main(int argc, char **argv) {
         case 't': bad = mm_arg_int(TOOL, "--threads", optarg, 0, 256, &threads); break;
         case 'q': quiet = 1; break;
         case 'h':
-            printf("Usage: mm_demo [--model FILE] [--out DIR] [--steps N] [--seed N] [--threads N] [-q]\n"
-                   "Translates a synthetic SAR tile to RGB and writes demo_sar.pgm, demo_rgb.ppm.\n");
+            printf(
+                "Usage: mm_demo [--model FILE] [--out DIR] [--steps N] [--seed N] [--threads N] "
+                "[-q]\n"
+                "Translates a synthetic SAR tile to RGB and writes demo_sar.pgm, demo_rgb.ppm.\n");
             return 0;
         default: return 2;
         }
@@ -82,11 +84,8 @@ int main(int argc, char **argv) {
     mm_context_params cp;
     mm_context_params_default(&cp);
     cp.n_threads = threads;
-    mm_context *ctx = NULL;
-    char *err = NULL;
-    if (mm_context_create(m, &cp, &ctx, &err) != MM_OK) {
-        fprintf(stderr, "%s: %s\n", TOOL, err);
-        mm_free(err);
+    mm_context *ctx = mm_tool_create_context(TOOL, m, &cp);
+    if (!ctx) {
         mm_model_close(m);
         return 1;
     }
@@ -98,9 +97,9 @@ int main(int argc, char **argv) {
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++) {
             const float u = (float)x / S, v = (float)y / S;
-            float val = 0.1f * sinf(40 * u) * sinf(37 * v);             /* field texture */
+            float val = 0.1f * sinf(40 * u) * sinf(37 * v);                     /* field texture */
             if (fabsf(v - 0.5f - 0.15f * sinf(6.28f * u)) < 0.06f) val = -0.9f; /* river: dark */
-            if (u > 0.65f && u < 0.9f && v > 0.1f && v < 0.35f) val = 0.8f;   /* buildings */
+            if (u > 0.65f && u < 0.9f && v > 0.1f && v < 0.35f) val = 0.8f;     /* buildings */
             src[(size_t)y * S + x] = val;
         }
     mm_sample_params sp;
@@ -124,10 +123,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: cannot write into '%s'\n", TOOL, out_dir);
         goto out;
     }
-    printf("%s: translated a %dx%d SAR tile to RGB with '%s' (%s, %d steps, guidance %g) in %.2f s\n"
-           "  input:  %s\n  output: %s\n",
-           TOOL, S, S, mm_model_name(m), mm_sampler_name(sp.sampler), sp.steps, (double)sp.guidance,
-           dt, p1, p2);
+    printf(
+        "%s: translated a %dx%d SAR tile to RGB with '%s' (%s, %d steps, guidance %g) in %.2f s\n"
+        "  input:  %s\n  output: %s\n",
+        TOOL, S, S, mm_model_name(m), mm_sampler_name(sp.sampler), sp.steps, (double)sp.guidance,
+        dt, p1, p2);
     rc = 0;
 out:
     free(src);

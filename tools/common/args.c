@@ -27,14 +27,16 @@ int mm_arg_u64(const char *tool, const char *what, const char *s, uint64_t *out)
     errno = 0;
     unsigned long long v = s ? strtoull(s, &end, 0) : 0;
     if (!s || !*s || *end || errno || s[0] == '-') {
-        fprintf(stderr, "%s: %s must be a non-negative integer, got '%s'\n", tool, what, s ? s : "");
+        fprintf(stderr, "%s: %s must be a non-negative integer, got '%s'\n", tool, what,
+                s ? s : "");
         return 1;
     }
     *out = (uint64_t)v;
     return 0;
 }
 
-int mm_arg_float(const char *tool, const char *what, const char *s, double lo, double hi, float *out) {
+int mm_arg_float(const char *tool, const char *what, const char *s, double lo, double hi,
+                 float *out) {
     char *end;
     errno = 0;
     double v = s ? strtod(s, &end) : 0;
@@ -61,10 +63,10 @@ int mm_arg_double(const char *tool, const char *what, const char *s, double *out
 
 int mm_arg_srcwin(const char *tool, const char *first, int argc, char **argv, int *next,
                   int out[4]) {
-    static const char *what[4] = {"-srcwin XOFF", "-srcwin YOFF", "-srcwin XSIZE",
-                                  "-srcwin YSIZE"};
+    static const char *what[4] = {"-srcwin XOFF", "-srcwin YOFF", "-srcwin XSIZE", "-srcwin YSIZE"};
     const char *v[4] = {first, NULL, NULL, NULL};
-    for (int i = 1; i < 4; i++) v[i] = *next < argc ? argv[(*next)++] : NULL;
+    for (int i = 1; i < 4; i++)
+        v[i] = *next < argc ? argv[(*next)++] : NULL;
     for (int i = 0; i < 4; i++)
         if (mm_arg_int(tool, what[i], v[i], i < 2 ? 0 : 1, INT_MAX, &out[i])) return 1;
     return 0;
@@ -74,7 +76,8 @@ int mm_arg_projwin(const char *tool, const char *first, int argc, char **argv, i
                    double out[4]) {
     static const char *what[4] = {"-projwin ULX", "-projwin ULY", "-projwin LRX", "-projwin LRY"};
     const char *v[4] = {first, NULL, NULL, NULL};
-    for (int i = 1; i < 4; i++) v[i] = *next < argc ? argv[(*next)++] : NULL;
+    for (int i = 1; i < 4; i++)
+        v[i] = *next < argc ? argv[(*next)++] : NULL;
     for (int i = 0; i < 4; i++)
         if (mm_arg_double(tool, what[i], v[i], &out[i])) return 1;
     return 0;
@@ -82,8 +85,10 @@ int mm_arg_projwin(const char *tool, const char *first, int argc, char **argv, i
 
 int mm_arg_device(const char *tool, const char *s, mm_device *out) {
     if (!s) s = getenv("MM_DEVICE");
-    if (!s || !strcmp(s, "cpu")) *out = MM_DEVICE_CPU;
-    else if (!strcmp(s, "cuda")) *out = MM_DEVICE_CUDA;
+    if (!s || !strcmp(s, "cpu"))
+        *out = MM_DEVICE_CPU;
+    else if (!strcmp(s, "cuda"))
+        *out = MM_DEVICE_CUDA;
     else {
         fprintf(stderr, "%s: unknown device '%s' (cpu or cuda)\n", tool, s);
         return 1;
@@ -92,8 +97,10 @@ int mm_arg_device(const char *tool, const char *s, mm_device *out) {
 }
 
 int mm_arg_precision(const char *tool, const char *s, mm_precision *out) {
-    if (!strcmp(s, "bf16")) *out = MM_PRECISION_BF16;
-    else if (!strcmp(s, "fp32")) *out = MM_PRECISION_FP32;
+    if (!strcmp(s, "bf16"))
+        *out = MM_PRECISION_BF16;
+    else if (!strcmp(s, "fp32"))
+        *out = MM_PRECISION_FP32;
     else {
         fprintf(stderr, "%s: unknown precision '%s' (bf16 or fp32)\n", tool, s);
         return 1;
@@ -110,6 +117,17 @@ mm_model *mm_tool_open_model(const char *tool, const char *path) {
         return NULL;
     }
     return m;
+}
+
+mm_context *mm_tool_create_context(const char *tool, mm_model *model, const mm_context_params *cp) {
+    mm_context *ctx = NULL;
+    char *err = NULL;
+    if (mm_context_create(model, cp, &ctx, &err) != MM_OK) {
+        fprintf(stderr, "%s: %s\n", tool, err ? err : "cannot create a context");
+        mm_free(err);
+        return NULL;
+    }
+    return ctx;
 }
 
 double mm_now_seconds(void) {

@@ -9,7 +9,8 @@
  * "<tool>: <what> must be ..." to stderr and returns non-zero. */
 int mm_arg_int(const char *tool, const char *what, const char *s, long lo, long hi, int *out);
 int mm_arg_u64(const char *tool, const char *what, const char *s, uint64_t *out);
-int mm_arg_float(const char *tool, const char *what, const char *s, double lo, double hi, float *out);
+int mm_arg_float(const char *tool, const char *what, const char *s, double lo, double hi,
+                 float *out);
 /* Any finite number. */
 int mm_arg_double(const char *tool, const char *what, const char *s, double *out);
 /* The four values of -srcwin XOFF YOFF XSIZE YSIZE / -projwin ULX ULY LRX LRY: first is the
@@ -24,5 +25,7 @@ int mm_arg_device(const char *tool, const char *s, mm_device *out);
 int mm_arg_precision(const char *tool, const char *s, mm_precision *out);
 /* Opens a model or prints the library's message and returns NULL. */
 mm_model *mm_tool_open_model(const char *tool, const char *path);
+/* A context for model with cp, or prints the library's message and returns NULL. */
+mm_context *mm_tool_create_context(const char *tool, mm_model *model, const mm_context_params *cp);
 double mm_now_seconds(void);
 #endif

@@ -123,13 +123,8 @@ int mm_tool_context(const mm_tool_opts *o, mm_model *model, mm_context **ctx) {
     cp.n_threads = o->threads;
     if (mm_arg_device(o->tool, o->device, &cp.device)) return -1;
     if (o->precision && mm_arg_precision(o->tool, o->precision, &cp.precision)) return -1;
-    char *e = NULL;
-    if (mm_context_create(model, &cp, ctx, &e) != MM_OK) {
-        fprintf(stderr, "%s: %s\n", o->tool, e ? e : "cannot create a context");
-        mm_free(e);
-        return -1;
-    }
-    return 0;
+    *ctx = mm_tool_create_context(o->tool, model, &cp);
+    return *ctx ? 0 : -1;
 }
 
 int mm_tool_sample_params(const mm_tool_opts *o, const mm_model *model, mm_sample_params *p) {
