@@ -290,20 +290,23 @@ def train_dit(args, cfg, model, data):
     params = dit_parameters(model)
     log_tau = torch.nn.Parameter(torch.tensor(math.log(0.07)))
     opt = torch.optim.AdamW(params + [log_tau], lr=args.lr, weight_decay=0.01)
+    before = {}
     if args.init_from and not os.path.exists(ck):
         # the DiT's weights only: the VAE in --work (vae.pt) may be newer than the file's
         vae_keys = set(k for k in model.state_dict() if k.startswith(VAE_PREFIXES))
-        tensors, _, _ = safetensors_io.read(args.init_from)
+        tensors, meta, _ = safetensors_io.read(args.init_from)
         missing, _ = model.load_state_dict({k: v.float() for k, v in tensors.items()
                                             if k not in vae_keys}, strict=False)
         if set(missing) != vae_keys:
             sys.exit(f"train.py: {args.init_from} lacks DiT weights: {sorted(set(missing) - vae_keys)[:3]}")
+        before = json.loads(meta.get("training", "{}"))
         log(args.work, f"dit: weights from {args.init_from}")
     ema = copy.deepcopy(model).eval()
     step, st = resume(args.work, "dit", ck, model, opt)
     if st:
         ema.load_state_dict(st["ema"])
         log_tau.data.copy_(st["log_tau"])
+        before = st.get("before", {})
     for p in ema.parameters():
         p.requires_grad_(False)
     for m in vae_modules(model):
@@ -366,7 +369,7 @@ def train_dit(args, cfg, model, data):
                             f" tau {log_tau.exp().item():.3f}")
         if step % 200 == 0 or step == args.steps:
             save(ck, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                      "log_tau": log_tau.detach(), "step": step})
+                      "log_tau": log_tau.detach(), "step": step, "before": before})
     return ema
 
 
@@ -485,12 +488,15 @@ def main():
         vst = torch.load(os.path.join(args.work, "vae.pt"))
         trained = {"vae_steps": vst["step"], "dec_steps": 0}
         if vst.get("before"):  # a continued VAE: the training record of the file it came from
-            trained["vae_before"] = vst["before"]
+            trained["vae_continued_from"] = vst["before"]
         if ema is None:
             st = torch.load(os.path.join(args.work, "dit.pt"))
             model.load_state_dict(st["ema"])
             ema = model
-        trained["steps"] = torch.load(os.path.join(args.work, "dit.pt"))["step"]
+        dst = torch.load(os.path.join(args.work, "dit.pt"))
+        trained["steps"] = dst["step"]
+        if dst.get("before"):  # a continued DiT, likewise
+            trained["dit_continued_from"] = dst["before"]
         if args.phase == "all" and args.dec_steps > 0:
             train_decoder(args, cfg, lib, ema)
         dec = os.path.join(args.work, "decoder.pt")
