@@ -79,16 +79,23 @@ def save(path, obj):
 # ---- VAE -------------------------------------------------------------------------------------
 
 
-VAE_PREFIXES = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
+VAE_PARTS = ("encoder", "decoder", "quant_conv", "post_quant_conv")
+DECODER_PARTS = ("decoder", "post_quant_conv")  # what the decoder phase trains
+
+
+def parts(model, names):
+    """The model's submodules of those names (the quant convs are None in some configs)."""
+    return [getattr(model, n) for n in names if getattr(model, n) is not None]
+
+
+def part_state(model, names):
+    """The entries of model.state_dict() that belong to those submodules."""
+    prefixes = tuple(n + "." for n in names)
+    return {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
 
 
 def vae_modules(model):
-    mods = [model.encoder, model.decoder]
-    if model.quant_conv is not None:
-        mods.append(model.quant_conv)
-    if model.post_quant_conv is not None:
-        mods.append(model.post_quant_conv)
-    return mods
+    return parts(model, VAE_PARTS)
 
 
 def vae_batch(lib, cfg, rng, batch, base_seed, weights=None):
@@ -170,13 +177,6 @@ def train_vae(args, cfg, lib, model):
 # ---- decoder refinement ------------------------------------------------------------------------
 
 
-def decoder_modules(model):
-    mods = [model.decoder]
-    if model.post_quant_conv is not None:
-        mods.append(model.post_quant_conv)
-    return mods
-
-
 def local_std(x, k=5):
     """Per-channel standard deviation over k x k neighbourhoods (the texture statistic of
     mm_eval: its classifier and texture error use the 5 x 5 local standard deviation)."""
@@ -191,7 +191,7 @@ def train_decoder(args, cfg, lib, model):
     become pixels improves. Loss: L1 + --tex x L1 of the 5 x 5 local standard deviation (a
     deterministic decoder trained on L1 alone averages texture and speckle away)."""
     ck = os.path.join(args.work, "decoder.pt")
-    params = [p for m in decoder_modules(model) for p in m.parameters()]
+    params = [p for m in parts(model, DECODER_PARTS) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.dec_lr, weight_decay=0.0)
     step, _ = resume(args.work, "decoder", ck, model, opt, strict=False)  # the decoder's keys only
     for g in opt.param_groups:  # --dec-lr holds on resume too (the saved state has the old rate)
@@ -214,8 +214,7 @@ def train_decoder(args, cfg, lib, model):
         if step % 25 == 0:
             t0 = log_losses(args.work, "decoder", step, t0, {"rec": rec.item(), "tex": tex.item()})
         if step % 100 == 0 or step == args.dec_steps:
-            save(ck, {"model": {k: v for k, v in model.state_dict().items()
-                                if k.startswith(("decoder.", "post_quant_conv."))},
+            save(ck, {"model": part_state(model, DECODER_PARTS),
                       "opt": opt.state_dict(), "step": step})
     model.eval()
 
@@ -293,7 +292,7 @@ def train_dit(args, cfg, model, data):
     before = {}
     if args.init_from and not os.path.exists(ck):
         # the DiT's weights only: the VAE in --work (vae.pt) may be newer than the file's
-        vae_keys = set(k for k in model.state_dict() if k.startswith(VAE_PREFIXES))
+        vae_keys = set(part_state(model, VAE_PARTS))
         tensors, meta, _ = safetensors_io.read(args.init_from)
         missing, _ = model.load_state_dict({k: v.float() for k, v in tensors.items()
                                             if k not in vae_keys}, strict=False)
