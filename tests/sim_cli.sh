@@ -32,7 +32,18 @@ cmp -s "$dir/a_sar.tif" "$dir/c_sar.tif" || fail "not deterministic"
 acc=$("$eval" --json --modality osm --labels "$dir/a_label.tif" --classifier "$dir/osm.clf" \
       "$dir/a_osm.tif" "$dir/a_osm.tif" | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 echo "osm classifier accuracy on a real simulated map: $acc"
-awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }' || fail "osm classifier accuracy $acc"
+[ "$acc" = "1.00000" ] || fail "osm classifier accuracy $acc (the nearest map colour of a rendering is its class)"
+# a map whose colours are all a few levels off (every band + 6) is still read by the nearest colour
+gdal_translate -q -scale 0 255 6 261 "$dir/a_osm.tif" "$dir/a_osm_off.tif"
+acc=$("$eval" --json --modality osm --labels "$dir/a_label.tif" --classifier "$dir/osm.clf" \
+      "$dir/a_osm_off.tif" "$dir/a_osm.tif" | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
+echo "osm classifier accuracy on the map shifted by 6 levels: $acc"
+awk -v a="$acc" 'BEGIN { exit !(a > 0.95) }' || fail "osm classifier accuracy on a shifted map $acc"
+# an OSM classifier of the old format (naive Bayes, version 1) is refused, not silently used
+printf 'mm_eval-classifier 1 osm 3 9 0.0039\n' >"$dir/old_osm.clf"
+if "$eval" --labels "$dir/a_label.tif" --classifier "$dir/old_osm.clf" "$dir/a_osm.tif" "$dir/a_osm.tif" \
+    2>"$dir/err" >/dev/null; then fail "old OSM classifier accepted"; fi
+grep -q "refit" "$dir/err" || fail "message: $(cat "$dir/err")"
 
 # FSIM: 1 for a raster against itself; lower the noisier the speckle of the same scene (4 and 1
 # looks against 64 looks)

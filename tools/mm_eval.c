@@ -12,10 +12,13 @@
  *   mm_eval --fit-classifier MODALITY --out FILE [--scenes N]
  *       fits that classifier on simulator scenes (sim/) and writes it (a small text file).
  *
- * The classifier is deliberately simple: Gaussian naive Bayes on per-pixel features (band values
- * and their 5 x 5 local mean and standard deviation), the analogue of the paper's cross-modal
- * alignment score: does the generated image show the right land cover where the label map
- * says it is? For OSM the features are the colours, so it amounts to the nearest map colour.
+ * The classifier is deliberately simple, the analogue of the paper's cross-modal alignment score:
+ * does the generated image show the right land cover where the label map says it is? For the
+ * image modalities it is Gaussian naive Bayes on per-pixel features (band values and their 5 x 5
+ * local mean and standard deviation). OSM is a map, not an image: a pixel's class is that of the
+ * nearest map colour (the simulator's fills and casings). A naive Bayes fitted on flat fills has
+ * near-zero variances, and then a colour a few levels off a fill is given to whichever class
+ * happens to have the widest spread, not to the nearest colour.
  */
 #define _GNU_SOURCE
 #include <cpl_string.h>
@@ -451,6 +454,9 @@ typedef struct {
     double scale; /* stored units -> features */
     double prior[NC];
     double mean[NC][NFEAT], var[NC][NFEAT];
+    int n_colours; /* > 0: nearest map colour (OSM) instead of naive Bayes */
+    double colour[MM_SIM_OSM_N_COLOURS][MAXB]; /* scaled like the features */
+    int colour_class[MM_SIM_OSM_N_COLOURS];
 } classifier;
 
 /* Features per pixel: band values, 5 x 5 local mean and local std, scaled. */
@@ -478,7 +484,22 @@ static double *features(const raster *r, double scale, int *nfeat) {
     return f;
 }
 
+static int nearest_colour(const classifier *c, const double *f) {
+    int best = 0;
+    double bd = INFINITY;
+    for (int i = 0; i < c->n_colours; i++) {
+        double d = 0;
+        for (int b = 0; b < c->bands; b++) {
+            const double e = f[3 * b] - c->colour[i][b]; /* the pixel's own value, not its context */
+            d += e * e;
+        }
+        if (d < bd) bd = d, best = i;
+    }
+    return c->colour_class[best];
+}
+
 static int classify(const classifier *c, const double *f) {
+    if (c->n_colours > 0) return nearest_colour(c, f);
     int best = 0;
     double bl = -INFINITY;
     for (int k = 0; k < NC; k++) {
@@ -499,6 +520,26 @@ static double modality_scale(const char *m) {
     return 1.0 / 10000.0;
 }
 
+/* The OSM classifier has nothing to fit: it is the simulator's map colours (version 2 file). */
+static int write_map_colours(const char *out) {
+    uint8_t col[MM_SIM_OSM_N_COLOURS][3], cls[MM_SIM_OSM_N_COLOURS];
+    const int n = mm_sim_osm_palette(col, cls, MM_SIM_OSM_N_COLOURS);
+    FILE *o = fopen(out, "w");
+    if (!o) {
+        fprintf(stderr, "%s: cannot write '%s'\n", TOOL, out);
+        return 1;
+    }
+    fprintf(o, "mm_eval-classifier 2 osm 3 9 %.17g nearest-colour %d\n", modality_scale("osm"), n);
+    for (int i = 0; i < n; i++)
+        fprintf(o, "%d %d %d %d\n", col[i][0], col[i][1], col[i][2], cls[i]);
+    if (fclose(o)) {
+        fprintf(stderr, "%s: cannot write '%s'\n", TOOL, out);
+        return 1;
+    }
+    printf("%s: wrote the osm classifier (nearest of %d map colours) -> %s\n", TOOL, n, out);
+    return 0;
+}
+
 static int fit_classifier(const char *modality, const char *out, int scenes) {
     static const char *const mods[] = {"rgb", "nir", "pan", "sar", "osm"};
     static const int bands[] = {3, 1, 1, 1, 3};
@@ -509,6 +550,7 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
         fprintf(stderr, "%s: unknown modality '%s' (rgb, nir, pan, sar, osm)\n", TOOL, modality);
         return 2;
     }
+    if (mi == 4) return write_map_colours(out);
     classifier c;
     memset(&c, 0, sizeof c);
     snprintf(c.modality, sizeof c.modality, "%s", modality);
@@ -584,7 +626,32 @@ static int load_classifier(const char *path, classifier *c) {
     memset(c, 0, sizeof *c);
     int ver, ok = fscanf(f, "mm_eval-classifier %d %15s %d %d %lf", &ver, c->modality, &c->bands,
                          &c->nfeat, &c->scale) == 5 &&
-                  ver == 1 && c->nfeat == 3 * c->bands && c->bands >= 1 && c->bands <= MAXB;
+                  (ver == 1 || ver == 2) && c->nfeat == 3 * c->bands && c->bands >= 1 &&
+                  c->bands <= MAXB;
+    if (ok && ver == 1 && !strcmp(c->modality, "osm")) {
+        fprintf(stderr,
+                "%s: '%s' is an old OSM classifier (naive Bayes); OSM is now classified by the "
+                "nearest map colour: refit it with mm_eval --fit-classifier osm\n",
+                TOOL, path);
+        fclose(f);
+        return 1;
+    }
+    if (ok && ver == 2) { /* nearest map colour: "nearest-colour N", then N lines "r g b class" */
+        char kind[32];
+        ok = fscanf(f, "%31s %d", kind, &c->n_colours) == 2 && !strcmp(kind, "nearest-colour") &&
+             c->n_colours >= 1 && c->n_colours <= MM_SIM_OSM_N_COLOURS;
+        for (int i = 0; ok && i < c->n_colours; i++) {
+            for (int b = 0; ok && b < c->bands; b++) {
+                ok = fscanf(f, "%lf", &c->colour[i][b]) == 1;
+                c->colour[i][b] *= c->scale;
+            }
+            ok = ok && fscanf(f, "%d", &c->colour_class[i]) == 1 && c->colour_class[i] >= 0 &&
+                 c->colour_class[i] < NC;
+        }
+        fclose(f);
+        if (!ok) fprintf(stderr, "%s: '%s' is not a classifier file\n", TOOL, path);
+        return !ok;
+    }
     for (int k = 0; ok && k < NC; k++) {
         ok = fscanf(f, "%lf", &c->prior[k]) == 1;
         for (int j = 0; ok && j < c->nfeat; j++)

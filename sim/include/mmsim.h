@@ -28,6 +28,13 @@ enum {
 
 const char *mm_sim_class_name(int c);
 
+/* The OSM rendering's map colours: one fill per class plus the road casing (road pixels at a
+ * road's edge) and the building outline, each with the class it stands for. Writes at most max
+ * entries into colour and cls (either may be NULL) and returns the number of map colours,
+ * MM_SIM_OSM_N_COLOURS. Classifying a rendering by the nearest of these recovers its label map. */
+enum { MM_SIM_OSM_N_COLOURS = MM_SIM_N_CLASSES + 2 };
+int mm_sim_osm_palette(uint8_t (*colour)[3], uint8_t *cls, int max);
+
 typedef struct {
     int width, height;
     double gsd;       /* metres per pixel (scales features: rivers, parcels, buildings) */

@@ -198,6 +198,20 @@ static const uint8_t osm_colours[MM_SIM_N_CLASSES][3] = {
     {217, 208, 201}, /* building */
     {255, 255, 255}, /* road */
 };
+static const uint8_t osm_road_casing[3] = {187, 187, 187};
+static const uint8_t osm_building_outline[3] = {196, 188, 180};
+
+int mm_sim_osm_palette(uint8_t (*colour)[3], uint8_t *cls, int max) {
+    for (int i = 0; i < MM_SIM_OSM_N_COLOURS && i < max; i++) {
+        const int c = i < MM_SIM_N_CLASSES ? i : i == MM_SIM_N_CLASSES ? MM_SIM_ROAD : MM_SIM_BUILDING;
+        const uint8_t *col = i < MM_SIM_N_CLASSES ? osm_colours[i]
+                             : c == MM_SIM_ROAD   ? osm_road_casing
+                                                  : osm_building_outline;
+        if (colour) memcpy(colour[i], col, 3);
+        if (cls) cls[i] = (uint8_t)c;
+    }
+    return MM_SIM_OSM_N_COLOURS;
+}
 
 static inline float clamp01(double v) { return (float)(v < 0 ? 0 : v > 1 ? 1 : v); }
 
@@ -303,12 +317,12 @@ int mm_sim_render(uint64_t seed, const mm_sim_params *p, uint8_t *label, float *
                 if (c == MM_SIM_ROAD) { /* casing: road pixels at the road's edge */
                     const int edge = (x > 0 && cls[i - 1] != MM_SIM_ROAD) || (x + 1 < W && cls[i + 1] != MM_SIM_ROAD) ||
                                      (y > 0 && cls[i - W] != MM_SIM_ROAD) || (y + 1 < H && cls[i + W] != MM_SIM_ROAD);
-                    if (edge) o[0] = o[1] = o[2] = 187;
+                    if (edge) memcpy(o, osm_road_casing, 3);
                 }
                 if (c == MM_SIM_BUILDING) { /* building outline */
                     const int edge = (x > 0 && cls[i - 1] != c) || (x + 1 < W && cls[i + 1] != c) ||
                                      (y > 0 && cls[i - W] != c) || (y + 1 < H && cls[i + W] != c);
-                    if (edge) o[0] = 196, o[1] = 188, o[2] = 180;
+                    if (edge) memcpy(o, osm_building_outline, 3);
                 }
                 osm[i] = o[0];
                 osm[n + i] = o[1];
