@@ -50,9 +50,10 @@ log() { echo "quality: [$(($(date +%s) - start)) s] $*" >&2; }
 model_opt=""
 [ -n "$MODEL" ] && model_opt="--model $MODEL"
 
-# classifiers and lookup tables, fitted once (cached)
+# classifiers and lookup tables, fitted once (cached); the OSM classifier is the simulator's map
+# colours, nothing to fit, so it is always rewritten (an old cache's naive Bayes is not reused)
 for m in rgb nir sar osm; do
-    [ -s "$W/cache/$m.clf" ] || "$B/mm_eval" --fit-classifier $m --out "$W/cache/$m.clf" --scenes 24 >/dev/null
+    [ -s "$W/cache/$m.clf" ] && [ $m != osm ] || "$B/mm_eval" --fit-classifier $m --out "$W/cache/$m.clf" --scenes 24 >/dev/null
 done
 DIRECTIONS="sar:rgb rgb:sar nir:rgb rgb:nir pan:rgb osm:rgb rgb:osm sar:osm"
 for d in $DIRECTIONS; do
