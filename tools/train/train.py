@@ -189,7 +189,10 @@ def train_decoder(args, cfg, lib, model):
     """Refine the VAE decoder with the encoder frozen. The latent space the DiT was trained in
     does not move (the encoder is untouched), so a trained DiT stays valid; only the way latents
     become pixels improves. Loss: L1 + --tex x L1 of the 5 x 5 local standard deviation (a
-    deterministic decoder trained on L1 alone averages texture and speckle away)."""
+    deterministic decoder trained on L1 alone averages texture and speckle away) + --lowfreq x L1
+    of the 4 x 4 means (one latent pixel's footprint: the local colour, which tells land-cover
+    classes apart; the simulator's water and forest differ by 0.01-0.03 in reflectance, a small
+    part of a per-pixel L1 dominated by texture), images weighted by --osm-weight as in phase vae."""
     ck = os.path.join(args.work, "decoder.pt")
     params = [p for m in parts(model, DECODER_PARTS) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.dec_lr, weight_decay=0.0)
@@ -201,18 +204,21 @@ def train_decoder(args, cfg, lib, model):
     for p in params:
         p.requires_grad_(True)
     rng = np.random.default_rng(args.seed * 15485863 + step)
+    weights = [args.osm_weight if m == "osm" else 1.0 for m in simdata.MODALITIES]
     C = cfg["vae"]["latent_channels"]
     t0 = time.time()
     while step < args.dec_steps:
         # its own data stream (base seed --seed + 2: the VAE used --seed, the DiT --seed + 1)
-        x = vae_batch(lib, cfg, rng, args.vae_batch, args.seed + 2)
+        x, w = vae_batch(lib, cfg, rng, args.vae_batch, args.seed + 2, weights)
         y, _, _ = vae_pass(model, x, C, encoder_grad=False)
-        rec = (y - x).abs().mean()
-        tex = (local_std(y) - local_std(x)).abs().mean()
-        optimizer_step(opt, params, rec + args.tex * tex)
+        rec = ((y - x).abs() * w).mean()
+        tex = ((local_std(y) - local_std(x)).abs() * w).mean()
+        low = ((F.avg_pool2d(y, 4) - F.avg_pool2d(x, 4)).abs() * w).mean()
+        optimizer_step(opt, params, rec + args.tex * tex + args.lowfreq * low)
         step += 1
         if step % 25 == 0:
-            t0 = log_losses(args.work, "decoder", step, t0, {"rec": rec.item(), "tex": tex.item()})
+            t0 = log_losses(args.work, "decoder", step, t0,
+                            {"rec": rec.item(), "tex": tex.item(), "low": low.item()})
         if step % 100 == 0 or step == args.dec_steps:
             save(ck, {"model": part_state(model, DECODER_PARTS),
                       "opt": opt.state_dict(), "step": step})
@@ -426,13 +432,16 @@ def main():
     ap.add_argument("--vae-tex", type=float, default=0.0,
                     help="weight of the texture loss (as --tex) in the VAE phase")
     ap.add_argument("--osm-weight", type=float, default=1.0,
-                    help="weight of OSM images in the VAE phase's losses (flat map colours "
-                         "differ little in value; an unweighted L1 lets the VAE blur them away)")
+                    help="weight of OSM images in the VAE and decoder phases' losses (flat map "
+                         "colours differ little in value; an unweighted L1 lets the VAE blur them "
+                         "away)")
     ap.add_argument("--dec-steps", type=int, default=0,
                     help="decoder refinement steps (phase decoder, or after the DiT in phase all)")
     ap.add_argument("--dec-lr", type=float, default=1e-3)
     ap.add_argument("--tex", type=float, default=1.0,
                     help="weight of the local-standard-deviation (texture) loss of the decoder")
+    ap.add_argument("--lowfreq", type=float, default=0.0,
+                    help="weight of the L1 of 4 x 4 means (local colour) in phase decoder")
     ap.add_argument("--scenes", type=int, default=6144)
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=48)
