@@ -163,11 +163,13 @@ def train_vae(args, cfg, lib, model):
         if args.vae_tex > 0:
             tex = ((local_std(y) - local_std(x)).abs() * w).mean()
             loss = loss + args.vae_tex * tex
+        low = ((F.avg_pool2d(y, 4) - F.avg_pool2d(x, 4)).abs() * w).mean()
+        loss = loss + args.lowfreq * low
         optimizer_step(opt, params, loss)
         step += 1
         if step % 25 == 0:
             t0 = log_losses(args.work, "vae", step, t0,
-                            {"rec": rec.item(), "kl": kl.item(), "tex": tex.item()})
+                            {"rec": rec.item(), "kl": kl.item(), "tex": tex.item(), "low": low.item()})
         if step % 100 == 0 or step == args.vae_steps:
             save(ck, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                       "before": before})
@@ -441,7 +443,8 @@ def main():
     ap.add_argument("--tex", type=float, default=1.0,
                     help="weight of the local-standard-deviation (texture) loss of the decoder")
     ap.add_argument("--lowfreq", type=float, default=0.0,
-                    help="weight of the L1 of 4 x 4 means (local colour) in phase decoder")
+                    help="weight of the L1 of 4 x 4 means (local colour) in phases vae and decoder "
+                         "(the first VAE's encoder gave water and forest nearly the same latents)")
     ap.add_argument("--scenes", type=int, default=6144)
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=48)
