@@ -489,8 +489,8 @@ static int nearest_colour(const classifier *c, const double *f) {
     double bd = INFINITY;
     for (int i = 0; i < c->n_colours; i++) {
         double d = 0;
-        for (int b = 0; b < c->bands; b++) {
-            const double e = f[3 * b] - c->colour[i][b]; /* the pixel's own value, not its context */
+        for (int b = 0; b < c->bands; b++) { /* the pixel's own value, not its context */
+            const double e = f[3 * b] - c->colour[i][b];
             d += e * e;
         }
         if (d < bd) bd = d, best = i;
