@@ -156,15 +156,9 @@ def train_vae(args, cfg, lib, model):
     while step < args.vae_steps:
         x, w = vae_batch(lib, cfg, rng, args.vae_batch, args.seed + 3 * bool(args.init_from), weights)
         y, mean, logvar = vae_pass(model, x, C)
-        rec = ((y - x).abs() * w).mean()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
-        loss = rec + args.kl * kl
-        tex = torch.zeros(())
-        if args.vae_tex > 0:
-            tex = ((local_std(y) - local_std(x)).abs() * w).mean()
-            loss = loss + args.vae_tex * tex
-        low = ((F.avg_pool2d(y, 4) - F.avg_pool2d(x, 4)).abs() * w).mean()
-        loss = loss + args.lowfreq * low
+        rec, tex, low = image_losses(y, x, w, texture=args.vae_tex > 0)
+        loss = rec + args.kl * kl + args.vae_tex * tex + args.lowfreq * low
         optimizer_step(opt, params, loss)
         step += 1
         if step % 25 == 0:
@@ -185,6 +179,16 @@ def local_std(x, k=5):
     m = F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
     m2 = F.avg_pool2d(x * x, k, 1, k // 2, count_include_pad=False)
     return (m2 - m * m).clamp(min=0).add(1e-6).sqrt()
+
+
+def image_losses(y, x, w, texture=True):
+    """The reconstruction losses of phases vae and decoder, each image weighted by w: L1, the L1
+    of the 5 x 5 local standard deviations (texture; 0 without texture) and the L1 of the 4 x 4
+    means (one latent pixel's footprint: the local colour)."""
+    rec = ((y - x).abs() * w).mean()
+    tex = ((local_std(y) - local_std(x)).abs() * w).mean() if texture else torch.zeros(())
+    low = ((F.avg_pool2d(y, 4) - F.avg_pool2d(x, 4)).abs() * w).mean()
+    return rec, tex, low
 
 
 def train_decoder(args, cfg, lib, model):
@@ -213,9 +217,7 @@ def train_decoder(args, cfg, lib, model):
         # its own data stream (base seed --seed + 2: the VAE used --seed, the DiT --seed + 1)
         x, w = vae_batch(lib, cfg, rng, args.vae_batch, args.seed + 2, weights)
         y, _, _ = vae_pass(model, x, C, encoder_grad=False)
-        rec = ((y - x).abs() * w).mean()
-        tex = ((local_std(y) - local_std(x)).abs() * w).mean()
-        low = ((F.avg_pool2d(y, 4) - F.avg_pool2d(x, 4)).abs() * w).mean()
+        rec, tex, low = image_losses(y, x, w)
         optimizer_step(opt, params, rec + args.tex * tex + args.lowfreq * low)
         step += 1
         if step % 25 == 0:
