@@ -62,6 +62,12 @@ f_rgb=$("$eval" --json --modality rgb "$dir/a_rgb.tif" "$dir/a_rgb.tif" | grep -
 
 # class agreement of two modalities: high for the RGB and OSM of one scene, low across scenes
 "$eval" --fit-classifier rgb --out "$dir/rgb.clf" --scenes 10 >/dev/null
+ls "$dir" | grep -q '\.clf\.part' && fail "classifier temporary file left"
+# a classifier that cannot be written: a clear error, non-zero, nothing under the final name
+if "$eval" --fit-classifier nir --out "$dir/missing/nir.clf" --scenes 1 2>"$dir/err" >/dev/null; then
+    fail "unwritable classifier path accepted"
+fi
+grep -q "cannot write '$dir/missing/nir.clf'" "$dir/err" || fail "message: $(cat "$dir/err")"
 "$sim" -q --seed 4250 --size 160x120 --gsd 2 --only osm "$dir/other"
 agree() { "$eval" --json --agreement "$1" "$2" --classifier-a "$dir/rgb.clf" --classifier-b "$dir/osm.clf" |
           sed 's/.*"agreement": \([0-9.]*\).*/\1/'; }

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "part_file.h"
 #include "mmgeo.h"
 #include "mmsim.h"
 #include "tool_metadata.h"
@@ -205,9 +206,7 @@ static void fill_empty(lut *l, const double *sum, const double *cnt) {
 }
 
 static int write_lut(const lut *l, const char *path, int scenes) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.part", path);
-    FILE *o = fopen(tmp, "w");
+    FILE *o = mm_part_open(path, "w");
     if (!o) {
         fprintf(stderr, "%s: cannot write '%s'\n", TOOL, path);
         return 1;
@@ -219,9 +218,7 @@ static int write_lut(const lut *l, const char *path, int scenes) {
             fprintf(o, "%s%.6g", c ? " " : "", l->table[b * l->ct + c]);
         fputc('\n', o);
     }
-    const int bad = ferror(o) | (fclose(o) != 0);
-    if (bad || rename(tmp, path)) {
-        remove(tmp);
+    if (mm_part_commit(o, path)) {
         fprintf(stderr, "%s: cannot write '%s'\n", TOOL, path);
         return 1;
     }

@@ -12,14 +12,13 @@
 #include <string.h>
 
 #include "args.h"
+#include "part_file.h"
 #include "mm.h"
 
 static const char *TOOL = "mm_demo";
 
 static int write_pnm(const char *path, const float *img, int channels, int S) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.part", path);
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = mm_part_open(path, "wb");
     if (!f) return 1;
     fprintf(f, "P%d\n%d %d\n255\n", channels == 3 ? 6 : 5, S, S);
     for (int i = 0; i < S * S; i++)
@@ -28,13 +27,7 @@ static int write_pnm(const char *path, const float *img, int channels, int S) {
             unsigned char b = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
             fputc(b, f);
         }
-    int bad = ferror(f);
-    bad |= fclose(f);
-    if (bad || rename(tmp, path)) {
-        remove(tmp);
-        return 1;
-    }
-    return 0;
+    return mm_part_commit(f, path);
 }
 
 static int progress(void *user, int step, int n) {

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "part_file.h"
 #include "mmsim.h"
 
 static const char *TOOL = "mm_eval";
@@ -524,7 +525,7 @@ static double modality_scale(const char *m) {
 static int write_map_colours(const char *out) {
     uint8_t col[MM_SIM_OSM_N_COLOURS][3], cls[MM_SIM_OSM_N_COLOURS];
     const int n = mm_sim_osm_palette(col, cls, MM_SIM_OSM_N_COLOURS);
-    FILE *o = fopen(out, "w");
+    FILE *o = mm_part_open(out, "w");
     if (!o) {
         fprintf(stderr, "%s: cannot write '%s'\n", TOOL, out);
         return 1;
@@ -532,7 +533,7 @@ static int write_map_colours(const char *out) {
     fprintf(o, "mm_eval-classifier 2 osm 3 9 %.17g nearest-colour %d\n", modality_scale("osm"), n);
     for (int i = 0; i < n; i++)
         fprintf(o, "%d %d %d %d\n", col[i][0], col[i][1], col[i][2], cls[i]);
-    if (fclose(o)) {
+    if (mm_part_commit(o, out)) {
         fprintf(stderr, "%s: cannot write '%s'\n", TOOL, out);
         return 1;
     }
@@ -595,23 +596,24 @@ static int fit_classifier(const char *modality, const char *out, int scenes) {
     double total = 0;
     for (int k = 0; k < NC; k++)
         total += cnt[k];
-    FILE *o = fopen(out, "w");
-    if (!o) {
+    FILE *o = mm_part_open(out, "w");
+    if (o) {
+        fprintf(o, "mm_eval-classifier 1 %s %d %d %.17g\n", c.modality, c.bands, c.nfeat, c.scale);
+        for (int k = 0; k < NC; k++) {
+            fprintf(o, "%.17g", cnt[k] / total);
+            for (int j = 0; j < c.nfeat; j++) {
+                const double m = cnt[k] ? sum[k][j] / cnt[k] : 0;
+                const double v = cnt[k] ? fmax(sq[k][j] / cnt[k] - m * m, 1e-6) : 1;
+                fprintf(o, " %.9g %.9g", m, v);
+            }
+            fputc('\n', o);
+        }
+    }
+    free(label), free(osm), free(rgb), free(one), free(r.data), free(r.valid), free(sum), free(sq);
+    if (!o || mm_part_commit(o, out)) {
         fprintf(stderr, "%s: cannot write '%s'\n", TOOL, out);
         return 1;
     }
-    fprintf(o, "mm_eval-classifier 1 %s %d %d %.17g\n", c.modality, c.bands, c.nfeat, c.scale);
-    for (int k = 0; k < NC; k++) {
-        fprintf(o, "%.17g", cnt[k] / total);
-        for (int j = 0; j < c.nfeat; j++) {
-            const double m = cnt[k] ? sum[k][j] / cnt[k] : 0;
-            const double v = cnt[k] ? fmax(sq[k][j] / cnt[k] - m * m, 1e-6) : 1;
-            fprintf(o, " %.9g %.9g", m, v);
-        }
-        fputc('\n', o);
-    }
-    fclose(o);
-    free(label), free(osm), free(rgb), free(one), free(r.data), free(r.valid), free(sum), free(sq);
     printf("%s: fitted the %s classifier on %d simulator scenes -> %s\n", TOOL, modality, scenes,
            out);
     return 0;

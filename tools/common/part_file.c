@@ -1,0 +1,33 @@
+#include "part_file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The temporary name beside path; 0 when it does not fit. */
+static int part_name(const char *path, char *tmp, size_t n) {
+    const int len = snprintf(tmp, n, "%s.part", path);
+    return len > 0 && (size_t)len < n;
+}
+
+FILE *mm_part_open(const char *path, const char *mode) {
+    char tmp[4200];
+    if (!part_name(path, tmp, sizeof tmp)) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    return fopen(tmp, mode);
+}
+
+int mm_part_commit(FILE *f, const char *path) {
+    char tmp[4200];
+    part_name(path, tmp, sizeof tmp); /* fitted when mm_part_open made f */
+    /* ferror first: fclose can succeed after an earlier fprintf failed (disk full) */
+    int bad = ferror(f) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,14 @@
+/* Output files written under a temporary name and renamed onto the final one only when complete,
+ * so that a failed or interrupted write never leaves a half-written file under the name a script
+ * or pipeline will read next. */
+#ifndef MM_TOOLS_PART_FILE_H
+#define MM_TOOLS_PART_FILE_H
+#include <stdio.h>
+
+/* Opens "<path>.part" with fopen's mode; NULL (errno set) when it cannot. */
+FILE *mm_part_open(const char *path, const char *mode);
+/* Closes f (from mm_part_open(path, ...)) and renames it onto path. Returns 0 on success; on any
+ * write, close or rename error removes the temporary file and returns non-zero. */
+int mm_part_commit(FILE *f, const char *path);
+
+#endif
