@@ -10,14 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
-
-#define OPS (ctx->be->ops)
-#define BE (ctx->be)
-#define TRY(call)                                                                              \
-    do {                                                                                       \
-        if (call) return mm_ctx_backend_failed(ctx, #call);                                    \
-    } while (0)
+#include "forward_ops.h"
 
 static const float LN_EPS = 1e-6f;
 

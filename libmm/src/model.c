@@ -348,6 +348,19 @@ mm_status mm_config_param_count(const char *config_json, mm_param_count *out, ch
 }
 
 /* Position table and weight binding, once every tensor is in m->f32 / m->bf16. */
+/* The weight stores (fp32 and its bf16 copy) and the positional embedding of a model whose
+ * config is parsed; freed by mm_model_close whether or not this succeeds. */
+static mm_status alloc_weights(mm_model *m, int64_t total, char **errmsg) {
+    m->f32 = malloc((size_t)total * sizeof(float));
+    m->bf16 = malloc((size_t)total * sizeof(uint16_t));
+    m->pos_embed = malloc((size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size * sizeof(float));
+    if (!m->f32 || !m->bf16 || !m->pos_embed) {
+        mm_set_errmsg(errmsg, "out of memory for %lld parameters", (long long)total);
+        return MM_ERROR_NOMEM;
+    }
+    return MM_OK;
+}
+
 static mm_status finish(mm_model *m, const slot_list *l, char **errmsg) {
     pos_embed(m->pos_embed, m->cfg.tokens_per_side, m->cfg.dit.hidden_size);
     binder b = {m, l, 0, ""};
@@ -387,14 +400,7 @@ mm_status mm_model_create_random(const char *config_json, uint64_t seed, mm_mode
         st = MM_ERROR_NOMEM;
         goto fail;
     }
-    m->f32 = malloc((size_t)l.total * sizeof(float));
-    m->bf16 = malloc((size_t)l.total * sizeof(uint16_t));
-    m->pos_embed = malloc((size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size * sizeof(float));
-    if (!m->f32 || !m->bf16 || !m->pos_embed) {
-        mm_set_errmsg(errmsg, "out of memory for %lld parameters", (long long)l.total);
-        st = MM_ERROR_NOMEM;
-        goto fail;
-    }
+    if ((st = alloc_weights(m, l.total, errmsg)) != MM_OK) goto fail;
     /* uniform in +-1/sqrt(fan_in) for matrices (PyTorch's default scale), 1 +- 0.1 for norm
      * weights, +-0.02 for vectors: activations stay in a realistic range for benchmarks */
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
@@ -504,14 +510,7 @@ mm_status mm_model_open(const char *path, mm_model **out, char **errmsg) {
         st = MM_ERROR_CONFIG;
         goto fail;
     }
-    m->f32 = malloc((size_t)l.total * sizeof(float));
-    m->bf16 = malloc((size_t)l.total * sizeof(uint16_t));
-    m->pos_embed = malloc((size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size * sizeof(float));
-    if (!m->f32 || !m->bf16 || !m->pos_embed) {
-        mm_set_errmsg(errmsg, "out of memory for %lld parameters", (long long)l.total);
-        st = MM_ERROR_NOMEM;
-        goto fail;
-    }
+    if ((st = alloc_weights(m, l.total, errmsg)) != MM_OK) goto fail;
     for (size_t i = 0; i < l.n; i++) {
         const mm_st_tensor *t = mm_st_find(m->file, l.slots[i].name);
         float *dst = m->f32 + l.slots[i].offset;

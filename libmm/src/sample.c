@@ -10,10 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
-
-#define OPS (ctx->be->ops)
-#define BE (ctx->be)
+#include "forward_ops.h"
 
 static const char *const sampler_names[] = {"euler", "heun", "euler_maruyama"};
 
