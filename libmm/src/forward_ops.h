@@ -8,9 +8,9 @@
 
 #define OPS (ctx->be->ops)
 #define BE (ctx->be)
-#define TRY(call)                                                                              \
-    do {                                                                                       \
-        if (call) return mm_ctx_backend_failed(ctx, #call);                                    \
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if (call) return mm_ctx_backend_failed(ctx, #call);                                        \
     } while (0)
 
 #endif
