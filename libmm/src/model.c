@@ -347,7 +347,6 @@ mm_status mm_config_param_count(const char *config_json, mm_param_count *out, ch
     return MM_OK;
 }
 
-/* Position table and weight binding, once every tensor is in m->f32 / m->bf16. */
 /* The weight stores (fp32 and its bf16 copy) and the positional embedding of a model whose
  * config is parsed; freed by mm_model_close whether or not this succeeds. */
 static mm_status alloc_weights(mm_model *m, int64_t total, char **errmsg) {
@@ -361,6 +360,7 @@ static mm_status alloc_weights(mm_model *m, int64_t total, char **errmsg) {
     return MM_OK;
 }
 
+/* Position table and weight binding, once every tensor is in m->f32 / m->bf16. */
 static mm_status finish(mm_model *m, const slot_list *l, char **errmsg) {
     pos_embed(m->pos_embed, m->cfg.tokens_per_side, m->cfg.dit.hidden_size);
     binder b = {m, l, 0, ""};

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <string.h>
 
 /* The temporary name beside path; 0 when it does not fit. */
 static int part_name(const char *path, char *tmp, size_t n) {

@@ -502,20 +502,19 @@ def main():
         trained = {"vae_steps": vst["step"], "dec_steps": 0}
         if vst.get("before"):  # a continued VAE: the training record of the file it came from
             trained["vae_continued_from"] = vst["before"]
+        dst = torch.load(os.path.join(args.work, "dit.pt"))
         if ema is None:
-            st = torch.load(os.path.join(args.work, "dit.pt"))
             # the DiT checkpoint holds the whole model, VAE included: the VAE whose latents it
             # trained on. A vae.pt changed since (continued, or copied in) would be silently
             # replaced by that copy; and a DiT paired with another VAE is not a model.
             # (not bit for bit: the EMA update rounds the frozen VAE's copy a little each step)
             vae_now = part_state(model, VAE_PARTS)
-            if any((v - st["ema"][k]).abs().max() > 1e-4 * v.abs().max() + 1e-6
+            if any((v - dst["ema"][k]).abs().max() > 1e-4 * v.abs().max() + 1e-6
                    for k, v in vae_now.items()):
                 sys.exit("train.py: dit.pt was trained on another VAE than vae.pt in --work; "
                          "train the DiT on this VAE's latents (phase dit) before exporting")
-            model.load_state_dict(st["ema"])
+            model.load_state_dict(dst["ema"])
             ema = model
-        dst = torch.load(os.path.join(args.work, "dit.pt"))
         trained["steps"] = dst["step"]
         if dst.get("before"):  # a continued DiT, likewise
             trained["dit_continued_from"] = dst["before"]
