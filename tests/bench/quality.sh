@@ -9,7 +9,8 @@
 # (mm_baseline), scored by mm_eval against the simulator's reference: PSNR, SSIM, FSIM, land-cover
 # accuracy and mIoU through a classifier fitted on real simulator images of the target modality,
 # and the texture error (per-class local standard deviation against the reference's). Joint
-# generation (mm_generate, no source): class agreement between the generated modalities, against
+# generation (mm_generate, no source; each pair on its own, and the four modalities together):
+# class agreement between the generated modalities, against
 # real pairs of the same scene (ceiling) and of unrelated scenes (floor), and texture per
 # predicted class against real images.
 #
@@ -113,17 +114,33 @@ for d in $DIRECTIONS; do
     log "$s -> $t done"
 done
 
-# joint generation: RGB, SAR, NIR and OSM generated together on each scene's grid
+# joint generation. Each pair is generated on its own (the model trains on pairs and some
+# triples: joint generation of aligned pairs, as the paper evaluates it), with 8 steps and 1; and
+# the four modalities RGB, SAR, NIR, OSM together with 8 steps (more than the model ever saw at
+# once, and SAR with OSM, the zero-shot pair)
 JOINT="rgb sar nir osm"
 PAIRS="rgb:sar rgb:nir rgb:osm sar:osm"
+FOUR=four$STEPS_MANY
+joint_file() { # scene method pair modality
+    case $2 in
+    four*) echo "$R/j${1}_${2}_$4.tif" ;;
+    *) echo "$R/j${1}_${2}_${3%%:*}-${3##*:}_$4.tif" ;;
+    esac
+}
 i=0
 while [ $i -lt "$N" ]; do
     for method in model$STEPS_MANY model1; do
-        touts=""
-        for m in $JOINT; do touts="$touts -t $m:$R/j${i}_${method}_$m.tif $(target_opts "$m")"; done
-        # shellcheck disable=SC2086
-        "$B/mm_generate" -q $model_opt --steps "${method#model}" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
+        for p in $PAIRS; do
+            touts=""
+            for m in ${p%%:*} ${p##*:}; do touts="$touts -t $m:$(joint_file $i $method $p $m) $(target_opts "$m")"; done
+            # shellcheck disable=SC2086
+            "$B/mm_generate" -q $model_opt --steps "${method#model}" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
+        done
     done
+    touts=""
+    for m in $JOINT; do touts="$touts -t $m:$(joint_file $i $FOUR - $m) $(target_opts "$m")"; done
+    # shellcheck disable=SC2086
+    "$B/mm_generate" -q $model_opt --steps "$STEPS_MANY" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
     i=$((i + 1))
 done
 i=0
@@ -131,11 +148,11 @@ while [ $i -lt "$N" ]; do
     other=$(((i + 1) % N))
     for p in $PAIRS; do
         a=${p%%:*} b=${p##*:}
-        for method in model$STEPS_MANY model1 real unrelated; do
+        for method in model$STEPS_MANY $FOUR model1 real unrelated; do
             case $method in
             real) fa="$R/s${i}_$a.tif" fb="$R/s${i}_$b.tif" ;;
             unrelated) fa="$R/s${i}_$a.tif" fb="$R/s${other}_$b.tif" ;;
-            *) fa="$R/j${i}_${method}_$a.tif" fb="$R/j${i}_${method}_$b.tif" ;;
+            *) fa=$(joint_file $i $method $p $a) fb=$(joint_file $i $method $p $b) ;;
             esac
             [ "$method" = unrelated ] && [ "$N" -lt 2 ] && continue
             record "joint:$p" "$method" $i "$("$B/mm_eval" --json --agreement "$fa" "$fb" \

@@ -25,6 +25,8 @@ MIN_PIXELS = 64  # as mm_eval's TEX_MIN_PIXELS
 
 
 def method_name(m, steps):
+    if m == f"four{steps}":
+        return f"model, {steps} steps, the four together"
     return METHOD_NAMES.get(m, f"model, {steps} steps" if m == f"model{steps}" else m)
 
 
@@ -129,6 +131,7 @@ def main():
     a = ap.parse_args()
     recs = load(os.path.join(a.run, "evals.jsonl"))
     many = f"model{a.steps}"
+    four = f"four{a.steps}"  # joint generation of the four modalities together
 
     # ---- translation directions
     directions = []
@@ -170,22 +173,23 @@ def main():
     real_tex, gen_tex = {}, {}
     for p in pairs:
         ma, mb = p[6:].split(":")
-        for m in (many, "model1", "real", "unrelated"):
+        for m in (many, four, "model1", "real", "unrelated"):
             rs = [r["eval"] for r in recs if r["direction"] == p and r["method"] == m]
             if not rs:
                 continue
             joint.append({"pair": p[6:], "method": m, "scenes": len(rs),
                           "agreement": mean([e["agreement"] for e in rs]),
                           "miou": mean([e["miou"] for e in rs])})
-            if m in (many, "model1", "real"):
+            if m in (many, four, "model1", "real"):
                 store = real_tex if m == "real" else gen_tex.setdefault(m, {})
                 store.setdefault(ma, []).extend(e["texture_a"] for e in rs)
                 store.setdefault(mb, []).extend(e["texture_b"] for e in rs)
     joint_texture = []
     for m, per_mod in gen_tex.items():
         for mod, ts in per_mod.items():
-            # each scene's texture appears once per pair the modality is in: the same pixels, so
-            # pooling repeats them evenly and leaves the pixel-weighted means unchanged
+            # a modality appears once per pair it is in: with the four generated together the
+            # same pixels (pooling repeats them evenly), with pairs generated on their own
+            # another generation of the same scene each time (pooled alike)
             g, r = pool(ts), pool(real_tex.get(mod, []))
             joint_texture.append({"method": m, "modality": mod, "texture_error": texture_error(g, r),
                                   "texture": g, "reference": r})
@@ -201,11 +205,12 @@ def main():
             name = f"{s}2{t}.png"
             montage(os.path.join(a.out, name), [display(f, m) for f, m in zip(files, mods)])
             pics.append((d, name))
-    jmods = [m for m in ("rgb", "sar", "nir", "osm")
-             if os.path.exists(os.path.join(a.run, f"j0_{many}_{m}.tif"))]
-    if jmods:
-        panels = [display(os.path.join(a.run, f"j0_{many}_{m}.tif"), m) for m in jmods]
-        panels += [display(os.path.join(a.run, f"s0_{m}.tif"), m) for m in jmods]
+    # joint: the pairs RGB-SAR and RGB-OSM each generated on their own, then the real images
+    jfiles = [(os.path.join(a.run, f"j0_{many}_{p}_{m}.tif"), m)
+              for p in ("rgb-sar", "rgb-osm") for m in p.split("-")]
+    if all(os.path.exists(f) for f, _ in jfiles):
+        panels = [display(f, m) for f, m in jfiles]
+        panels += [display(os.path.join(a.run, f"s0_{m}.tif"), m) for _, m in jfiles]
         montage(os.path.join(a.out, "joint.png"), panels)
         pics.append(("joint", "joint.png"))
 
@@ -264,7 +269,10 @@ def main():
     if joint:
         L.append("### Joint generation")
         L.append("")
-        L.append("`mm_generate` on each scene's grid (RGB, SAR, NIR, OSM together, no source). "
+        L.append("`mm_generate` on each scene's grid, no source: each pair generated on its own "
+                 "(joint generation of aligned pairs, as the paper evaluates it), and RGB, SAR, NIR "
+                 "and OSM generated together ('the four together': more modalities at once than "
+                 "the model trained on, SAR with OSM among them). "
                  "Agreement: fraction of pixels where the two modalities' classifiers give the same "
                  "class; mIoU between the two class maps (classes either map shows). Real pairs of "
                  "the same scene are the ceiling, real images of two unrelated scenes the floor.")
@@ -281,7 +289,7 @@ def main():
         L.append("")
         L.append("| modality | method | texture error |")
         L.append("|---|---|---|")
-        for jt in sorted(joint_texture, key=lambda x: (x["modality"], x["method"] != many)):
+        for jt in sorted(joint_texture, key=lambda x: (x["modality"], [many, four, "model1"].index(x["method"]))):
             L.append(f"| {NAMES[jt['modality']]} | {method_name(jt['method'], a.steps)} | "
                      f"{fmt(jt['texture_error'])} |")
         L.append("")

@@ -20,6 +20,7 @@ Same --seed, same data: every training sample is drawn from the simulator by (se
 """
 import argparse
 import copy
+import itertools
 import json
 import math
 import os
@@ -270,14 +271,12 @@ def dit_parameters(model):
     return [p for p in model.parameters() if id(p) not in skip]
 
 
-def pairs_allowed(cfg):
+def sets_allowed(cfg, size):
+    """The modality sets of `size` the DiT may be trained on: every combination that does not
+    hold the zero-shot pair together."""
     mods = cfg["modalities"]
-    out = []
-    for a in range(len(mods)):
-        for b in range(a + 1, len(mods)):
-            if {mods[a], mods[b]} != set(HELD_OUT_PAIR):
-                out.append((a, b))
-    return out
+    return [c for c in itertools.combinations(range(len(mods)), size)
+            if not set(HELD_OUT_PAIR) <= {mods[i] for i in c}]
 
 
 def scene_infonce(Sa, Sb, log_tau):
@@ -295,7 +294,8 @@ def train_dit(args, cfg, model, data):
     scale, shift = data["scale"], data["shift"]
     n = lat["rgb"].shape[0]
     mods = cfg["modalities"]
-    pairs = pairs_allowed(cfg)
+    pairs = sets_allowed(cfg, 2)
+    triples = sets_allowed(cfg, 3) if args.triple_frac > 0 else []
     params = dit_parameters(model)
     log_tau = torch.nn.Parameter(torch.tensor(math.log(0.07)))
     opt = torch.optim.AdamW(params + [log_tau], lr=args.lr, weight_decay=0.01)
@@ -330,43 +330,56 @@ def train_dit(args, cfg, model, data):
         lr = args.lr * min(1.0, (step + 1) / 200)  # warm-up
         for g in opt.param_groups:
             g["lr"] = lr
-        pa, pb = pairs[int(rng.integers(0, len(pairs)))]
-        if rng.random() < 0.5:
-            pa, pb = pb, pa
+        # a pair, or with --triple-frac three modalities (joint generation of more than two
+        # must not be out of distribution); the order of the sequence is random too
+        if triples and rng.random() < args.triple_frac:
+            ms = [int(i) for i in rng.permutation(triples[int(rng.integers(0, len(triples)))])]
+        else:  # drawn as before --triple-frac existed, so earlier runs stay reproducible
+            ms = list(pairs[int(rng.integers(0, len(pairs)))])
+            if rng.random() < 0.5:
+                ms.reverse()
         idx = torch.from_numpy(rng.integers(0, n, B))
         x0 = {}
-        for m in (pa, pb):
+        for m in ms:
             z = lat[mods[m]][idx].float()
             x0[m] = (z - shift) * scale
         # pseudo-PAN (paper IV-B2): 30 % of PAN samples are the latent of the grey (luma) RGB
         # image of the same scene, precomputed by add_pseudo_pan
-        if pan_i in (pa, pb) and rgb_i not in (pa, pb) and rng.random() < 0.3:
+        if pan_i in ms and rgb_i not in ms and rng.random() < 0.3:
             x0[pan_i] = (lat["pan_from_rgb"][idx].float() - shift) * scale
         # independent timestep per modality: a fraction --clean-frac clean (t = 0, a condition),
         # the rest U(0, 1)
         ts, eps, xt = {}, {}, {}
-        for m in (pa, pb):
+        for m in ms:
             t = torch.rand(B, dtype=torch.float64)
             t[torch.rand(B) < args.clean_frac] = 0.0
             ts[m] = t
         # modality drop (p = 0.1): one partition becomes pure noise at t = 1
         drop = torch.rand(B) < 0.1
-        which = torch.rand(B) < 0.5
-        ts[pa] = torch.where(drop & which, torch.ones_like(ts[pa]), ts[pa])
-        ts[pb] = torch.where(drop & ~which, torch.ones_like(ts[pb]), ts[pb])
-        for m in (pa, pb):
+        if len(ms) == 2:
+            which = (torch.rand(B) >= 0.5).long()  # as before: the first dropped where rand < 0.5
+        else:
+            which = torch.randint(0, len(ms), (B,))
+        for k, m in enumerate(ms):
+            ts[m] = torch.where(drop & (which == k), torch.ones_like(ts[m]), ts[m])
+        for m in ms:
             eps[m] = torch.randn_like(x0[m])
             tt = ts[m].float()[:, None, None, None]
             xt[m] = (1 - tt) * x0[m] + tt * eps[m]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(args.bf16)):
-            S = R.scene_forward(model, [(xt[pa], ts[pa], pa), (xt[pb], ts[pb], pb)])
+            S = R.scene_forward(model, [(xt[m], ts[m], m) for m in ms])
             fm = 0.0
-            for k, m in enumerate((pa, pb)):
+            for k, m in enumerate(ms):
                 v = R.gen_forward(model, xt[m], S[k], ts[m], m).float()
                 w = (ts[m] > 0).float()[:, None, None, None]  # clean partitions are conditions
                 err = ((v - (eps[m] - x0[m])) ** 2) * w
                 fm = fm + err.sum() / (w.sum() * v[0].numel()).clamp(min=1)
-        nce = scene_infonce(S[0], S[1], log_tau) if args.lam > 0 else torch.zeros(())
+        # InfoNCE over every pair of partitions (one pair unless a triple was drawn)
+        if args.lam > 0:
+            nce_pairs = list(itertools.combinations(range(len(ms)), 2))
+            nce = sum(scene_infonce(S[a], S[b], log_tau) for a, b in nce_pairs) / len(nce_pairs)
+        else:
+            nce = torch.zeros(())
         optimizer_step(opt, params, fm + args.lam * nce)  # clips the DiT's parameters, not tau
         with torch.no_grad():
             d = min(args.ema, (1 + step) / (10 + step))
@@ -455,6 +468,8 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--clean-frac", type=float, default=0.25,
                     help="fraction of partitions given clean (t = 0): the translation case")
+    ap.add_argument("--triple-frac", type=float, default=0.0,
+                    help="fraction of DiT steps trained on three modalities instead of a pair")
     ap.add_argument("--init-from", default=None,
                     help="start from an exported model file (weights only: a fresh optimizer) "
                          "when --work has no checkpoint: phase vae continues its VAE, phase dit "
