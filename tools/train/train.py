@@ -500,7 +500,8 @@ def main():
         log(args.work, f"vae: taken from {args.init_from}")
     if not os.path.exists(os.path.join(args.work, "vae.pt")):
         sys.exit("train.py: no trained VAE in --work (run --phase vae first)")
-    model.load_state_dict(torch.load(os.path.join(args.work, "vae.pt"))["model"])
+    vst = torch.load(os.path.join(args.work, "vae.pt"))
+    model.load_state_dict(vst["model"])
     model.eval()
     if args.phase == "decoder":
         train_decoder(args, cfg, lib, model)
@@ -513,7 +514,6 @@ def main():
     if args.phase in ("dit", "all"):
         ema = train_dit(args, cfg, model, data)
     if args.phase in ("export", "all"):
-        vst = torch.load(os.path.join(args.work, "vae.pt"))
         trained = {"vae_steps": vst["step"], "dec_steps": 0}
         if vst.get("before"):  # a continued VAE: the training record of the file it came from
             trained["vae_continued_from"] = vst["before"]
