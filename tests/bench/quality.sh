@@ -132,13 +132,13 @@ while [ $i -lt "$N" ]; do
     for method in model$STEPS_MANY model1; do
         for p in $PAIRS; do
             touts=""
-            for m in ${p%%:*} ${p##*:}; do touts="$touts -t $m:$(joint_file $i $method $p $m) $(target_opts "$m")"; done
+            for m in ${p%%:*} ${p##*:}; do touts="$touts -t $m:$(joint_file $i "$method" "$p" "$m") $(target_opts "$m")"; done
             # shellcheck disable=SC2086
             "$B/mm_generate" -q $model_opt --steps "${method#model}" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
         done
     done
     touts=""
-    for m in $JOINT; do touts="$touts -t $m:$(joint_file $i $FOUR - $m) $(target_opts "$m")"; done
+    for m in $JOINT; do touts="$touts -t $m:$(joint_file $i "$FOUR" - "$m") $(target_opts "$m")"; done
     # shellcheck disable=SC2086
     "$B/mm_generate" -q $model_opt --steps "$STEPS_MANY" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
     i=$((i + 1))
@@ -152,7 +152,7 @@ while [ $i -lt "$N" ]; do
             case $method in
             real) fa="$R/s${i}_$a.tif" fb="$R/s${i}_$b.tif" ;;
             unrelated) fa="$R/s${i}_$a.tif" fb="$R/s${other}_$b.tif" ;;
-            *) fa=$(joint_file $i $method $p $a) fb=$(joint_file $i $method $p $b) ;;
+            *) fa=$(joint_file $i "$method" "$p" "$a") fb=$(joint_file $i "$method" "$p" "$b") ;;
             esac
             [ "$method" = unrelated ] && [ "$N" -lt 2 ] && continue
             record "joint:$p" "$method" $i "$("$B/mm_eval" --json --agreement "$fa" "$fb" \
