@@ -127,20 +127,21 @@ joint_file() { # scene method pair modality
     *) echo "$R/j${1}_${2}_${3%%:*}-${3##*:}_$4.tif" ;;
     esac
 }
+generate_joint() { # scene method steps pair modality... : the modalities generated together
+    sc=$1 method=$2 steps=$3 pair=$4
+    shift 4
+    touts=""
+    for m in "$@"; do touts="$touts -t $m:$(joint_file "$sc" "$method" "$pair" "$m") $(target_opts "$m")"; done
+    # shellcheck disable=SC2086
+    "$B/mm_generate" -q $model_opt --steps "$steps" --seed $((1 + sc)) -like "$R/s${sc}_sar.tif" $touts
+}
 i=0
 while [ $i -lt "$N" ]; do
     for method in model$STEPS_MANY model1; do
-        for p in $PAIRS; do
-            touts=""
-            for m in ${p%%:*} ${p##*:}; do touts="$touts -t $m:$(joint_file $i "$method" "$p" "$m") $(target_opts "$m")"; done
-            # shellcheck disable=SC2086
-            "$B/mm_generate" -q $model_opt --steps "${method#model}" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
-        done
+        for p in $PAIRS; do generate_joint $i "$method" "${method#model}" "$p" "${p%%:*}" "${p##*:}"; done
     done
-    touts=""
-    for m in $JOINT; do touts="$touts -t $m:$(joint_file $i "$FOUR" - "$m") $(target_opts "$m")"; done
     # shellcheck disable=SC2086
-    "$B/mm_generate" -q $model_opt --steps "$STEPS_MANY" --seed $((1 + i)) -like "$R/s${i}_sar.tif" $touts
+    generate_joint $i "$FOUR" "$STEPS_MANY" - $JOINT
     i=$((i + 1))
 done
 i=0
