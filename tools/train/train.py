@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import mm_ref as R  # noqa: E402
 import safetensors_io  # noqa: E402
 import simdata  # noqa: E402
+import realdata  # noqa: E402
 
 HELD_OUT_PAIR = ("sar", "osm")  # never trained together: the zero-shot pair (paper: OSM-SAR)
 
@@ -263,6 +264,39 @@ def make_latents(args, cfg, lib, model):
     return out
 
 
+@torch.no_grad()
+def make_real_latents(args, cfg, model):
+    """With --real: the latents of --real-windows fixed windows of the real training scenes
+    (realdata.py), one tensor per modality over the windows that hold it (rgb, sar, nir, pan =
+    pseudo-PAN from the real RGB), and for each window which modalities it holds."""
+    path = os.path.join(args.work, "real_latents.pt")
+    if os.path.exists(path):
+        return torch.load(path)
+    scenes = realdata.RealScenes(args.real, cfg, "train")
+    rng = np.random.default_rng(args.seed * 7 + 5)
+    S, C = cfg["image_size"], cfg["vae"]["latent_channels"]
+    mods = ["rgb", "sar", "nir", "pan"]
+    n = args.real_windows
+    wins = [scenes.window(rng, S) for _ in range(n)]
+    lat = {m: torch.zeros(n, C, S // 4, S // 4, dtype=torch.float16) for m in mods}
+    has = {m: torch.tensor([m in w for w in wins]) for m in mods}
+    for m in mods:
+        idx = [i for i in range(n) if m in wins[i]]
+        for i0 in range(0, len(idx), 64):
+            part = idx[i0:i0 + 64]
+            x = torch.from_numpy(np.stack([wins[i][m] for i in part]))
+            x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+            mom = model.encoder(x)
+            if model.quant_conv is not None:
+                mom = model.quant_conv(mom)
+            lat[m][part] = mom.float()[:, :C].half()
+    out = {"latents": lat, "has": has, "scenes": [s[0] for s in scenes.scenes]}
+    log(args.work, f"real latents: {n} windows of {len(scenes.scenes)} scenes, "
+                   + ", ".join(f"{m} {int(has[m].sum())}" for m in mods))
+    save(path, out)
+    return out
+
+
 # ---- DiT ---------------------------------------------------------------------------------------
 
 
@@ -288,7 +322,27 @@ def scene_infonce(Sa, Sb, log_tau):
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
-def train_dit(args, cfg, model, data):
+REAL_PAIR_WEIGHT = {("rgb", "sar"): 4.0}  # SAR -> RGB, the main job, drawn 4x as often
+
+
+def real_pairs(cfg, real):
+    """The modality pairs the real windows hold (both present in some window), with their
+    drawing weights, as (index pairs, probabilities)."""
+    mods = cfg["modalities"]
+    out, w = [], []
+    for a, b in sets_allowed(cfg, 2):
+        ma, mb = mods[a], mods[b]
+        if ma not in real["has"] or mb not in real["has"]:
+            continue
+        if int((real["has"][ma] & real["has"][mb]).sum()) == 0:
+            continue
+        out.append((a, b))
+        w.append(REAL_PAIR_WEIGHT.get(tuple(sorted((ma, mb))), 1.0))
+    w = np.array(w)
+    return out, w / w.sum()
+
+
+def train_dit(args, cfg, model, data, real=None):
     ck = os.path.join(args.work, "dit.pt")
     lat = data["latents"]
     scale, shift = data["scale"], data["shift"]
@@ -296,6 +350,15 @@ def train_dit(args, cfg, model, data):
     mods = cfg["modalities"]
     pairs = sets_allowed(cfg, 2)
     triples = sets_allowed(cfg, 3) if args.triple_frac > 0 else []
+    if real is not None:
+        # the simulator teaches only what no real pair holds (OSM); its SAR (2 m, VV-like) is
+        # not the real VH the model now takes, so no simulated pair holds SAR
+        sar_i = mods.index("sar")
+        pairs = [p for p in pairs if sar_i not in p]
+        triples = [p for p in triples if sar_i not in p]
+        rpairs, rprob = real_pairs(cfg, real)
+        log(args.work, "dit: real pairs " + ", ".join(f"{mods[a]}-{mods[b]} {p:.2f}"
+                                                     for (a, b), p in zip(rpairs, rprob)))
     params = dit_parameters(model)
     log_tau = torch.nn.Parameter(torch.tensor(math.log(0.07)))
     opt = torch.optim.AdamW(params + [log_tau], lr=args.lr, weight_decay=0.01)
@@ -332,20 +395,32 @@ def train_dit(args, cfg, model, data):
             g["lr"] = lr
         # a pair, or with --triple-frac three modalities (joint generation of more than two
         # must not be out of distribution); the order of the sequence is random too
-        if triples and rng.random() < args.triple_frac:
+        use_real = real is not None and rng.random() < args.real_frac
+        if use_real:  # a pair of real modalities, from the windows that hold both
+            ms = list(rpairs[int(rng.choice(len(rpairs), p=rprob))])
+            if rng.random() < 0.5:
+                ms.reverse()
+            both = real["has"][mods[ms[0]]] & real["has"][mods[ms[1]]]
+            pool = torch.nonzero(both)[:, 0]
+            idx = pool[torch.from_numpy(rng.integers(0, len(pool), B))]
+            src = real["latents"]
+        elif triples and rng.random() < args.triple_frac:
             ms = [int(i) for i in rng.permutation(triples[int(rng.integers(0, len(triples)))])]
         else:  # drawn as before --triple-frac existed, so earlier runs stay reproducible
             ms = list(pairs[int(rng.integers(0, len(pairs)))])
             if rng.random() < 0.5:
                 ms.reverse()
-        idx = torch.from_numpy(rng.integers(0, n, B))
+        if not use_real:
+            idx = torch.from_numpy(rng.integers(0, n, B))
+            src = lat
         x0 = {}
         for m in ms:
-            z = lat[mods[m]][idx].float()
+            z = src[mods[m]][idx].float()
             x0[m] = (z - shift) * scale
         # pseudo-PAN (paper IV-B2): 30 % of PAN samples are the latent of the grey (luma) RGB
-        # image of the same scene, precomputed by add_pseudo_pan
-        if pan_i in ms and rgb_i not in ms and rng.random() < 0.3:
+        # image of the same scene, precomputed by add_pseudo_pan (real windows: PAN is always
+        # the luma of their real RGB)
+        if not use_real and pan_i in ms and rgb_i not in ms and rng.random() < 0.3:
             x0[pan_i] = (lat["pan_from_rgb"][idx].float() - shift) * scale
         # independent timestep per modality: a fraction --clean-frac clean (t = 0, a condition),
         # the rest U(0, 1)
@@ -470,6 +545,12 @@ def main():
                     help="fraction of partitions given clean (t = 0): the translation case")
     ap.add_argument("--triple-frac", type=float, default=0.0,
                     help="fraction of DiT steps trained on three modalities instead of a pair")
+    ap.add_argument("--real", default=None,
+                    help="directory of real scenes from prepare_real.py: the DiT trains on real "
+                         "pairs (a fraction --real-frac of its steps) and the simulator only for "
+                         "pairs without SAR")
+    ap.add_argument("--real-frac", type=float, default=0.75)
+    ap.add_argument("--real-windows", type=int, default=6144)
     ap.add_argument("--init-from", default=None,
                     help="start from an exported model file (weights only: a fresh optimizer) "
                          "when --work has no checkpoint: phase vae continues its VAE, phase dit "
@@ -510,9 +591,10 @@ def main():
     data = add_pseudo_pan(args, cfg, lib, model, data)
     if args.phase == "latents":
         return
+    real = make_real_latents(args, cfg, model) if args.real else None
     ema = None
     if args.phase in ("dit", "all"):
-        ema = train_dit(args, cfg, model, data)
+        ema = train_dit(args, cfg, model, data, real)
     if args.phase in ("export", "all"):
         trained = {"vae_steps": vst["step"], "dec_steps": 0}
         if vst.get("before"):  # a continued VAE: the training record of the file it came from
