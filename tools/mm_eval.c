@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "part_file.h"
@@ -458,7 +459,17 @@ typedef struct {
     int n_colours; /* > 0: nearest map colour (OSM) instead of naive Bayes */
     double colour[MM_SIM_OSM_N_COLOURS][MAXB]; /* scaled like the features */
     int colour_class[MM_SIM_OSM_N_COLOURS];
+    int n_classes;           /* classes 0 .. n_classes - 1 */
+    char class_name[NC][24]; /* the simulator's classes, or those of a real-data classifier */
+    int real;                /* 1: the real-data classifier (version 3, no label map) */
 } classifier;
+
+/* The simulator's class names, for the classifiers fitted on its scenes (versions 1 and 2). */
+static void sim_class_names(classifier *c) {
+    c->n_classes = NC;
+    for (int k = 0; k < NC; k++)
+        snprintf(c->class_name[k], sizeof c->class_name[k], "%s", mm_sim_class_name(k));
+}
 
 /* Features per pixel: band values, 5 x 5 local mean and local std, scaled. */
 static double *features(const raster *r, double scale, int *nfeat) {
@@ -626,10 +637,21 @@ static int load_classifier(const char *path, classifier *c) {
         return 1;
     }
     memset(c, 0, sizeof *c);
+    sim_class_names(c);
     int ver, ok = fscanf(f, "mm_eval-classifier %d %15s %d %d %lf", &ver, c->modality, &c->bands,
                          &c->nfeat, &c->scale) == 5 &&
-                  (ver == 1 || ver == 2) && c->nfeat == 3 * c->bands && c->bands >= 1 &&
+                  ver >= 1 && ver <= 3 && c->nfeat == 3 * c->bands && c->bands >= 1 &&
                   c->bands <= MAXB;
+    if (ok && ver == 3) { /* real data: "naive-bayes K NAME..." then K lines, as version 1's */
+        char kind[32];
+        ok = fscanf(f, "%31s %d", kind, &c->n_classes) == 2 && !strcmp(kind, "naive-bayes") &&
+             c->n_classes >= 2 && c->n_classes <= NC;
+        for (int k = 0; ok && k < c->n_classes; k++)
+            ok = fscanf(f, "%23s", c->class_name[k]) == 1;
+        for (int k = c->n_classes; k < NC; k++)
+            c->class_name[k][0] = 0;
+        c->real = 1;
+    }
     if (ok && ver == 1 && !strcmp(c->modality, "osm")) {
         fprintf(stderr,
                 "%s: '%s' is an old OSM classifier (naive Bayes); OSM is now classified by the "
@@ -654,7 +676,7 @@ static int load_classifier(const char *path, classifier *c) {
         if (!ok) fprintf(stderr, "%s: '%s' is not a classifier file\n", TOOL, path);
         return !ok;
     }
-    for (int k = 0; ok && k < NC; k++) {
+    for (int k = 0; ok && k < c->n_classes; k++) {
         ok = fscanf(f, "%lf", &c->prior[k]) == 1;
         for (int j = 0; ok && j < c->nfeat; j++)
             ok = fscanf(f, "%lf %lf", &c->mean[k][j], &c->var[k][j]) == 2 && c->var[k][j] > 0;
@@ -743,16 +765,351 @@ static double texture_error(const texstat g[NC], const texstat r[NC]) {
     return k ? e / k : NAN;
 }
 
-static void print_texture_json(const char *key, const texstat t[NC]) {
+static void print_texture_json(const char *key, const texstat t[NC], const classifier *c) {
     printf(", \"%s\": {", key);
     int first = 1;
     for (int k = 0; k < NC; k++)
         if (t[k].pixels) {
             printf("%s\"%s\": {\"pixels\": %.0f, \"mean\": %.6f, \"std\": %.6f}", first ? "" : ", ",
-                   mm_sim_class_name(k), t[k].pixels, t[k].mean, t[k].std);
+                   c->class_name[k], t[k].pixels, t[k].mean, t[k].std);
             first = 0;
         }
     printf("}");
+}
+
+/* ---- real data (docs/quality.md, "Real data"): rule classes, water, distributions ------------
+ * Real Sentinel-2 RGB has no label map. Three classes are given to its pixels by documented rules
+ * on reflectance (stored value / 10000) and the 5 x 5 local standard deviation of the luminance
+ * (the mean of the three bands):
+ *   water       max(R, G, B) < 0.07, B >= 0.5 R (dark, not the blue-less dark of vegetation) and
+ *               local std < 0.01 (smooth);
+ *   vegetation  not water, (R + G) / 2 < 0.08 (dark);
+ *   bare-built  everything else (bright: soil, rock, roads, roofs).
+ * The rules label the training split's reference images; the classifier applied to generated
+ * images is the Gaussian naive Bayes fitted on those labels (mm_eval --fit-classifier real-rgb),
+ * on the same per-pixel features as the simulator classifiers. The water mask of a test scene
+ * (mm_eval --make-water-mask) is the water rule itself on its reference image. */
+
+#define REAL_NC 3
+static const char *const REAL_CLASS[REAL_NC] = {"water", "vegetation", "bare-built"};
+#define WATER_MAX_REFL 0.07     /* every band below */
+#define WATER_BLUE_OVER_RED 0.5 /* B >= this x R */
+#define WATER_MAX_STD 0.01      /* 5 x 5 local std of the luminance below */
+#define VEG_MAX_RG 0.08         /* (R + G) / 2 below */
+
+/* The mean of the bands of every pixel (stored units). */
+static double *luminance(const raster *r) {
+    const size_t n = (size_t)r->w * r->h;
+    double *l = malloc(n * sizeof(double));
+    if (!l) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int b = 0; b < r->bands; b++)
+            s += r->data[(size_t)b * n + i];
+        l[i] = s / r->bands;
+    }
+    return l;
+}
+
+/* The rule class of every pixel of a 3-band reflectance x 10000 raster (-1 where invalid). */
+static int rule_classes(const raster *r, int8_t *cls) {
+    const size_t n = (size_t)r->w * r->h;
+    double *l = luminance(r), *l2 = calloc(n, sizeof(double));
+    double *m = malloc(n * sizeof(double)), *m2 = malloc(n * sizeof(double));
+    if (!l || !l2 || !m || !m2) {
+        free(l), free(l2), free(m), free(m2);
+        fprintf(stderr, "%s: out of memory\n", TOOL);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        l[i] *= 1e-4;
+        l2[i] = l[i] * l[i];
+    }
+    local_mean(l, r->valid, r->w, r->h, 2, m);
+    local_mean(l2, r->valid, r->w, r->h, 2, m2);
+    for (size_t i = 0; i < n; i++) {
+        if (!r->valid[i]) {
+            cls[i] = -1;
+            continue;
+        }
+        const double R = r->data[i] * 1e-4, G = r->data[n + i] * 1e-4,
+                     B = r->data[2 * n + i] * 1e-4;
+        const double sd = sqrt(fmax(m2[i] - m[i] * m[i], 0));
+        if (fmax(R, fmax(G, B)) < WATER_MAX_REFL && B >= WATER_BLUE_OVER_RED * R &&
+            sd < WATER_MAX_STD)
+            cls[i] = 0;
+        else if ((R + G) / 2 < VEG_MAX_RG)
+            cls[i] = 1;
+        else
+            cls[i] = 2;
+    }
+    free(l), free(l2), free(m), free(m2);
+    return 0;
+}
+
+static int read_rgb(const char *path, raster *r) {
+    if (read_raster(path, r)) return 1;
+    if (r->bands != 3) {
+        fprintf(stderr,
+                "%s: '%s' has %d band%s; real-data RGB has 3 (R, G, B, reflectance x 10000)\n",
+                TOOL, path, r->bands, r->bands == 1 ? "" : "s");
+        raster_free(r);
+        return 1;
+    }
+    return 0;
+}
+
+/* mm_eval --fit-classifier real-rgb --out FILE RGB...: the naive Bayes of the three rule classes,
+ * fitted on the reference RGB images given (the training split), written as a version 3 file. */
+static int fit_real_classifier(const char *out, char *const *files, int n_files) {
+    if (n_files < 1) {
+        fprintf(stderr, "%s: --fit-classifier real-rgb needs the training RGB images\n", TOOL);
+        return 2;
+    }
+    const double scale = modality_scale("rgb");
+    double cnt[REAL_NC] = {0}, sum[REAL_NC][NFEAT] = {{0}}, sq[REAL_NC][NFEAT] = {{0}};
+    int nf = 0;
+    for (int fi = 0; fi < n_files; fi++) {
+        raster r;
+        if (read_rgb(files[fi], &r)) return 1;
+        const size_t n = (size_t)r.w * r.h;
+        int8_t *cls = malloc(n);
+        double *f = cls ? features(&r, scale, &nf) : NULL;
+        if (!f || rule_classes(&r, cls)) {
+            free(cls), free(f);
+            raster_free(&r);
+            fprintf(stderr, "%s: out of memory\n", TOOL);
+            return 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const int k = cls[i];
+            if (k < 0) continue;
+            cnt[k]++;
+            for (int j = 0; j < nf; j++) {
+                sum[k][j] += f[i * nf + j];
+                sq[k][j] += f[i * nf + j] * f[i * nf + j];
+            }
+        }
+        free(cls), free(f);
+        raster_free(&r);
+    }
+    double total = 0;
+    for (int k = 0; k < REAL_NC; k++)
+        total += cnt[k];
+    for (int k = 0; k < REAL_NC; k++)
+        if (!cnt[k]) {
+            fprintf(stderr, "%s: no training pixel is %s by the rules: cannot fit\n", TOOL,
+                    REAL_CLASS[k]);
+            return 1;
+        }
+    FILE *o = mm_part_open(out, "w");
+    if (o) {
+        fprintf(o, "mm_eval-classifier 3 rgb 3 %d %.17g naive-bayes %d", nf, scale, REAL_NC);
+        for (int k = 0; k < REAL_NC; k++)
+            fprintf(o, " %s", REAL_CLASS[k]);
+        fputc('\n', o);
+        for (int k = 0; k < REAL_NC; k++) {
+            fprintf(o, "%.17g", cnt[k] / total);
+            for (int j = 0; j < nf; j++) {
+                const double m = sum[k][j] / cnt[k];
+                fprintf(o, " %.9g %.9g", m, fmax(sq[k][j] / cnt[k] - m * m, 1e-6));
+            }
+            fputc('\n', o);
+        }
+    }
+    if (!o || mm_part_commit(o, out)) {
+        fprintf(stderr, "%s: cannot write '%s'\n", TOOL, out);
+        return 1;
+    }
+    printf("%s: fitted the real-data rgb classifier on %d images (%.0f pixels: water %.4f, "
+           "vegetation %.4f, bare-built %.4f) -> %s\n",
+           TOOL, n_files, total, cnt[0] / total, cnt[1] / total, cnt[2] / total, out);
+    return 0;
+}
+
+/* mm_eval --make-water-mask RGB --out MASK: the water rule on a reference RGB image, as a Byte
+ * GeoTIFF on its grid: 1 water, 0 land, 255 (nodata) where the image is invalid. */
+static int make_water_mask(const char *in, const char *out) {
+    raster r;
+    if (read_rgb(in, &r)) return 1;
+    const size_t n = (size_t)r.w * r.h;
+    int8_t *cls = malloc(n);
+    uint8_t *m = malloc(n);
+    int rc = 1;
+    GDALDatasetH src = NULL, dst = NULL;
+    char *part = NULL;
+    if (!cls || !m || rule_classes(&r, cls)) goto out;
+    for (size_t i = 0; i < n; i++)
+        m[i] = cls[i] < 0 ? 255 : cls[i] == 0;
+    src = GDALOpen(in, GA_ReadOnly);
+    GDALDriverH gtiff = GDALGetDriverByName("GTiff");
+    if (!src || !gtiff || asprintf(&part, "%s.part", out) < 0) goto out;
+    char **co = CSLSetNameValue(NULL, "COMPRESS", "DEFLATE");
+    dst = GDALCreate(gtiff, part, r.w, r.h, 1, GDT_Byte, co);
+    CSLDestroy(co);
+    if (!dst) goto out;
+    double gt[6];
+    if (GDALGetGeoTransform(src, gt) == CE_None) GDALSetGeoTransform(dst, gt);
+    const char *wkt = GDALGetProjectionRef(src);
+    if (wkt && *wkt) GDALSetProjection(dst, wkt);
+    GDALSetMetadataItem(dst, "MM_WATER_RULE",
+                        "max(R,G,B) < 0.07 and B >= 0.5 R and 5x5 std(luminance) < 0.01", NULL);
+    GDALRasterBandH band = GDALGetRasterBand(dst, 1);
+    GDALSetRasterNoDataValue(band, 255);
+    if (GDALRasterIO(band, GF_Write, 0, 0, r.w, r.h, m, r.w, r.h, GDT_Byte, 0, 0) != CE_None)
+        goto out;
+    GDALClose(dst);
+    dst = NULL;
+    if (rename(part, out)) goto out;
+    size_t water = 0, valid = 0;
+    for (size_t i = 0; i < n; i++)
+        water += m[i] == 1, valid += m[i] != 255;
+    printf("%s: water mask of %s: %.4f water -> %s\n", TOOL, in,
+           valid ? (double)water / valid : 0.0, out);
+    rc = 0;
+out:
+    if (rc) fprintf(stderr, "%s: cannot write the water mask '%s'\n", TOOL, out);
+    if (dst) GDALClose(dst);
+    if (rc && part) unlink(part);
+    if (src) GDALClose(src);
+    free(part), free(cls), free(m);
+    raster_free(&r);
+    return rc;
+}
+
+typedef struct {
+    float v;
+    uint8_t water;
+} scored;
+
+static int cmp_scored(const void *a, const void *b) {
+    const float x = ((const scored *)a)->v, y = ((const scored *)b)->v;
+    return (x > y) - (x < y);
+}
+
+/* Water separability: the ROC AUC of -lum as a score for water, i.e. the probability that a water
+ * pixel of the mask is darker than a land pixel (ties count one half), over the pixels valid in
+ * the image whose mask value is 0 or 1 (the Mann-Whitney statistic). NAN without water or land. */
+static double water_auc(const double *lum, const uint8_t *valid, const raster *mask, size_t *nw,
+                        size_t *nl) {
+    const size_t n = (size_t)mask->w * mask->h;
+    scored *s = malloc(n * sizeof *s);
+    size_t k = 0;
+    *nw = *nl = 0;
+    if (!s) return NAN;
+    for (size_t i = 0; i < n; i++) {
+        const float mv = mask->data[i];
+        if (!valid[i] || !mask->valid[i] || (mv != 0 && mv != 1) || !isfinite(lum[i])) continue;
+        s[k].v = (float)lum[i], s[k].water = mv == 1;
+        *nw += s[k].water, *nl += !s[k].water;
+        k++;
+    }
+    if (!*nw || !*nl) {
+        free(s);
+        return NAN;
+    }
+    qsort(s, k, sizeof *s, cmp_scored);
+    double num = 0, land_below = 0;
+    for (size_t i = 0; i < k;) {
+        size_t j = i;
+        double w = 0, l = 0;
+        for (; j < k && s[j].v == s[i].v; j++)
+            w += s[j].water, l += !s[j].water;
+        /* each water pixel of this value: the land pixels brighter, and half the ties */
+        num += w * ((double)*nl - land_below - l) + 0.5 * w * l;
+        land_below += l;
+        i = j;
+    }
+    free(s);
+    return num / ((double)*nw * (double)*nl);
+}
+
+static int read_mask(const char *path, int w, int h, raster *m) {
+    if (read_raster(path, m)) return 1;
+    if (m->w != w || m->h != h || m->bands != 1) {
+        fprintf(stderr,
+                "%s: the water mask '%s' is %d x %d with %d bands; expected %d x %d, 1 band\n",
+                TOOL, path, m->w, m->h, m->bands, w, h);
+        raster_free(m);
+        return 1;
+    }
+    return 0;
+}
+
+/* mm_eval --auc-only RASTER --water MASK: the water AUC of any raster (e.g. the SAR input in dB:
+ * water is dark there too). The AUC depends only on the order of the values, so dB or linear
+ * intensity give the same. */
+static int auc_only(const char *path, const char *mask_path, int json) {
+    if (!mask_path) {
+        fprintf(stderr, "%s: --auc-only needs --water MASK\n", TOOL);
+        return 2;
+    }
+    raster r, m;
+    if (read_raster(path, &r)) return 1;
+    if (read_mask(mask_path, r.w, r.h, &m)) {
+        raster_free(&r);
+        return 1;
+    }
+    double *lum = luminance(&r);
+    size_t nw = 0, nl = 0;
+    const double auc = lum ? water_auc(lum, r.valid, &m, &nw, &nl) : NAN;
+    free(lum);
+    if (json) {
+        printf("{\"raster\": ");
+        json_string(path);
+        printf(", \"water\": ");
+        json_string(mask_path);
+        printf(", \"water_auc\": ");
+        json_number(auc, 5);
+        printf(", \"water_pixels\": %zu, \"land_pixels\": %zu}\n", nw, nl);
+    } else
+        printf("water AUC of %s (darker = water): %.4f (%zu water, %zu land pixels)\n", path, auc,
+               nw, nl);
+    raster_free(&r);
+    raster_free(&m);
+    return 0;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* 1-D Wasserstein-1 distance between the value distributions of two bands over the same valid
+ * pixels: with as many values on each side, the mean |a_(i) - b_(i)| of the sorted values. */
+static double wasserstein1(const float *a, const float *b, const uint8_t *valid, size_t n) {
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    size_t k = 0;
+    double d = NAN;
+    if (x && y) {
+        for (size_t i = 0; i < n; i++)
+            if (valid[i]) x[k] = a[i], y[k] = b[i], k++;
+        qsort(x, k, sizeof(float), cmp_float);
+        qsort(y, k, sizeof(float), cmp_float);
+        double s = 0;
+        for (size_t i = 0; i < k; i++)
+            s += fabs((double)x[i] - y[i]);
+        d = k ? s / k : NAN;
+    }
+    free(x), free(y);
+    return d;
+}
+
+/* The mean over valid pixels and bands of the 5 x 5 local standard deviation (features()). */
+static double mean_local_std(const raster *r, const uint8_t *valid, double scale) {
+    int nf;
+    double *f = features(r, scale, &nf), s = 0;
+    size_t k = 0;
+    const size_t n = (size_t)r->w * r->h;
+    if (!f) return NAN;
+    for (size_t i = 0; i < n; i++)
+        if (valid[i]) {
+            for (int b = 0; b < r->bands; b++)
+                s += f[i * nf + 3 * b + 2];
+            k++;
+        }
+    free(f);
+    return k ? s / k / r->bands : NAN;
 }
 
 /* mm_eval --agreement A B --classifier-a CA --classifier-b CB: the class maps of two rasters of
@@ -814,8 +1171,8 @@ static int agreement(const char *pa, const char *pb, const char *ca_path, const 
         json_number(acc, 5);
         printf(", \"miou\": ");
         json_number(miou, 5);
-        print_texture_json("texture_a", ta);
-        print_texture_json("texture_b", tb);
+        print_texture_json("texture_a", ta, &ca);
+        print_texture_json("texture_b", tb, &cb);
         printf("}\n");
     } else {
         printf("class agreement of %s (%s) and %s (%s): %.4f of the pixels, mIoU %.4f\n", pa,
@@ -823,7 +1180,7 @@ static int agreement(const char *pa, const char *pb, const char *ca_path, const 
         printf("predicted class  pixels A  mean A    std A     pixels B  mean B    std B\n");
         for (int k = 0; k < NC; k++)
             if (ta[k].pixels || tb[k].pixels)
-                printf("%-15s  %8.0f  %8.4f  %8.4f  %8.0f  %8.4f  %8.4f\n", mm_sim_class_name(k),
+                printf("%-15s  %8.0f  %8.4f  %8.4f  %8.0f  %8.4f  %8.4f\n", ca.class_name[k],
                        ta[k].pixels, ta[k].mean, ta[k].std, tb[k].pixels, tb[k].mean, tb[k].std);
     }
     rc = 0;
@@ -839,16 +1196,19 @@ out:
 static void usage(FILE *f) {
     fprintf(
         f, "Usage: mm_eval GENERATED REFERENCE [--modality M] [--labels LABELS --classifier FILE]\n"
-           "               [--json]\n"
+           "               [--classifier REAL_RGB_FILE] [--water MASK] [--json]\n"
            "       mm_eval --agreement A B --classifier-a FILE --classifier-b FILE [--json]\n"
-           "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n");
+           "       mm_eval --auc-only RASTER --water MASK [--json]\n"
+           "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n"
+           "       mm_eval --fit-classifier real-rgb --out FILE TRAINING_RGB...\n"
+           "       mm_eval --make-water-mask REFERENCE_RGB --out MASK\n");
 }
 
 int main(int argc, char **argv) {
     const char *labels = NULL, *modality = NULL, *clf_path = NULL, *fit = NULL, *out = NULL;
-    const char *clf_a = NULL, *clf_b = NULL;
-    int json = 0, scenes = 24, agree = 0;
-    enum { O_AGREE = 256, O_CLF_A, O_CLF_B };
+    const char *clf_a = NULL, *clf_b = NULL, *water = NULL, *make_mask = NULL;
+    int json = 0, scenes = 24, agree = 0, auc_mode = 0;
+    enum { O_AGREE = 256, O_CLF_A, O_CLF_B, O_WATER, O_AUC, O_MASK };
     static const struct option opts[] = {{"labels", required_argument, 0, 'l'},
                                          {"modality", required_argument, 0, 'm'},
                                          {"classifier", required_argument, 0, 'c'},
@@ -858,6 +1218,9 @@ int main(int argc, char **argv) {
                                          {"agreement", no_argument, 0, O_AGREE},
                                          {"classifier-a", required_argument, 0, O_CLF_A},
                                          {"classifier-b", required_argument, 0, O_CLF_B},
+                                         {"water", required_argument, 0, O_WATER},
+                                         {"auc-only", no_argument, 0, O_AUC},
+                                         {"make-water-mask", required_argument, 0, O_MASK},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -875,6 +1238,9 @@ int main(int argc, char **argv) {
         case O_AGREE: agree = 1; break;
         case O_CLF_A: clf_a = optarg; break;
         case O_CLF_B: clf_b = optarg; break;
+        case O_WATER: water = optarg; break;
+        case O_AUC: auc_mode = 1; break;
+        case O_MASK: make_mask = optarg; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -886,7 +1252,32 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s: --fit-classifier needs --out FILE\n", TOOL);
             return 2;
         }
+        if (!strcmp(fit, "real-rgb")) {
+            const int rc = fit_real_classifier(out, argv + optind, argc - optind);
+            GDALDestroyDriverManager();
+            return rc;
+        }
         return fit_classifier(fit, out, scenes);
+    }
+    if (make_mask) {
+        if (!out || optind != argc) {
+            fprintf(stderr,
+                    "%s: --make-water-mask REFERENCE_RGB needs --out MASK and nothing else\n",
+                    TOOL);
+            return 2;
+        }
+        const int rc = make_water_mask(make_mask, out);
+        GDALDestroyDriverManager();
+        return rc;
+    }
+    if (auc_mode) {
+        if (optind != argc - 1) {
+            fprintf(stderr, "%s: --auc-only takes one raster (see --help)\n", TOOL);
+            return 2;
+        }
+        const int rc = auc_only(argv[optind], water, json);
+        GDALDestroyDriverManager();
+        return rc;
     }
     if (optind != argc - 2) {
         fprintf(stderr, "%s: expected %s (see --help)\n", TOOL,
@@ -912,6 +1303,13 @@ int main(int argc, char **argv) {
                     c.modality);
             return 2;
         }
+        if (c.real && labels) {
+            fprintf(stderr,
+                    "%s: '%s' is a real-data classifier (water, vegetation, bare-built): it "
+                    "compares the class maps of GENERATED and REFERENCE, not a label map\n",
+                    TOOL, clf_path);
+            return 2;
+        }
     }
     raster g, r;
     if (read_raster(argv[optind], &g)) return 1;
@@ -922,8 +1320,8 @@ int main(int argc, char **argv) {
     int rc = 1;
     uint8_t *valid = NULL;
     int8_t *cls = NULL;
-    double *f = NULL, *fr = NULL;
-    raster lab = {0};
+    double *f = NULL, *fr = NULL, *lum = NULL;
+    raster lab = {0}, mask = {0};
     /* neither --modality nor a classifier: the generated raster's MM_MODALITY */
     if (!modality && g.modality[0]) modality = g.modality;
     if (modality && !strcmp(modality, "sar")) {
@@ -947,6 +1345,57 @@ int main(int argc, char **argv) {
         bp[b] = psnr(g.data + b * n, r.data + b * n, valid, n, L);
         bs[b] = ssim(g.data + b * n, r.data + b * n, valid, g.w, g.h, L);
         bf[b] = fsim(g.data + b * n, r.data + b * n, valid, g.w, g.h, lo, L);
+    }
+    /* colour distributions: W1 per band in reflectance (optical), dB (SAR), else stored units */
+    const int optical = L == 10000.0;
+    const double unit = optical ? 1e-4 : 1.0;
+    double w1[MAXB], w1_mean = 0;
+    for (int b = 0; b < g.bands; b++) {
+        w1[b] = wasserstein1(g.data + b * n, r.data + b * n, valid, n) * unit;
+        w1_mean += w1[b] / g.bands;
+    }
+    /* texture of the whole image: the mean 5 x 5 local std, in the classifier's scaled units */
+    const double tscale = clf_path ? c.scale : modality ? modality_scale(modality) : 1.0;
+    const double std_g = mean_local_std(&g, valid, tscale),
+                 std_r = mean_local_std(&r, valid, tscale);
+    /* real data: class maps of the generated raster and the reference by the real classifier */
+    int have_real = 0;
+    double real_agree = NAN, real_miou = NAN, real_tex = NAN, frac_g[NC] = {0}, frac_r[NC] = {0};
+    double real_conf[NC * NC] = {0}; /* rows: the reference's class, columns: the generated's */
+    texstat rtg[NC], rtr[NC];
+    if (clf_path && c.real) {
+        int8_t *cg = malloc(n), *cr = malloc(n);
+        int nfg, nfr;
+        if (!cg || !cr || class_map(&c, &g, valid, cg, &f, &nfg) ||
+            class_map(&c, &r, valid, cr, &fr, &nfr)) {
+            free(cg), free(cr);
+            goto done;
+        }
+        double conf[NC * NC] = {0}, tot = 0;
+        for (size_t i = 0; i < n; i++)
+            if (valid[i])
+                conf[cr[i] * NC + cg[i]]++, frac_r[(int)cr[i]]++, frac_g[(int)cg[i]]++, tot++;
+        for (int k = 0; k < NC; k++)
+            frac_g[k] = tot ? frac_g[k] / tot : NAN, frac_r[k] = tot ? frac_r[k] / tot : NAN;
+        conf_scores(conf, 1, &real_agree, &real_miou);
+        memcpy(real_conf, conf, sizeof conf);
+        /* texture per class of the reference's class map, generated versus reference */
+        texture_by_class(f, nfg, g.bands, cr, n, rtg);
+        texture_by_class(fr, nfr, r.bands, cr, n, rtr);
+        real_tex = texture_error(rtg, rtr);
+        free(cg), free(cr);
+        free(f), free(fr);
+        f = fr = NULL;
+        have_real = 1;
+    }
+    /* water separability of the generated raster's luminance */
+    double auc = NAN;
+    size_t nw = 0, nl = 0;
+    if (water) {
+        if (read_mask(water, g.w, g.h, &mask)) goto done;
+        lum = luminance(&g);
+        if (!lum) goto done;
+        auc = water_auc(lum, valid, &mask, &nw, &nl);
     }
     double acc = NAN, miou = NAN, tex_err = NAN;
     texstat tg[NC], tr[NC];
@@ -997,9 +1446,54 @@ int main(int argc, char **argv) {
             json_number(bs[b], 5);
             printf(", \"fsim\": ");
             json_number(bf[b], 5);
+            printf(", \"w1\": ");
+            json_number(w1[b], 6);
             printf("}");
         }
-        printf("]");
+        printf("], \"w1_mean\": ");
+        json_number(w1_mean, 6);
+        printf(", \"w1_units\": \"%s\"", optical                                ? "reflectance"
+                                         : modality && !strcmp(modality, "sar") ? "dB"
+                                                                                : "stored");
+        printf(", \"texture_std_generated\": ");
+        json_number(std_g, 6);
+        printf(", \"texture_std_reference\": ");
+        json_number(std_r, 6);
+        printf(", \"texture_std_rel_error\": ");
+        json_number(fabs(std_g - std_r) / std_r, 5);
+        if (have_real) {
+            printf(", \"class_agreement\": ");
+            json_number(real_agree, 5);
+            printf(", \"miou\": ");
+            json_number(real_miou, 5);
+            printf(", \"texture_error\": ");
+            json_number(real_tex, 5);
+            printf(", \"classes_generated\": {");
+            for (int k = 0; k < c.n_classes; k++) {
+                printf("%s\"%s\": ", k ? ", " : "", c.class_name[k]);
+                json_number(frac_g[k], 5);
+            }
+            printf("}, \"classes_reference\": {");
+            for (int k = 0; k < c.n_classes; k++) {
+                printf("%s\"%s\": ", k ? ", " : "", c.class_name[k]);
+                json_number(frac_r[k], 5);
+            }
+            printf("}, \"confusion\": [");
+            for (int k = 0; k < c.n_classes; k++) {
+                printf("%s[", k ? ", " : "");
+                for (int j = 0; j < c.n_classes; j++)
+                    printf("%s%.0f", j ? ", " : "", real_conf[k * NC + j]);
+                printf("]");
+            }
+            printf("]");
+            print_texture_json("texture_generated", rtg, &c);
+            print_texture_json("texture_reference", rtr, &c);
+        }
+        if (water) {
+            printf(", \"water_auc\": ");
+            json_number(auc, 5);
+            printf(", \"water_pixels\": %zu, \"land_pixels\": %zu", nw, nl);
+        }
         if (have_cls) {
             printf(", \"accuracy\": ");
             json_number(acc, 5);
@@ -1007,28 +1501,40 @@ int main(int argc, char **argv) {
             json_number(miou, 5);
             printf(", \"texture_error\": ");
             json_number(tex_err, 5);
-            print_texture_json("texture_generated", tg);
-            print_texture_json("texture_reference", tr);
+            print_texture_json("texture_generated", tg, &c);
+            print_texture_json("texture_reference", tr, &c);
         }
         printf("}\n");
     } else {
         printf("band   PSNR (dB)   SSIM     FSIM     (data range %g)\n", L);
         for (int b = 0; b < g.bands; b++)
-            printf("%4d   %9.3f   %.4f   %.4f\n", b + 1, bp[b], bs[b], bf[b]);
+            printf("%4d   %9.3f   %.4f   %.4f   W1 %.6f\n", b + 1, bp[b], bs[b], bf[b], w1[b]);
+        printf("W1 mean %.6f (%s); texture (mean 5x5 local std): generated %.6f, reference %.6f\n",
+               w1_mean, optical ? "reflectance" : "stored units", std_g, std_r);
+        if (have_real) {
+            printf("real-data classes: agreement %.4f, mIoU %.4f; texture error %.4f\n", real_agree,
+                   real_miou, real_tex);
+            for (int k = 0; k < c.n_classes; k++)
+                printf("%-13s  generated %.4f  reference %.4f  std gen %.4f  std ref %.4f\n",
+                       c.class_name[k], frac_g[k], frac_r[k], rtg[k].std, rtr[k].std);
+        }
+        if (water)
+            printf("water AUC (darker = water): %.4f (%zu water, %zu land pixels)\n", auc, nw, nl);
         if (have_cls) {
             printf("land-cover accuracy %.4f, mIoU %.4f; texture error %.4f\n", acc, miou, tex_err);
             printf(
                 "class          pixels    gen mean  gen std   ref mean  ref std   (5x5, scaled)\n");
             for (int k = 0; k < NC; k++)
                 if (tr[k].pixels)
-                    printf("%-13s  %8.0f  %8.4f  %8.4f  %8.4f  %8.4f\n", mm_sim_class_name(k),
+                    printf("%-13s  %8.0f  %8.4f  %8.4f  %8.4f  %8.4f\n", c.class_name[k],
                            tr[k].pixels, tg[k].mean, tg[k].std, tr[k].mean, tr[k].std);
         }
     }
     rc = 0;
 done:
-    free(valid), free(cls), free(f), free(fr);
+    free(valid), free(cls), free(f), free(fr), free(lum);
     if (labels) raster_free(&lab);
+    raster_free(&mask);
     raster_free(&g);
     raster_free(&r);
     GDALDestroyDriverManager();
