@@ -6,6 +6,9 @@
  *   mm_baseline --fit -s SRC -t TGT --out LUT [--scenes N]
  *       fits the table on N simulator scenes (256 x 256, seeds 800000 + i, GSD, sun elevation and
  *       world position drawn as for training: docs/training.md) and writes it (a text file).
+ *   mm_baseline --fit -s SRC -t TGT --out LUT --pairs LIST
+ *       fits it instead on real image pairs: LIST is a text file of lines "SRC.tif TGT.tif" (e.g.
+ *       the training split's Sentinel-1 VH dB and Sentinel-2 RGB of docs/quality.md, "Real data").
  *   mm_baseline --lut LUT [-q] [-of F] [-co K=V]... [-ot TYPE] [--profile M=SPEC]... SRC DST
  *       applies it to SRC (the LUT's source modality) and writes DST in its target modality.
  *
@@ -307,6 +310,142 @@ static int load_lut(const char *path, lut *l) {
     return !ok;
 }
 
+/* Fitting on real pairs: one raster in [-1, 1] as the profiles of docs/quality.md read it (SAR:
+ * dB, or linear intensity when no valid value is negative, in the window [-25, 5] dB; OSM: bytes;
+ * optical: reflectance x 10000 over 0..10000), its nodata pixels marked in valid. */
+static int read_normalised(const char *path, int m, int *w, int *h, float **out, uint8_t **valid) {
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    if (!ds) {
+        fprintf(stderr, "%s: cannot open '%s': %s\n", TOOL, path, CPLGetLastErrorMsg());
+        return 1;
+    }
+    const int c = CHANNELS[m], nb = GDALGetRasterCount(ds);
+    if (nb != c) {
+        fprintf(stderr, "%s: '%s' has %d band%s; %s has %d\n", TOOL, path, nb, nb == 1 ? "" : "s",
+                MODS[m], c);
+        GDALClose(ds);
+        return 1;
+    }
+    *w = GDALGetRasterXSize(ds), *h = GDALGetRasterYSize(ds);
+    const size_t n = (size_t)*w * *h;
+    float *d = malloc(n * c * sizeof(float));
+    uint8_t *v = malloc(n);
+    if (!d || !v) {
+        fprintf(stderr, "%s: out of memory reading '%s'\n", TOOL, path);
+        free(d), free(v);
+        GDALClose(ds);
+        return 1;
+    }
+    memset(v, 1, n);
+    for (int b = 0; b < c; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(ds, b + 1);
+        if (GDALRasterIO(band, GF_Read, 0, 0, *w, *h, d + b * n, *w, *h, GDT_Float32, 0, 0) !=
+            CE_None) {
+            fprintf(stderr, "%s: cannot read '%s'\n", TOOL, path);
+            free(d), free(v);
+            GDALClose(ds);
+            return 1;
+        }
+        int has;
+        const double nd = GDALGetRasterNoDataValue(band, &has);
+        for (size_t i = 0; i < n; i++)
+            if ((has && d[b * n + i] == (float)nd) || !isfinite(d[b * n + i])) v[i] = 0;
+    }
+    GDALClose(ds);
+    const char *name = MODS[m];
+    int linear = !strcmp(name, "sar");
+    for (size_t i = 0; i < n * c && linear; i++)
+        if (v[i % n] && d[i] < 0) linear = 0;
+    for (size_t i = 0; i < n * c; i++) {
+        float x = d[i];
+        if (!strcmp(name, "sar")) {
+            if (linear) x = 10.0f * log10f(fmaxf(x, 1e-12f));
+            x = (fminf(fmaxf(x, -25.0f), 5.0f) + 10.0f) / 15.0f;
+        } else if (!strcmp(name, "osm"))
+            x = x / 127.5f - 1;
+        else
+            x = 2 * (x / 10000.0f) - 1;
+        d[i] = fminf(fmaxf(x, -1.0f), 1.0f);
+    }
+    *out = d, *valid = v;
+    return 0;
+}
+
+static int fit_pairs(const char *src, const char *tgt, const char *out, const char *list,
+                     int quiet) {
+    const int si = modality_index(src), ti = modality_index(tgt);
+    if (si < 0 || ti < 0) {
+        fprintf(stderr, "%s: unknown modality '%s' (rgb, nir, pan, sar, osm)\n", TOOL,
+                si < 0 ? src : tgt);
+        return 2;
+    }
+    FILE *f = fopen(list, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot open the list of pairs '%s'\n", TOOL, list);
+        return 1;
+    }
+    lut l;
+    double *sum = NULL, *cnt = NULL, pixels = 0;
+    int rc = 1, pairs = 0;
+    char line[8192];
+    if (lut_init(&l, si, ti) || !(sum = calloc(l.nbins * l.ct, sizeof(double))) ||
+        !(cnt = calloc(l.nbins, sizeof(double)))) {
+        fprintf(stderr, "%s: out of memory\n", TOOL);
+        goto out;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char *save = NULL, *sp = strtok_r(line, " \t\r\n", &save);
+        char *tp = sp ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+        if (!sp || *sp == '#') continue;
+        if (!tp || strtok_r(NULL, " \t\r\n", &save)) {
+            fprintf(stderr, "%s: '%s': a line is not \"SRC.tif TGT.tif\"\n", TOOL, list);
+            goto out;
+        }
+        int sw, sh, tw, th;
+        float *sv = NULL, *tv = NULL, *feat = NULL;
+        uint8_t *svalid = NULL, *tvalid = NULL;
+        if (read_normalised(sp, si, &sw, &sh, &sv, &svalid)) goto out;
+        if (read_normalised(tp, ti, &tw, &th, &tv, &tvalid)) {
+            free(sv), free(svalid);
+            goto out;
+        }
+        const size_t n = (size_t)sw * sh;
+        if (sw != tw || sh != th || !(feat = malloc(n * l.cs * sizeof(float)))) {
+            if (sw != tw || sh != th)
+                fprintf(stderr, "%s: '%s' is %d x %d, '%s' %d x %d: a pair must match\n", TOOL, sp,
+                        sw, sh, tp, tw, th);
+            free(sv), free(svalid), free(tv), free(tvalid);
+            goto out;
+        }
+        source_values(&l, sv, sw, sh, feat);
+        for (size_t i = 0; i < n; i++) {
+            if (!svalid[i] || !tvalid[i]) continue;
+            const size_t b = bin_of(&l, feat, i, n);
+            cnt[b]++;
+            pixels++;
+            for (int c = 0; c < l.ct; c++)
+                sum[b * l.ct + c] += tv[c * n + i];
+        }
+        free(sv), free(svalid), free(tv), free(tvalid), free(feat);
+        pairs++;
+    }
+    if (!pairs) {
+        fprintf(stderr, "%s: '%s' lists no pair\n", TOOL, list);
+        goto out;
+    }
+    fill_empty(&l, sum, cnt);
+    if (write_lut(&l, out, pairs)) goto out;
+    if (!quiet)
+        printf("%s: fitted the %s -> %s lookup table on %d image pairs (%.0f pixels) -> %s\n", TOOL,
+               src, tgt, pairs, pixels, out);
+    rc = 0;
+out:
+    fclose(f);
+    lut_free(&l);
+    free(sum), free(cnt);
+    return rc;
+}
+
 /* ---- applying: a libmmgeo processor ------------------------------------------------------- */
 
 typedef struct {
@@ -337,20 +476,22 @@ static int process_lut(void *user, int n_tiles, const uint64_t *tile_ids,
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: mm_baseline --fit -s SRC -t TGT --out LUT [--scenes N] [-q]\n"
+            "       mm_baseline --fit -s SRC -t TGT --out LUT --pairs LIST [-q]\n"
             "       mm_baseline --lut LUT [-q] [-of FORMAT] [-co NAME=VALUE]... [-ot TYPE]\n"
             "                   [--profile MODALITY=SPEC]... SRC DST\n"
             "The per-pixel lookup-table baseline of docs/quality.md: --fit fits the table from\n"
-            "SRC to TGT values (rgb, nir, pan, sar, osm) on N simulator scenes (default 32);\n"
+            "SRC to TGT values (rgb, nir, pan, sar, osm) on N simulator scenes (default 32),\n"
+            "or with --pairs on the image pairs listed in LIST (lines \"SRC.tif TGT.tif\");\n"
             "--lut applies it to a raster, written as mm_translate writes the model's output.\n");
 }
 
 int main(int argc, char **argv) {
     const char *src = NULL, *tgt = NULL, *out = NULL, *lut_path = NULL, *format = NULL;
-    const char *out_type = NULL;
+    const char *out_type = NULL, *pairs = NULL;
     mm_tool_profiles profiles = {0};
     int do_fit = 0, scenes = 32, quiet = 0;
     char **co = NULL;
-    enum { O_FIT = 256, O_OUT, O_SCENES, O_LUT, O_OF, O_CO, O_OT, O_PROFILE, O_HELP };
+    enum { O_FIT = 256, O_OUT, O_SCENES, O_LUT, O_OF, O_CO, O_OT, O_PROFILE, O_HELP, O_PAIRS };
     static const struct option opts[] = {{"fit", no_argument, 0, O_FIT},
                                          {"out", required_argument, 0, O_OUT},
                                          {"scenes", required_argument, 0, O_SCENES},
@@ -360,6 +501,7 @@ int main(int argc, char **argv) {
                                          {"ot", required_argument, 0, O_OT},
                                          {"profile", required_argument, 0, O_PROFILE},
                                          {"help", no_argument, 0, O_HELP},
+                                         {"pairs", required_argument, 0, O_PAIRS},
                                          {0, 0, 0, 0}};
     int o, bad = 0;
     while (!bad && (o = getopt_long_only(argc, argv, "qs:t:", opts, NULL)) != -1) {
@@ -368,6 +510,7 @@ int main(int argc, char **argv) {
         case O_OUT: out = optarg; break;
         case O_SCENES: bad = mm_arg_int(TOOL, "--scenes", optarg, 1, 100000, &scenes); break;
         case O_LUT: lut_path = optarg; break;
+        case O_PAIRS: pairs = optarg; break;
         case O_OF: format = optarg; break;
         case O_CO: co = CSLAddString(co, optarg); break;
         case O_OT: out_type = optarg; break;
@@ -392,9 +535,15 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s: --fit needs -s SRC -t TGT --out LUT and nothing else\n", TOOL);
             return 2;
         }
+        if (pairs) {
+            GDALAllRegister();
+            const int rc = fit_pairs(src, tgt, out, pairs, quiet);
+            GDALDestroyDriverManager();
+            return rc;
+        }
         return fit(src, tgt, out, scenes, quiet);
     }
-    if (!lut_path || optind != argc - 2 || src || tgt || out) {
+    if (!lut_path || optind != argc - 2 || src || tgt || out || pairs) {
         fprintf(stderr, "%s: expected --fit ... or --lut LUT SRC DST (see --help)\n", TOOL);
         CSLDestroy(co);
         return 2;
