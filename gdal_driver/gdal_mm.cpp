@@ -29,6 +29,7 @@ class MMRasterBand final : public GDALRasterBand {
     CPLErr IReadBlock(int bx, int by, void *image) override;
     double GetNoDataValue(int *success) override;
     GDALColorInterp GetColorInterpretation() override;
+    const char *GetUnitType() override;
     int GetOverviewCount() override;
     GDALRasterBand *GetOverview(int i) override;
     int GetMaskFlags() override;
@@ -235,6 +236,13 @@ GDALColorInterp MMRasterBand::GetColorInterpretation() {
     return GCI_GrayIndex;
 }
 
+// SAR written as sigma0 dB says so, as mm_translate's output does
+const char *MMRasterBand::GetUnitType() {
+    auto *ds = static_cast<MMDataset *>(poDS);
+    const char *u = CSLFetchNameValue(mmgeo_virtual_metadata(ds->virt), "SAR_UNITS");
+    return u && EQUAL(u, "db") ? "dB" : "";
+}
+
 int MMRasterBand::GetMaskFlags() {
     return static_cast<MMDataset *>(poDS)->mask_band ? GMF_PER_DATASET
                                                      : GDALRasterBand::GetMaskFlags();
@@ -439,6 +447,16 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
             return nullptr;
         }
     }
+    // SAR_UNITS=db|linear|amplitude, SAR_BAND=N (as --sar-units, --sar-band): libmmgeo's parser
+    p.sar.open_options = 1;
+    for (const char *k : {"SAR_UNITS", "SAR_BAND"})
+        if (const char *v = opt.FetchNameValue(k)) {
+            char e[512];
+            if (mmgeo_sar_option(&p.sar, k, v, e, sizeof e)) {
+                CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s", e);
+                return nullptr;
+            }
+        }
     const char *cache = opt.FetchNameValue("CACHE");
     if (!cache) cache = CPLGetConfigOption("MM_CACHE", nullptr);
     if (cache && !EQUAL(cache, "NONE")) p.cache_path = cache;
@@ -510,6 +528,12 @@ void GDALRegister_MM() {
         "I/O profiles (as mm_translate --profile)'/>"
         "<Option name='OT' type='string' description='output data type (as mm_translate "
         "-ot)'/>"
+        "<Option name='SAR_UNITS' type='string-select' description='units of a SAR source: "
+        "sigma0 in dB, linear power, or GRD amplitude digital numbers (default: the band unit "
+        "type or SAR_UNITS item, else detected; as mm_translate --sar-units)'>"
+        "<Value>db</Value><Value>linear</Value><Value>amplitude</Value></Option>"
+        "<Option name='SAR_BAND' type='int' description='band of a multi-band SAR source "
+        "(default: the one labelled VH; as mm_translate --sar-band)'/>"
         "<Option name='PROCESSOR' type='string-select' description='test hook: a test "
         "processor instead of the model'><Value>model</Value><Value>identity</Value>"
         "<Value>negate</Value></Option>"

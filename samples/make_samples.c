@@ -25,6 +25,8 @@ static int land(int x, int y, int W, int H, double *tex) {
     return FIELD;
 }
 
+static double sar(int cls, double tex, int b);
+
 static int write_scene(const char *dir, const char *name, int W, int H, int nb, GDALDataType t,
                  int nodata_corner, double (*value)(int cls, double tex, int band)) {
     char path[4096];
@@ -43,6 +45,8 @@ static int write_scene(const char *dir, const char *name, int W, int H, int nb, 
     OSRImportFromEPSG(srs, 32632);
     GDALSetSpatialRef(ds, srs);
     OSRDestroySpatialReference(srs);
+    /* SAR: linear sigma0, said so (mm_translate reads it without --sar-units) */
+    if (value == sar) GDALSetMetadataItem(ds, "SAR_UNITS", "linear", NULL);
     double *buf = malloc(sizeof(double) * (size_t)W * H);
     int bad = !buf;
     for (int b = 0; b < nb && !bad; b++) {

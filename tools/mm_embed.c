@@ -33,10 +33,12 @@ static void usage(FILE *f) {
             "         [--precision bf16|fp32] [--overlap PX] [--batch N] [-s MODALITY]\n"
             "         [-b BAND]... [--profile MODALITY=SPEC]\n"
             "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY]\n"
-            "         [--aoi FILE [--aoi-layer NAME]] SRC DST\n"
+            "         [--aoi FILE [--aoi-layer NAME]] [--sar-units db|linear|amplitude]\n"
+            "         [--sar-band N] SRC DST\n"
             "Writes the scene tokens of SRC as a Float32 raster at token resolution (one band per\n"
             "hidden feature, one cell per token). The modality comes from -s, else the\n"
-            "MM_MODALITY metadata item, else a modality word in the file name. See mm_embed(1).\n");
+            "MM_MODALITY metadata item, else a modality word in the file name. SAR units and\n"
+            "band as mm_translate (--sar-units, --sar-band). See mm_embed(1).\n");
 }
 
 int main(int argc, char **argv) {

@@ -36,10 +36,13 @@ static void usage(FILE *f) {
         "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
         "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
         "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]] [--gsd M]\n"
-        "         [SRC] DST\n"
+        "         [--sar-units db|linear|amplitude] [--sar-band N] [SRC] DST\n"
         "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
         "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
-        "in the file name (in_sar.tif, out_rgb.tif). See mm_translate(1).\n");
+        "in the file name (in_sar.tif, out_rgb.tif). SAR units come from --sar-units, else\n"
+        "the band's unit type or SAR_UNITS item, else detection (integer: amplitude; float:\n"
+        "linear, refused when it looks like dB); a multi-band SAR source uses its VH band.\n"
+        "See mm_translate(1).\n");
 }
 
 int main(int argc, char **argv) {

@@ -43,10 +43,19 @@ typedef enum {
                              scene tokens) */
 } mmgeo_io_kind;
 
+/* Calibration of SAR amplitude input (digital numbers of a Sentinel-1 IW GRD product):
+ * sigma0 = DN^2 / A^2 with A the sigmaNought calibration LUT value, so
+ * sigma0 dB = 20 log10(DN) - 20 log10(A). A typical A is assumed (the LUT varies across the swath
+ * and between processor versions): the IW betaNought LUT is the constant 237 and
+ * sigmaNought = betaNought / sqrt(sin(incidence)), about 280 to 340 over IW's 29-46 degrees;
+ * 300 is mid-swath (38.6 degrees), within about 1.1 dB of the LUT anywhere in the swath. */
+#define MMGEO_SAR_CAL_A 300.0
+#define MMGEO_SAR_CAL_K_DB 49.542425094393248 /* 20 log10(MMGEO_SAR_CAL_A) */
+
 typedef enum {
     MMGEO_SAR_AUTO = 0,  /* complex -> complex, integer -> amplitude, float -> intensity */
-    MMGEO_SAR_AMPLITUDE, /* dB = 20 log10(a) */
-    MMGEO_SAR_INTENSITY, /* dB = 10 log10(i) */
+    MMGEO_SAR_AMPLITUDE, /* dB = 20 log10(a) - MMGEO_SAR_CAL_K_DB (calibrated GRD DN) */
+    MMGEO_SAR_INTENSITY, /* dB = 10 log10(i) (linear sigma0, beta0 or gamma0) */
     MMGEO_SAR_COMPLEX,   /* dB = 10 log10(re^2 + im^2) */
     MMGEO_SAR_DB         /* already dB */
 } mmgeo_sar_input;
@@ -96,8 +105,10 @@ int mmgeo_model_modality_names(const mm_model *model, const char **names, int ma
 /* The profile of a source of modality index m (name modality) and data type dt when the command
  * line names none: the data type's default (mmgeo_profile_default), replaced by the model's
  * profile when that one reads such data: a percentile profile always; otherwise when it is of the
- * same kind as the default (for SAR the same input: amplitude, intensity, complex or dB), a
- * reflectance profile only for integer data (float reflectance is 0..1). g may be NULL. */
+ * same kind as the default, a reflectance profile only for integer data (float reflectance is
+ * 0..1); for SAR, real data (of any units: all are converted to sigma0 dB) take the dB window of
+ * the model's SAR profile and keep the default input (set the units with mmgeo_sar_source),
+ * complex data the model's profile only when it is complex. g may be NULL. */
 void mmgeo_model_geo_source_profile(const mmgeo_model_geo *g, int m, const char *modality,
                                     GDALDataType dt, mmgeo_profile *p);
 /* The profile of a target when the command line names none: the default (Float32 dB for SAR,
@@ -189,6 +200,62 @@ typedef struct {
     int bands[MMGEO_MAX_BANDS];    /* 1-based */
     mmgeo_profile profile;
 } mmgeo_source;
+
+/* ---- SAR sources as users hold them (sar.c) ------------------------------------------------ */
+
+/* The units of a real SAR source: sigma0 (or beta0, gamma0) in dB, the same as linear power, or
+ * amplitude digital numbers (GRD, calibrated with MMGEO_SAR_CAL_A). */
+typedef enum {
+    MMGEO_SAR_UNITS_UNSET = 0, /* from the file's metadata, else detected */
+    MMGEO_SAR_UNITS_DB,
+    MMGEO_SAR_UNITS_LINEAR,
+    MMGEO_SAR_UNITS_AMPLITUDE
+} mmgeo_sar_units;
+
+typedef struct {
+    mmgeo_sar_units units; /* --sar-units / SAR_UNITS */
+    int band;              /* --sar-band / SAR_BAND: 1-based; 0: the band labelled VH */
+    int open_options;      /* messages name the driver's open options (-oo SAR_UNITS=...) rather
+                              than the tools' --sar-units / --sar-band */
+    /* set by mmgeo_sar_options_profiles: what a --profile sar=SPEC reads */
+    int profile_given;             /* 1: a SAR profile of real data, 2: another kind */
+    mmgeo_sar_input profile_input; /* with 1: amplitude, intensity or db */
+} mmgeo_sar_options;
+
+/* The one parser of the SAR options, for the tools (--sar-units db|linear|amplitude,
+ * --sar-band N) and the driver (open options SAR_UNITS=..., SAR_BAND=N): key "units" or "band"
+ * (case-insensitive; "sar-units", "SAR_UNITS", "sar-band", "SAR_BAND" too). 0, or MMGEO_ERROR with
+ * a message naming the choices. */
+int mmgeo_sar_option(mmgeo_sar_options *o, const char *key, const char *value, char *err,
+                     size_t errlen);
+/* Name of units ("db", "linear", "amplitude"; "" when unset). */
+const char *mmgeo_sar_units_name(mmgeo_sar_units u);
+/* Takes the units the profile overrides "MODALITY=SPEC" (n of them) imply for SAR sources: a
+ * "sar=amplitude|intensity|db[:LO:HI]" reads amplitude, linear or dB. MMGEO_ERROR when they
+ * disagree with o->units (or with each other), or when o->units is set and the profile is of a
+ * kind that reads no such units (complex, percentile, ...). Specs that do not parse are left to
+ * the caller's own parsing. */
+int mmgeo_sar_options_profiles(mmgeo_sar_options *o, const char *const *specs, int n, char *err,
+                               size_t errlen);
+/* Sets up source s (path, modality, n_bands/bands already set; ds its open dataset) of the SAR
+ * modality (model index m, `channels` bands; g the model's geo settings, may be NULL):
+ *  - band: for a one-channel modality and no bands chosen, a single-band source (or one band and
+ *    an alpha band) as it is, else o->band, else the one band whose description or POLARISATION
+ *    / POLARIZATION metadata item is "VH" (case-insensitive); none or several: an error naming
+ *    --sar-band (SAR_BAND);
+ *  - units of real data: o->units (or the --profile's), else the band's unit type ("dB", "db",
+ *    "decibel"; "linear", "intensity", "power"; "amplitude", "DN") or a SAR_UNITS item of the
+ *    band or the dataset, else detected: integer data are amplitude; float data are read on a
+ *    decimated grid (at most 512 x 512, valid pixels) and are linear unless a value is negative
+ *    (they look like dB: an error naming --sar-units db) or the median is above 1.5 (an error
+ *    naming --sar-units with the choices). Complex data as before (o->units must be unset);
+ *  - profile: the model's (mmgeo_model_geo_source_profile: for real data the dB window of the
+ *    model's SAR profile) reading those units.
+ * from (may be NULL) receives how the units were decided, e.g. "db (--sar-units)". 0 or
+ * MMGEO_ERROR (err). */
+int mmgeo_sar_source(GDALDatasetH ds, const mmgeo_sar_options *o, const mmgeo_model_geo *g, int m,
+                     int channels, mmgeo_source *s, char *from, size_t fromlen, char *err,
+                     size_t errlen);
 
 typedef struct {
     const char *path;
@@ -409,6 +476,8 @@ typedef struct {
     int n_profiles;         /* "MODALITY=SPEC" overrides (mmgeo_profile_parse), as --profile */
     const char *profiles[MMGEO_MAX_PROFILES];
     GDALDataType out_type;  /* GDT_Unknown: the target profile's, as -ot */
+    mmgeo_sar_options sar;  /* SAR_UNITS, SAR_BAND (mmgeo_sar_option), as --sar-units and
+                               --sar-band; messages name the open options */
 } mmgeo_virtual_params;
 
 typedef struct mmgeo_virtual mmgeo_virtual;

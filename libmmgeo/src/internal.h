@@ -14,6 +14,9 @@ int mmgeo_fail(char *err, size_t errlen, const char *fmt, ...)
 /* Model value in [-1, 1] of one source pixel (re, im: the raw value; im is 0 unless complex).
  * plo/phi: the band's percentile values (PERCENTILE only). */
 float mmgeo_profile_input(const mmgeo_profile *p, double re, double im, double plo, double phi);
+/* Whether a source pixel has a value under the profile: not for zero or negative linear power or
+ * amplitude of SAR (which have no dB value). */
+int mmgeo_profile_valid(const mmgeo_profile *p, double re);
 
 /* The inverse profile as a linear map with rounding and clipping (the per-pixel loop's form). */
 typedef struct {

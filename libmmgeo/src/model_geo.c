@@ -60,9 +60,16 @@ void mmgeo_model_geo_source_profile(const mmgeo_model_geo *g, int m, const char 
         use = 1; /* reads any data */
     else if (c->kind != p->kind)
         use = 0;
-    else if (c->kind == MMGEO_IO_SAR)
-        use = c->sar_input == p->sar_input;
-    else if (c->kind == MMGEO_IO_REFLECTANCE)
+    else if (c->kind == MMGEO_IO_SAR) {
+        /* real data of any units are converted to sigma0 dB: the model's dB window; complex
+           data take the model's profile only when it is complex too */
+        const int cx = p->sar_input == MMGEO_SAR_COMPLEX, ccx = c->sar_input == MMGEO_SAR_COMPLEX;
+        if (!cx && !ccx) {
+            p->lo = c->lo, p->hi = c->hi;
+            return;
+        }
+        use = cx && ccx;
+    } else if (c->kind == MMGEO_IO_REFLECTANCE)
         use = !GDALDataTypeIsFloating(dt);
     else
         use = 1;

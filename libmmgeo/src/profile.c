@@ -28,9 +28,10 @@ static void kind_defaults(mmgeo_profile *p, GDALDataType dt) {
         p->lo = 0, p->hi = dt == GDT_Unknown || integer ? 10000 : 1;
         break;
     case MMGEO_IO_SAR:
-        /* calibrated backscatter (float) spans about -25..5 dB; uncalibrated integer digital
-           numbers (amplitude of GRD, complex of SLC) about 15..55 dB */
-        if (integer && p->sar_input != MMGEO_SAR_DB) p->lo = 15, p->hi = 55;
+        /* sigma0 spans about -25..5 dB (amplitude DN are calibrated to it, MMGEO_SAR_CAL_A);
+           uncalibrated integer complex SLC data about 15..55 dB */
+        if (integer && p->sar_input == MMGEO_SAR_COMPLEX)
+            p->lo = 15, p->hi = 55;
         else p->lo = -25, p->hi = 5;
         break;
     case MMGEO_IO_PERCENTILE: p->lo = 2, p->hi = 98; break;
@@ -125,7 +126,9 @@ float mmgeo_profile_input(const mmgeo_profile *p, double re, double im, double p
         double db;
         switch (p->sar_input) {
         case MMGEO_SAR_DB: db = re; break;
-        case MMGEO_SAR_AMPLITUDE: db = 20.0 * log10(fmax(fabs(re), 1e-10)); break;
+        case MMGEO_SAR_AMPLITUDE:
+            db = 20.0 * log10(fmax(fabs(re), 1e-10)) - MMGEO_SAR_CAL_K_DB;
+            break;
         case MMGEO_SAR_COMPLEX: db = 10.0 * log10(fmax(re * re + im * im, 1e-20)); break;
         default: db = 10.0 * log10(fmax(re, 1e-20)); break;
         }
@@ -134,6 +137,13 @@ float mmgeo_profile_input(const mmgeo_profile *p, double re, double im, double p
     case MMGEO_IO_RAW: return (float)re;
     }
     return 0;
+}
+
+int mmgeo_profile_valid(const mmgeo_profile *p, double re) {
+    /* zero (or negative) power or amplitude has no dB value: nodata, not -inf */
+    return !(p->kind == MMGEO_IO_SAR &&
+             (p->sar_input == MMGEO_SAR_INTENSITY || p->sar_input == MMGEO_SAR_AMPLITUDE) &&
+             !(re > 0));
 }
 
 GDALDataType mmgeo_profile_out_type(const mmgeo_profile *p, const char *modality) {

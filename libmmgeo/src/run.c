@@ -172,7 +172,8 @@ int mmgeo_read_window(mmgeo_src *src, int W, int H, int S, int ox, int oy, float
                 const int sx = px < rw ? px : rw - 1;
                 const size_t k = (size_t)sy * rw + sx;
                 const double re = raw[k * cx], im = src->complex ? raw[k * cx + 1] : 0;
-                int ok = re == re && im == im && (!mask_now || mask_now[k]);
+                int ok = re == re && im == im && (!mask_now || mask_now[k]) &&
+                         mmgeo_profile_valid(src->profile, re);
                 if (!ok) valid[(size_t)py * S + px] = 0;
                 t[(size_t)py * S + px] =
                     ok ? mmgeo_profile_input(src->profile, re, im, src->plo[b], src->phi[b]) : 0;
@@ -338,6 +339,12 @@ static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
     mmgeo_profile_describe(&t->profile, desc, sizeof desc);
     GDALSetMetadataItem(o->ds, "MM_MODALITY", t->modality, NULL);
     GDALSetMetadataItem(o->ds, "MM_IO_PROFILE", desc, NULL);
+    if (t->profile.kind == MMGEO_IO_SAR && GDALDataTypeIsFloating(o->type)) {
+        /* SAR written as sigma0 dB says so: read back without --sar-units */
+        GDALSetMetadataItem(o->ds, "SAR_UNITS", "db", NULL);
+        for (int c = 0; c < o->channels; c++)
+            GDALSetRasterUnitType(GDALGetRasterBand(o->ds, c + 1), "dB");
+    }
     return 0;
 }
 

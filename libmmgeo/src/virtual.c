@@ -182,6 +182,10 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     mmgeo_model_processor *mp = &v->mp;
     const int ns = p->n_sources;
     job->n_sources = ns;
+    /* the SAR units a PROFILE=sar=... implies, against SAR_UNITS */
+    mmgeo_sar_options sar = p->sar;
+    sar.open_options = 1;
+    if (mmgeo_sar_options_profiles(&sar, p->profiles, p->n_profiles, err, errlen)) goto fail;
     for (int i = 0; i < ns; i++) {
         if (!p->source_paths[i] || !*p->source_paths[i] ||
             strlen(p->source_paths[i]) >= sizeof v->paths[i]) {
@@ -228,15 +232,23 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         s->modality = names[m];
         s->n_bands = p->n_bands;
         memcpy(s->bands, p->bands, sizeof s->bands);
-        const int b1 = p->n_bands ? p->bands[0] : 1;
-        const GDALDataType dt = b1 >= 1 && b1 <= GDALGetRasterCount(ds)
-                                    ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
-                                    : GDT_Byte;
+        if (!strcmp(names[m], "sar")) { /* the SAR band, units and the model's dB window */
+            if (mmgeo_sar_source(ds, &sar, &v->geo, m, mm_model_modality_channels(model, m), s,
+                                 NULL, 0, err, errlen)) {
+                GDALClose(ds);
+                goto fail;
+            }
+        } else {
+            const int b1 = p->n_bands ? p->bands[0] : 1;
+            const GDALDataType dt = b1 >= 1 && b1 <= GDALGetRasterCount(ds)
+                                        ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
+                                        : GDT_Byte;
+            mmgeo_model_geo_source_profile(&v->geo, m, names[m], dt, &s->profile);
+        }
         if (i == 0)
             v->ds0 = ds;
         else
             GDALClose(ds);
-        mmgeo_model_geo_source_profile(&v->geo, m, names[m], dt, &s->profile);
         mp->source_mods[i] = m;
         proc->src_channels[i] = mm_model_modality_channels(model, m);
         for (int k = 0; k < i; k++)
@@ -417,6 +429,10 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     char desc[128];
     mmgeo_profile_describe(&job->targets[0].profile, desc, sizeof desc);
     v->md = CSLSetNameValue(v->md, "MM_IO_PROFILE", desc);
+    if (job->targets[0].profile.kind == MMGEO_IO_SAR &&
+        GDALDataTypeIsFloating(
+            mmgeo_profile_out_type(&job->targets[0].profile, job->targets[0].modality)))
+        v->md = CSLSetNameValue(v->md, "SAR_UNITS", "db"); /* as mm_translate writes */
 
     /* the cache key of the processor's settings */
     if (proc->fn == mmgeo_process_model) {

@@ -82,6 +82,10 @@ static void test_profiles(void **state) {
     assert_int_equal(p.sar_input, MMGEO_SAR_COMPLEX);
     mmgeo_profile_default("sar", GDT_UInt16, &p);
     assert_int_equal(p.sar_input, MMGEO_SAR_AMPLITUDE);
+    assert_true(p.lo == -25 && p.hi == 5); /* calibrated to sigma0 dB (MMGEO_SAR_CAL_A) */
+    assert_true(fabs(MMGEO_SAR_CAL_K_DB - 20 * log10(MMGEO_SAR_CAL_A)) < 1e-12);
+    mmgeo_profile_default("sar", GDT_CInt16, &p);
+    assert_true(p.lo == 15 && p.hi == 55); /* uncalibrated SLC, as before */
     mmgeo_profile_default("rgb", GDT_UInt16, &p);
     assert_int_equal(p.kind, MMGEO_IO_REFLECTANCE);
     assert_true(p.hi == 10000);
@@ -448,9 +452,13 @@ static void test_model_geo(void **state) {
     assert_int_equal(p.kind, MMGEO_IO_SAR);
     assert_int_equal(p.sar_input, MMGEO_SAR_INTENSITY);
     assert_true(p.lo == -30 && p.hi == 10);
-    /* uncalibrated amplitude (UInt16): another input kind, the data type's default stays */
+    /* GRD amplitude (UInt16), calibrated to sigma0 dB: the model's dB window too */
     mmgeo_model_geo_source_profile(&g, sar, "sar", GDT_UInt16, &p);
-    mmgeo_profile_default("sar", GDT_UInt16, &d);
+    assert_true(p.kind == MMGEO_IO_SAR && p.sar_input == MMGEO_SAR_AMPLITUDE);
+    assert_true(p.lo == -30 && p.hi == 10);
+    /* complex data keep their default (the model's profile is not complex) */
+    mmgeo_model_geo_source_profile(&g, sar, "sar", GDT_CInt16, &p);
+    mmgeo_profile_default("sar", GDT_CInt16, &d);
     assert_memory_equal(&p, &d, sizeof p);
     /* UInt16 reflectance: the model's scaling; Byte and Float32 RGB: the defaults */
     mmgeo_model_geo_source_profile(&g, rgb, "rgb", GDT_UInt16, &p);

@@ -114,7 +114,7 @@ gdalinfo "$T/gaoi_rgb.tif" | grep -q "Mask Flags: PER_DATASET" || fail "generate
 expect 1 "does not overlap the output grid" $G -te 0 0 320 320 -tr 10 10 -t_srs EPSG:32632 --aoi "$T/aoi.geojson" "$T/x_rgb.tif"
 no_file "$T/x_rgb.tif"
 expect 1 "multiple of the token cell" $E --overlap 6 "$T/scene_sar.tif" "$T/x.tif"
-expect 1 "has 3 bands but modality 'sar' needs 1" $E -s sar "$T/scene_rgb.tif" "$T/x.tif"
+expect 1 "has 3 bands and none is labelled VH" $E -s sar "$T/scene_rgb.tif" "$T/x.tif"
 no_file "$T/x.tif"
 expect 2 "expected SRC and DST" $E "$T/scene_sar.tif"
 

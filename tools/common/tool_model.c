@@ -47,14 +47,29 @@ int mm_tool_model_source(const mm_tool_opts *o, const mm_tool_model *m, const ch
         GDALClose(ds);
         return -1;
     }
-    const int b1 = o->n_bands ? o->bands[0] : 1;
-    const GDALDataType dt =
-        b1 <= GDALGetRasterCount(ds) ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1)) : GDT_Byte;
-    GDALClose(ds);
     s->path = path;
     s->modality = m->names[i];
     s->n_bands = o->n_bands;
     memcpy(s->bands, o->bands, sizeof o->bands);
+    if (!strcmp(m->names[i], "sar")) {
+        /* the SAR band, the units (--sar-units or --profile sar=..., the file's metadata,
+           detection) and the model's dB window */
+        mmgeo_sar_options sar = o->sar;
+        char err[2048], from[256];
+        if (mmgeo_sar_options_profiles(&sar, o->profiles.spec, o->profiles.n, err, sizeof err) ||
+            mmgeo_sar_source(ds, &sar, &m->geo, i, mm_model_modality_channels(m->model, i), s, from,
+                             sizeof from, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", o->tool, err);
+            GDALClose(ds);
+            return -1;
+        }
+        GDALClose(ds);
+        return i;
+    }
+    const int b1 = o->n_bands ? o->bands[0] : 1;
+    const GDALDataType dt =
+        b1 <= GDALGetRasterCount(ds) ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1)) : GDT_Byte;
+    GDALClose(ds);
     mmgeo_model_geo_source_profile(&m->geo, i, m->names[i], dt, &s->profile);
     return i;
 }

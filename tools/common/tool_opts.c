@@ -68,6 +68,16 @@ static int common_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usag
             return 1;
         }
         return mm_arg_int(T, "-b", optarg, 1, 1 << 20, &o->bands[o->n_bands++]);
+    case MM_OPT_SAR_UNITS:
+    case MM_OPT_SAR_BAND: {
+        char err[512];
+        if (mmgeo_sar_option(&o->sar, c == MM_OPT_SAR_UNITS ? "units" : "band", optarg, err,
+                             sizeof err)) {
+            fprintf(stderr, "%s: %s\n", T, err);
+            return 1;
+        }
+        return 0;
+    }
     case MM_OPT_SEAMLESS: o->seamless = 1; return 0;
     case MM_OPT_GSD:
         if (mm_arg_double(T, "--gsd", optarg, &o->gsd)) return 1;

@@ -2,11 +2,11 @@
  * one place: --help, --version, -q, -of, -co, --config KEY VALUE, --model, --device, --threads,
  * --precision, --overlap, --batch, --profile, --aoi, --aoi-layer; for the tools that sample
  * --steps, --guidance, --seed, --sampler; for the tools that read a source raster -srcwin,
- * -projwin and -b; for the tools that can fuse windows in latent space --seamless and --gsd. Each
- * tool lists MM_TOOL_OPTIONS (and the groups it takes) in its getopt_long table, puts 'q' (and
- * 'b:' with MM_TOOL_SOURCE_OPTIONS) among its short options and reads its options with
- * mm_tool_getopt, which handles the common ones itself: one meaning and one message per option
- * whatever the tool. */
+ * -projwin, -b, --sar-units and --sar-band; for the tools that can fuse windows in latent space
+ * --seamless and --gsd. Each tool lists MM_TOOL_OPTIONS (and the groups it takes) in its
+ * getopt_long table, puts 'q' (and 'b:' with MM_TOOL_SOURCE_OPTIONS) among its short options and
+ * reads its options with mm_tool_getopt, which handles the common ones itself: one meaning and one
+ * message per option whatever the tool. */
 #ifndef MM_TOOLS_TOOL_OPTS_H
 #define MM_TOOLS_TOOL_OPTS_H
 #include <getopt.h>
@@ -38,7 +38,9 @@ enum {
     MM_OPT_SRCWIN,
     MM_OPT_PROJWIN,
     MM_OPT_SEAMLESS,
-    MM_OPT_GSD
+    MM_OPT_GSD,
+    MM_OPT_SAR_UNITS,
+    MM_OPT_SAR_BAND
 };
 
 #define MM_TOOL_OPTIONS                                                                            \
@@ -61,10 +63,12 @@ enum {
         {"seed", required_argument, 0, MM_OPT_SEED}, {                                             \
         "sampler", required_argument, 0, MM_OPT_SAMPLER                                            \
     }
-/* -srcwin and -projwin; -b is the short option 'b:' */
+/* -srcwin, -projwin, --sar-units and --sar-band; -b is the short option 'b:' */
 #define MM_TOOL_SOURCE_OPTIONS                                                                     \
-    {"srcwin", required_argument, 0, MM_OPT_SRCWIN}, {                                             \
-        "projwin", required_argument, 0, MM_OPT_PROJWIN                                            \
+    {"srcwin", required_argument, 0, MM_OPT_SRCWIN},                                               \
+        {"projwin", required_argument, 0, MM_OPT_PROJWIN},                                         \
+        {"sar-units", required_argument, 0, MM_OPT_SAR_UNITS}, {                                   \
+        "sar-band", required_argument, 0, MM_OPT_SAR_BAND                                          \
     }
 #define MM_TOOL_TILING_OPTIONS                                                                     \
     {"seamless", no_argument, 0, MM_OPT_SEAMLESS}, {                                               \
@@ -89,6 +93,7 @@ typedef struct {
     double projwin[4];                   /* -projwin */
     int has_projwin, seamless;           /* -projwin given, --seamless */
     double gsd;                          /* --gsd, metres; 0: not given */
+    mmgeo_sar_options sar;               /* --sar-units, --sar-band (mmgeo_sar_option) */
     int stop;                            /* --help or --version: exit with status 0 */
 } mm_tool_opts;
 
