@@ -42,9 +42,9 @@ static double value(value_kind k, int x, int y, double scale) {
 }
 
 /* label: per band "D:text" (description) or "P:text" (POLARISATION item) or NULL */
-static int write_raster(const char *dir, const char *name, GDALDataType t, int nb, const value_kind *k,
-                 const double *scale, const char *const *label, const char *unit,
-                 const char *item) {
+static int write_raster(const char *dir, const char *name, GDALDataType t, int nb,
+                        const value_kind *k, const double *scale, const char *const *label,
+                        const char *unit, const char *item) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, W, H, nb, t, NULL);
@@ -60,7 +60,8 @@ static int write_raster(const char *dir, const char *name, GDALDataType t, int n
     int bad = 0;
     for (int b = 0; b < nb; b++) {
         for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) buf[y * W + x] = value(k[b], x, y, scale[b]);
+            for (int x = 0; x < W; x++)
+                buf[y * W + x] = value(k[b], x, y, scale[b]);
         GDALRasterBandH band = GDALGetRasterBand(ds, b + 1);
         if (unit) GDALSetRasterUnitType(band, unit);
         if (label && label[b]) {
@@ -85,12 +86,13 @@ static int maxdiff(const char *a, const char *b) {
         m = NAN;
     } else {
         const int w = GDALGetRasterXSize(da), h = GDALGetRasterYSize(da);
-        double *x = malloc(sizeof(double) * (size_t)w * h), *y = malloc(sizeof(double) * (size_t)w * h);
+        double *x = malloc(sizeof(double) * (size_t)w * h),
+               *y = malloc(sizeof(double) * (size_t)w * h);
         for (int k = 1; x && y && k <= GDALGetRasterCount(da); k++) {
-            if (GDALRasterIO(GDALGetRasterBand(da, k), GF_Read, 0, 0, w, h, x, w, h, GDT_Float64,
-                             0, 0) != CE_None ||
-                GDALRasterIO(GDALGetRasterBand(db, k), GF_Read, 0, 0, w, h, y, w, h, GDT_Float64,
-                             0, 0) != CE_None) {
+            if (GDALRasterIO(GDALGetRasterBand(da, k), GF_Read, 0, 0, w, h, x, w, h, GDT_Float64, 0,
+                             0) != CE_None ||
+                GDALRasterIO(GDALGetRasterBand(db, k), GF_Read, 0, 0, w, h, y, w, h, GDT_Float64, 0,
+                             0) != CE_None) {
                 m = NAN;
                 break;
             }

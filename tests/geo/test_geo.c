@@ -572,6 +572,122 @@ static float *read_all(const char *path, int W, int H, uint8_t *mask) {
     return v;
 }
 
+/* SAR sources as users hold them: the one option parser, --profile agreement, units from the
+ * metadata or detection, the VH band, the calibrated amplitude and zero DN as nodata. */
+static void test_sar_units(void **state) {
+    (void)state;
+    char err[512], from[256];
+    mmgeo_sar_options o;
+    memset(&o, 0, sizeof o);
+    assert_int_equal(mmgeo_sar_option(&o, "units", "DB", err, sizeof err), 0);
+    assert_int_equal(o.units, MMGEO_SAR_UNITS_DB);
+    assert_int_equal(mmgeo_sar_option(&o, "SAR_UNITS", "amplitude", err, sizeof err), 0);
+    assert_int_equal(o.units, MMGEO_SAR_UNITS_AMPLITUDE);
+    assert_int_equal(mmgeo_sar_option(&o, "--sar-units", "linear", err, sizeof err), 0);
+    assert_int_equal(o.units, MMGEO_SAR_UNITS_LINEAR);
+    assert_int_equal(mmgeo_sar_option(&o, "units", "dbm", err, sizeof err), MMGEO_ERROR);
+    assert_non_null(strstr(err, "--sar-units takes db, linear or amplitude"));
+    o.open_options = 1;
+    assert_int_equal(mmgeo_sar_option(&o, "SAR_BAND", "x", err, sizeof err), MMGEO_ERROR);
+    assert_non_null(strstr(err, "SAR_BAND takes a band number"));
+    assert_int_equal(mmgeo_sar_option(&o, "SAR_BAND", "2", err, sizeof err), 0);
+    assert_int_equal(o.band, 2);
+    assert_int_equal(mmgeo_sar_option(&o, "colour", "2", err, sizeof err), MMGEO_ERROR);
+    /* --profile sar=KIND: its units, which must agree with --sar-units */
+    memset(&o, 0, sizeof o);
+    const char *p1[] = {"rgb=byte", "sar=amplitude:-30:0"};
+    assert_int_equal(mmgeo_sar_options_profiles(&o, p1, 2, err, sizeof err), 0);
+    assert_true(o.profile_given == 1 && o.profile_input == MMGEO_SAR_AMPLITUDE);
+    memset(&o, 0, sizeof o);
+    o.units = MMGEO_SAR_UNITS_DB;
+    assert_int_equal(mmgeo_sar_options_profiles(&o, p1, 2, err, sizeof err), MMGEO_ERROR);
+    assert_non_null(strstr(err, "agree"));
+    const char *p2[] = {"sar=db"};
+    assert_int_equal(mmgeo_sar_options_profiles(&o, p2, 1, err, sizeof err), 0);
+
+    /* a UInt16 GRD scene: DN 0 in a block (no nodata value declared), the rest A (0 dB) and
+       A / 10 (-20 dB) */
+    const int W = 40, H = 30;
+    const char *amp = tmp_path("units_amp.tif");
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), amp, W, H, 2, GDT_UInt16, NULL);
+    assert_non_null(ds);
+    uint16_t *dn = malloc(sizeof(uint16_t) * W * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            dn[y * W + x] = x < 5 && y < 5 ? 0
+                            : x < W / 2    ? (uint16_t)MMGEO_SAR_CAL_A
+                                           : (uint16_t)(MMGEO_SAR_CAL_A / 10);
+    for (int b = 1; b <= 2; b++) {
+        assert_int_equal(GDALRasterIO(GDALGetRasterBand(ds, b), GF_Write, 0, 0, W, H, dn, W, H,
+                                      GDT_UInt16, 0, 0),
+                         CE_None);
+        GDALSetDescription(GDALGetRasterBand(ds, b), b == 2 ? "vh" : "VV");
+    }
+    GDALClose(ds);
+    free(dn);
+    mmgeo_source src;
+    memset(&src, 0, sizeof src);
+    src.path = amp;
+    src.modality = "sar";
+    memset(&o, 0, sizeof o);
+    ds = GDALOpen(amp, GA_ReadOnly);
+    assert_int_equal(mmgeo_sar_source(ds, &o, NULL, 1, 1, &src, from, sizeof from, err, sizeof err),
+                     0);
+    assert_true(src.n_bands == 1 && src.bands[0] == 2); /* VH, whatever the case */
+    assert_true(src.profile.kind == MMGEO_IO_SAR && src.profile.sar_input == MMGEO_SAR_AMPLITUDE);
+    assert_true(src.profile.lo == -25 && src.profile.hi == 5);
+    assert_non_null(strstr(from, "amplitude (detected"));
+    /* the units from the band's unit type or a SAR_UNITS item; the option first */
+    GDALClose(ds);
+    ds = GDALOpen(amp, GA_Update);
+    GDALSetRasterUnitType(GDALGetRasterBand(ds, 2), "decibel");
+    GDALClose(ds);
+    ds = GDALOpen(amp, GA_ReadOnly);
+    src.n_bands = 0;
+    assert_int_equal(mmgeo_sar_source(ds, &o, NULL, 1, 1, &src, from, sizeof from, err, sizeof err),
+                     0);
+    assert_int_equal(src.profile.sar_input, MMGEO_SAR_DB);
+    assert_non_null(strstr(from, "unit type 'decibel'"));
+    o.units = MMGEO_SAR_UNITS_AMPLITUDE;
+    src.n_bands = 0;
+    assert_int_equal(mmgeo_sar_source(ds, &o, NULL, 1, 1, &src, from, sizeof from, err, sizeof err),
+                     0);
+    assert_int_equal(src.profile.sar_input, MMGEO_SAR_AMPLITUDE);
+    assert_string_equal(from, "amplitude (--sar-units)");
+    /* -b and --sar-band together: an error */
+    o.band = 1;
+    src.n_bands = 1, src.bands[0] = 2;
+    assert_int_equal(mmgeo_sar_source(ds, &o, NULL, 1, 1, &src, NULL, 0, err, sizeof err),
+                     MMGEO_ERROR);
+    assert_non_null(strstr(err, "not both"));
+    GDALClose(ds);
+
+    /* identity run with a SAR target over -25..5 dB: A -> 0 dB, A / 10 -> -20 dB, DN 0 -> not
+       -inf or the clipped -25 dB but invalid: 0 (no nodata value to write) */
+    mmgeo_job job;
+    mmgeo_job_init(&job);
+    job.n_sources = job.n_targets = 1;
+    job.sources[0] = src;
+    job.sources[0].n_bands = 1, job.sources[0].bands[0] = 2;
+    job.sources[0].profile.sar_input = MMGEO_SAR_AMPLITUDE;
+    const char *out = tmp_path("units_out.tif");
+    job.targets[0].path = out;
+    job.targets[0].modality = "sar";
+    mmgeo_profile_default("sar", GDT_Unknown, &job.targets[0].profile);
+    mmgeo_processor proc = {mmgeo_process_identity, NULL, 32, 1, 1, {1}, {1}};
+    proc.user = &proc;
+    assert_int_equal(mmgeo_run(&job, &proc, err, sizeof err), 0);
+    float *v = read_all(out, W, H, NULL);
+    assert_true(fabs(v[10 * W + 8]) < 1e-4);            /* 0 dB */
+    assert_true(fabs(v[10 * W + W - 3] + 20.0) < 1e-4); /* -20 dB */
+    assert_true(v[2 * W + 2] == 0);                     /* DN 0: invalid */
+    free(v);
+    ds = GDALOpen(out, GA_ReadOnly);
+    assert_string_equal(GDALGetRasterUnitType(GDALGetRasterBand(ds, 1)), "dB");
+    assert_string_equal(GDALGetMetadataItem(ds, "SAR_UNITS", NULL), "db");
+    GDALClose(ds);
+}
+
 static void test_aoi(void **state) {
     (void)state;
     char err[1024];
@@ -969,12 +1085,18 @@ int main(int argc, char **argv) {
     snprintf(g_dir, sizeof g_dir, "%s/mmgeo-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir)) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grid),       cmocka_unit_test(test_profiles),
-        cmocka_unit_test(test_sha256),     cmocka_unit_test(test_detect),
-        cmocka_unit_test(test_runs),       cmocka_unit_test(test_model_extent_independence),
-        cmocka_unit_test(test_model_generation), cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_model_geo),  cmocka_unit_test(test_aoi),
+        cmocka_unit_test(test_grid),
+        cmocka_unit_test(test_profiles),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_detect),
+        cmocka_unit_test(test_runs),
+        cmocka_unit_test(test_model_extent_independence),
+        cmocka_unit_test(test_model_generation),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_model_geo),
+        cmocka_unit_test(test_aoi),
         cmocka_unit_test(test_gsd),
+        cmocka_unit_test(test_sar_units),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     DIR *d = opendir(g_dir);
