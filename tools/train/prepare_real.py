@@ -68,6 +68,21 @@ def lut_from(src_q, ref_q):
     return np.interp(levels, np.array(xs), np.array(ys))
 
 
+def box_mean(a, k=9):
+    """Mean over k x k neighbourhoods (edges replicated)."""
+    p = np.pad(a, ((k // 2 + 1, k // 2), (k // 2 + 1, k // 2)), mode="edge")
+    c = np.cumsum(np.cumsum(p, 0), 1)
+    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+
+
+def veg_mask(rgb):
+    """Vegetation from reflectance R, G, B (3 x H x W): green above red, and dark (9 x 9 mean
+    luminance below 0.12) but not water-dark (above 0.06). A crude rule, used only to anchor
+    the SAR calibration on one land-cover type."""
+    m = box_mean(rgb.mean(0))
+    return (rgb[1] > rgb[0]) & (m < 0.12) & (m > 0.06)
+
+
 def epsg_wkt(code):
     s = osr.SpatialReference()
     s.ImportFromEPSG(code)
@@ -85,7 +100,7 @@ def main():
 
     # ---- calibrated references: SEN12MS-CR (all 8 patches) and SSL4EO-S12 (2 dates) ----
     s12 = os.path.join(raw, "sen12mscr", "SEN12MS_CR_SARColorData")
-    ref_vh, ref_rgb = [], [[], [], []]
+    ref_vh, ref_rgb, ref_veg_db = [], [[], [], []], []
     sen12 = []
     for sar in sorted(glob.glob(os.path.join(s12, "sar_*", "*.tif"))):
         split = "train" if "sar_train" in sar else "test"
@@ -94,16 +109,21 @@ def main():
         ref_vh.append(s[1].ravel())
         for c in range(3):
             ref_rgb[c].append(o[c].ravel() / 10000.0)
+        ref_veg_db.append(s[1][veg_mask(o / 10000.0)])
         sen12.append((split, sar, gt))
     ssl = os.path.join(raw, "integration_tests", "tiffs", "SSL4EO-S12")
-    for vh in sorted(glob.glob(os.path.join(ssl, "s1", "*", "*", "VH.tif"))):
-        ref_vh.append(read(vh).ravel())
-    for d in sorted(glob.glob(os.path.join(ssl, "s2c", "*", "*"))):
-        for c, b in enumerate(("B4", "B3", "B2")):
-            ref_rgb[c].append(read(os.path.join(d, b + ".tif")).ravel() / 10000.0)
+    for vh, d in zip(sorted(glob.glob(os.path.join(ssl, "s1", "*", "*", "VH.tif"))),
+                     sorted(glob.glob(os.path.join(ssl, "s2c", "*", "*")))):
+        v = read(vh)
+        ref_vh.append(v.ravel())
+        o = np.stack([read(os.path.join(d, b + ".tif")) for b in ("B4", "B3", "B2")]) / 10000.0
+        for c in range(3):
+            ref_rgb[c].append(o[c].ravel())
+        ref_veg_db.append(v[veg_mask(o)])
     ref_vh = np.concatenate(ref_vh)
     ref_vh_q = np.quantile(ref_vh, QUANTILES)
-    ref_rgb_q = [np.quantile(np.concatenate(v), QUANTILES) for v in ref_rgb]
+    # zero reflectance is nodata in SEN12MS-CR (never a real value of L1C)
+    ref_rgb_q = [np.quantile(np.concatenate(v)[np.concatenate(v) > 0], QUANTILES) for v in ref_rgb]
 
     # ---- VolkovVl: 8-bit VH and stretched RGB, calibrated by quantile matching ----
     vol = os.path.join(raw, "volkov", "dataset")
@@ -117,17 +137,32 @@ def main():
         pool_sar.append(s[::4, ::4].ravel())
         for c in range(3):
             pool_rgb[c].append(o[c, ::4, ::4].ravel())
-    # The PNGs are a linear stretch of backscatter (divided by a 99 % quantile, clipped): in
-    # decibels an 8-bit level p is dB = a * 10 log10(p / 255) + b. a and b are fitted by least
-    # squares on the 5..95 % quantiles of the pooled training fragments against the calibrated
-    # references (a = 1 would be a stretch of intensity, a = 2 of amplitude).
-    sar_q = np.quantile(np.concatenate(pool_sar), QUANTILES)
-    sel = (QUANTILES >= 0.05) & (QUANTILES <= 0.95)
-    a, b = np.polyfit(10 * np.log10(np.maximum(sar_q[sel], 0.5) / 255), ref_vh_q[sel], 1)
-    sar_lut = a * 10 * np.log10(np.maximum(np.arange(256), 0.5) / 255) + b
-    quantile_lut = lut_from(sar_q, ref_vh_q)
     rgb_luts = [lut_from(np.quantile(np.concatenate(pool_rgb[c]), QUANTILES), ref_rgb_q[c])
                 for c in range(3)]
+
+    # The PNGs are a linear stretch of backscatter, divided by a 99 % quantile of the whole
+    # Sentinel-1 scene and clipped: in decibels an 8-bit level p is dB = a * 10 log10(p / 255) + b,
+    # b depending on the scene. The slope a is fitted by least squares on the 5..95 % quantiles
+    # of the pooled training fragments against the calibrated references (a = 1 would be a
+    # stretch of intensity, a = 2 of amplitude). The offset b of each scene is set so that its
+    # vegetation (land-cover from the optical image, veg_mask) has the references' median
+    # vegetation backscatter: the per-land-cover match, which a pooled match cannot give when
+    # the scenes hold other mixes of land cover than the references.
+    sar_q = np.quantile(np.concatenate(pool_sar), QUANTILES)
+    sel = (QUANTILES >= 0.05) & (QUANTILES <= 0.95)
+    a, b_pooled = np.polyfit(10 * np.log10(np.maximum(sar_q[sel], 0.5) / 255), ref_vh_q[sel], 1)
+    log_level = 10 * np.log10(np.maximum(np.arange(256), 0.5) / 255)
+    quantile_lut = lut_from(sar_q, ref_vh_q)
+    ref_veg = float(np.median(np.concatenate(ref_veg_db)))
+    by_scene = {}
+    for n in names:
+        s1 = meta[n]["sar_tile_name"]
+        s = read(os.path.join(vol, "sar", n))[0][::2, ::2].astype(np.uint8)
+        o = np.stack([rgb_luts[k][read(os.path.join(vol, "opt", n))[k][::2, ::2].astype(np.uint8)]
+                      for k in range(3)])
+        by_scene.setdefault(s1, []).append(log_level[s][veg_mask(o)])
+    offsets = {s1: ref_veg - a * float(np.median(np.concatenate(v))) for s1, v in by_scene.items()}
+    sar_luts = {s1: a * log_level + b for s1, b in offsets.items()}
 
     wkt3395 = epsg_wkt(3395)
     count = {"train": 0, "test": 0}
@@ -142,7 +177,7 @@ def main():
         gt = (c[0, 0], (c[1, 0] - c[0, 0]) / w, 0.0, c[0, 1], 0.0, (c[3, 1] - c[0, 1]) / h)
         ident = "volkov_" + n[:-4]
         base = os.path.join(args.out, split, ident)
-        write(base + "_sar.tif", sar_lut[s].astype(np.float32)[None], gdal.GDT_Float32, wkt3395,
+        write(base + "_sar.tif", sar_luts[m["sar_tile_name"]][s].astype(np.float32)[None], gdal.GDT_Float32, wkt3395,
               gt, units="dB", descriptions=["VH"])
         rgb = np.stack([rgb_luts[k][o[k]] for k in range(3)])
         write(base + "_rgb.tif", np.round(rgb * 10000).astype(np.uint16), gdal.GDT_UInt16,
@@ -209,10 +244,14 @@ def main():
     def stats(a):
         return [round(float(x), 2) for x in np.percentile(a, [1, 5, 25, 50, 75, 95, 99])]
     cal = {
-        "sar_fit_db_eq_a_10log10_p_over_255_plus_b": [round(float(a), 4), round(float(b), 3)],
-        "sar_fit_max_abs_dev_from_quantile_match_db_levels_20_250": round(float(
-            np.abs(sar_lut - quantile_lut)[20:251].max()), 3),
-        "sar_8bit_to_vh_db": [round(float(v), 3) for v in sar_lut],
+        "sar_fit_slope_a": round(float(a), 4),
+        "sar_pooled_offset_b": round(float(b_pooled), 3),
+        "sar_offset_b_by_s1_scene": {k: round(v, 3) for k, v in offsets.items()},
+        "reference_vegetation_vh_db_median": round(ref_veg, 2),
+        "sar_pooled_fit_max_abs_dev_from_quantile_match_db_levels_20_250": round(float(
+            np.abs(a * log_level + b_pooled - quantile_lut)[20:251].max()), 3),
+        "sar_8bit_to_vh_db_by_s1_scene": {k: [round(float(x), 3) for x in v]
+                                          for k, v in sar_luts.items()},
         "rgb_8bit_to_reflectance": [[round(float(v), 5) for v in t] for t in rgb_luts],
         "reference_vh_db_percentiles_1_5_25_50_75_95_99": stats(ref_vh),
         "volkov_train_8bit_percentiles": stats(np.concatenate(pool_sar)),
