@@ -46,7 +46,7 @@ typedef enum {
 /* Calibration of SAR amplitude input (digital numbers of a Sentinel-1 IW GRD product):
  * sigma0 = DN^2 / A^2 with A the sigmaNought calibration LUT value, so
  * sigma0 dB = 20 log10(DN) - 20 log10(A). A typical A is assumed (the LUT varies across the swath
- * and between processor versions): the IW betaNought LUT is the constant 237 and
+ * and between processor versions): the IW GRD betaNought LUT is taken as the constant 237 and
  * sigmaNought = betaNought / sqrt(sin(incidence)), about 280 to 340 over IW's 29-46 degrees;
  * 300 is mid-swath (38.6 degrees), within about 1.1 dB of the LUT anywhere in the swath. */
 #define MMGEO_SAR_CAL_A 300.0
