@@ -11,6 +11,13 @@
  *       jointly generated modalities), and each one's texture per predicted class.
  *   mm_eval --fit-classifier MODALITY --out FILE [--scenes N]
  *       fits that classifier on simulator scenes (sim/) and writes it (a small text file).
+ *   Real data (docs/quality.md, "Real data"): every score also gives the Wasserstein-1 distance of
+ *   each band's value distribution and the whole-image texture (mean 5 x 5 local std);
+ *   --classifier with a real-data classifier (--fit-classifier real-rgb --out FILE RGB...: rules
+ *   water / vegetation / bare-built on the training images, then naive Bayes) compares the class
+ *   maps of GENERATED and REFERENCE (agreement, mIoU); --water MASK adds the water AUC of the
+ *   luminance, --auc-only RASTER --water MASK gives it for any raster (the SAR input);
+ *   --make-water-mask RGB --out MASK writes the water rule of a reference image.
  *
  * The classifier is deliberately simple, the analogue of the paper's cross-modal alignment score:
  * does the generated image show the right land cover where the label map says it is? For the
