@@ -788,7 +788,7 @@ static void print_texture_json(const char *key, const texstat t[NC], const class
  * Real Sentinel-2 RGB has no label map. Three classes are given to its pixels by documented rules
  * on reflectance (stored value / 10000) and the 5 x 5 local standard deviation of the luminance
  * (the mean of the three bands):
- *   water       max(R, G, B) < 0.07, B >= 0.5 R (dark, not the blue-less dark of vegetation) and
+ *   water       max(R, G, B) < 0.07, B >= 0.8 R (dark, not the blue-less dark of vegetation) and
  *               local std < 0.01 (smooth);
  *   vegetation  not water, (R + G) / 2 < 0.08 (dark);
  *   bare-built  everything else (bright: soil, rock, roads, roofs).
@@ -800,7 +800,7 @@ static void print_texture_json(const char *key, const texstat t[NC], const class
 #define REAL_NC 3
 static const char *const REAL_CLASS[REAL_NC] = {"water", "vegetation", "bare-built"};
 #define WATER_MAX_REFL 0.07     /* every band below */
-#define WATER_BLUE_OVER_RED 0.5 /* B >= this x R */
+#define WATER_BLUE_OVER_RED 0.8 /* B >= this x R */
 #define WATER_MAX_STD 0.01      /* 5 x 5 local std of the luminance below */
 #define VEG_MAX_RG 0.08         /* (R + G) / 2 below */
 
@@ -960,7 +960,7 @@ static int make_water_mask(const char *in, const char *out) {
     const char *wkt = GDALGetProjectionRef(src);
     if (wkt && *wkt) GDALSetProjection(dst, wkt);
     GDALSetMetadataItem(dst, "MM_WATER_RULE",
-                        "max(R,G,B) < 0.07 and B >= 0.5 R and 5x5 std(luminance) < 0.01", NULL);
+                        "max(R,G,B) < 0.07 and B >= 0.8 R and 5x5 std(luminance) < 0.01", NULL);
     GDALRasterBandH band = GDALGetRasterBand(dst, 1);
     GDALSetRasterNoDataValue(band, 255);
     if (GDALRasterIO(band, GF_Write, 0, 0, r.w, r.h, m, r.w, r.h, GDT_Byte, 0, 0) != CE_None)

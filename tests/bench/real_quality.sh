@@ -4,8 +4,9 @@
 #
 #   tests/bench/real_quality.sh BUILD_DIR [N]
 #
-# Test scenes: the first N volkov_* scenes of the test split (all 31 without N; 1024 x 1024) and
-# the sen12mscr_* ones (256 x 256). Methods, each writing RGB reflectance x 10000 (UInt16) on the
+# Test scenes: the first N volkov_* scenes of the test split (all 31 without N; 1024 x 1024),
+# any other volkov scene with at least 2 % water by the mask rule below (so that the water AUC
+# has scenes to average over), and the sen12mscr_* ones (256 x 256). Methods, each writing RGB reflectance x 10000 (UInt16) on the
 # SAR grid:
 #   model       mm_translate with MODEL (default models/default.safetensors), --steps STEPS
 #               (default 8), --seed 1
@@ -60,7 +61,13 @@ mkdir -p "$R"
 start=$(date +%s)
 log() { echo "real_quality: [$(($(date +%s) - start)) s] $*" >&2; }
 
-# the real-data classifier and the regression table, fitted once on the training split (cached)
+# the real-data classifier and the regression table, fitted once on the training split (cached,
+# and fitted again when the training files or the tools change)
+stamp=$( (ls -l --time-style=full-iso "$D"/train; sha256sum "$B/mm_eval" "$B/mm_baseline") | sha256sum | cut -c1-16)
+if [ "$(cat "$W/cache/stamp" 2>/dev/null)" != "$stamp" ]; then
+    rm -f "$W/cache/real_rgb.clf" "$W/cache/sar2rgb_real.lut"
+    echo "$stamp" >"$W/cache/stamp"
+fi
 if [ ! -s "$W/cache/real_rgb.clf" ]; then
     # shellcheck disable=SC2046
     "$B/mm_eval" --fit-classifier real-rgb --out "$W/cache/real_rgb.clf" $(ls "$D"/train/*_rgb.tif) >&2
@@ -80,7 +87,17 @@ ids() { # PREFIX: the test scenes with that prefix, in order
     done
 }
 scenes=$(ids volkov)
-[ "$N" = all ] || scenes=$(echo "$scenes" | head -n "$N")
+if [ "$N" != all ]; then
+    first=$(echo "$scenes" | head -n "$N")
+    wet=""
+    for id in $(echo "$scenes" | tail -n +"$((N + 1))"); do
+        f=$("$B/mm_eval" --make-water-mask "$D/test/${id}_rgb.tif" --out "$R/wet_probe.tif" | sed 's/.*: \([0-9.]*\) water.*/\1/')
+        awk -v f="$f" 'BEGIN { exit !(f >= 0.02) }' && wet="$wet $id"
+    done
+    rm -f "$R/wet_probe.tif"
+    [ -z "$wet" ] || log "added for the water AUC (>= 2 % water):$wet"
+    scenes="$first$wet"
+fi
 scenes="$scenes $(ids sen12mscr)"
 
 # SAR input: dB (the files say so: unit type dB, SAR_UNITS=db); with --sar-units the model's
