@@ -44,6 +44,20 @@ gdalinfo "$dir/sr16.tif" | grep -q "Type=UInt16" || fail "-ot UInt16"
 "$base" -q --lut "$dir/rs.lut" "$dir/a_rgb.tif" "$dir/rs.tif"
 gdalinfo "$dir/rs.tif" | grep -q "Type=Float32" || fail "SAR target is Float32 dB"
 
+# fitted on real image pairs (--pairs): here the simulated SAR (linear intensity, converted to dB)
+# and RGB of one scene, listed twice; the table written says 2 pairs, and applied to the same
+# SAR it is about as good as the table fitted on simulator scenes
+printf '# pairs\n%s %s\n\n%s %s\n' "$dir/a_sar.tif" "$dir/a_rgb.tif" "$dir/a_sar.tif" "$dir/a_rgb.tif" >"$dir/pairs.txt"
+"$base" --fit -s sar -t rgb --pairs "$dir/pairs.txt" --out "$dir/pr.lut" | grep -q "on 2 image pairs (30000 pixels)" ||
+    fail "pairs fit message"
+head -1 "$dir/pr.lut" | grep -q "^mm_baseline-lut 1 sar rgb 1 3 256 2 2$" || fail "pairs header: $(head -1 "$dir/pr.lut")"
+"$base" -q --lut "$dir/pr.lut" --profile sar=intensity:-25:5 --profile rgb=reflectance:0:10000 "$dir/a_sar.tif" "$dir/pr.tif"
+p=$("$eval" --json --modality rgb "$dir/pr.tif" "$dir/a_rgb.tif" | sed 's/.*"psnr": \([0-9.a-z-]*\).*/\1/')
+echo "SAR -> RGB table fitted on the scene's own pair: PSNR $p dB (band 1)"
+awk -v p="$p" 'BEGIN { exit !(p > 15) }' || fail "pairs table PSNR $p"
+gdal_translate -q -srcwin 0 0 50 50 "$dir/a_rgb.tif" "$dir/small_rgb.tif"
+printf '%s %s\n' "$dir/a_sar.tif" "$dir/small_rgb.tif" >"$dir/bad_pairs.txt"
+
 # bad input: message, non-zero exit, nothing under the output name
 expect_fail() { # message-pattern, command...
     pat=$1
@@ -61,6 +75,11 @@ expect_fail "cannot open" "$base" --lut "$dir/sr.lut" "$dir/missing.tif" "$dir/o
 expect_fail "has 3 bands; the lookup table takes sar with 1" "$base" --lut "$dir/sr.lut" "$dir/a_rgb.tif" "$dir/o.tif"
 expect_fail "no source or target is" "$base" --lut "$dir/sr.lut" --profile osm=byte "$dir/a_sar.tif" "$dir/o.tif"
 expect_fail "expected --fit" "$base" --lut "$dir/sr.lut" "$dir/a_sar.tif"
+expect_fail "a pair must match" "$base" --fit -s sar -t rgb --pairs "$dir/bad_pairs.txt" --out "$dir/x.lut"
+expect_fail "cannot open the list of pairs" "$base" --fit -s sar -t rgb --pairs "$dir/missing.txt" --out "$dir/x.lut"
+printf '%s\n' "$dir/a_sar.tif" >"$dir/one.txt"
+expect_fail "is not \"SRC.tif TGT.tif\"" "$base" --fit -s sar -t rgb --pairs "$dir/one.txt" --out "$dir/x.lut"
+[ ! -e "$dir/x.lut" ] || fail "table written on failure"
 [ ! -e "$dir/o.tif" ] || fail "output written on failure"
 
 # Ctrl-C (sent once the run's progress bar shows): exit 130, a message, no output, no temporary
