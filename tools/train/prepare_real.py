@@ -53,6 +53,7 @@ def write(path, bands, dtype, srs_wkt, gt, units=None, descriptions=None):
             b.SetDescription(descriptions[i])
     if units == "dB":
         ds.SetMetadataItem("SAR_UNITS", "db")
+    ds.SetMetadataItem("MM_MODALITY", path.rsplit("_", 1)[-1][:-len(".tif")])
     ds = None
     os.replace(tmp, path)
 
