@@ -165,11 +165,11 @@ done
 log "joint generation done"
 
 secs=$(($(date +%s) - start))
-sha=$(sha256sum "${MODEL:-$HERE/../../models/default.safetensors}" | cut -c1-16)
+sha=$(sha256sum "${MODEL:-$HERE/../../models/sim-default.safetensors}" | cut -c1-16)
 doc=""
 [ -z "${QUALITY_OUT:-}" ] && doc="--doc $HERE/../../docs/quality.md" # the default place: update the page too
 # shellcheck disable=SC2086
 /usr/bin/python3 "$HERE/quality_report.py" --run "$R" --out "$OUT" --scenes "$N" --steps "$STEPS_MANY" \
-    --model "${MODEL:-models/default.safetensors}" --model-sha "$sha" --seconds "$secs" \
+    --model "${MODEL:-models/sim-default.safetensors}" --model-sha "$sha" --seconds "$secs" \
     --load "$(cut -d' ' -f1-3 /proc/loadavg)" --command "tests/bench/quality.sh $B $N${MODEL:+ $MODEL}" $doc
 log "wrote $OUT/results.md, $OUT/results.json and the pictures in $OUT ($(($(date +%s) - start)) s in all)"
