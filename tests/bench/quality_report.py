@@ -89,21 +89,33 @@ def display(path, modality):
     return v.transpose(1, 2, 0)
 
 
-def montage(path, panels, gap=4):
-    h = max(p.shape[0] for p in panels)
-    w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    img = np.full((h, w, 3), 255, np.uint8)
-    x = 0
+def tile(panels, gap=4, vertical=False):
+    """H x W x 3 uint8 panels side by side (or one above the other), `gap` white pixels apart."""
+    ax = 0 if vertical else 1
+    size = [0, 0]
+    size[ax] = sum(p.shape[ax] for p in panels) + gap * (len(panels) - 1)
+    size[1 - ax] = max(p.shape[1 - ax] for p in panels)
+    img = np.full((size[0], size[1], 3), 255, np.uint8)
+    at = 0
     for p in panels:
-        img[: p.shape[0], x: x + p.shape[1]] = p
-        x += p.shape[1] + gap
+        if vertical:
+            img[at: at + p.shape[0], : p.shape[1]] = p
+        else:
+            img[: p.shape[0], at: at + p.shape[1]] = p
+        at += p.shape[ax] + gap
+    return img
+
+
+def write_palette_png(path, img, colours=64):
+    """An H x W x 3 uint8 image as a paletted PNG of `colours` colours (median cut, dithered):
+    a quarter of the size of a true-colour PNG at 64."""
+    h, w, _ = img.shape
     mem = gdal.GetDriverByName("MEM").Create("", w, h, 3, gdal.GDT_Byte)
     for b in range(3):
         mem.GetRasterBand(b + 1).WriteArray(img[:, :, b])
-    # 64 colours (median cut, dithered): a quarter of the size of a true-colour PNG
     ct = gdal.ColorTable()
     bands = [mem.GetRasterBand(b + 1) for b in range(3)]
-    gdal.ComputeMedianCutPCT(*bands, 64, ct)
+    gdal.ComputeMedianCutPCT(*bands, colours, ct)
     pal = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
     pal.GetRasterBand(1).SetRasterColorTable(ct)
     gdal.DitherRGB2PCT(*bands, pal.GetRasterBand(1), ct)
@@ -112,6 +124,10 @@ def montage(path, panels, gap=4):
     aux = path + ".aux.xml"
     if os.path.exists(aux):
         os.remove(aux)
+
+
+def montage(path, panels, gap=4):
+    write_palette_png(path, tile(panels, gap), 64)
 
 
 def main():

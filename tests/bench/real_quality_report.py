@@ -7,9 +7,13 @@ import json
 import math
 import os
 import shutil
+import sys
 
 import numpy as np
 from osgeo import gdal
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quality_report import tile, write_palette_png  # noqa: E402
 
 gdal.UseExceptions()
 
@@ -159,37 +163,12 @@ def picture(recs, run, path, n=3):
                   display(read(os.path.join(run, f"{sc}_model.tif"))[cut], "rgb"),
                   display(read(os.path.join(run, f"{sc}_regression.tif"))[cut], "rgb"),
                   display(read(os.path.join(run, f"{sc}_rgb.vrt"))[cut], "rgb")]
-        h = max(p.shape[0] for p in panels)
-        w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-        row = np.full((h, w, 3), 255, np.uint8)
-        cx = 0
-        for p in panels:
-            row[: p.shape[0], cx: cx + p.shape[1]] = p
-            cx += p.shape[1] + gap
+        row = tile(panels, gap)
         rows.append((sc, row))
     if not rows:
         return []
-    w = max(r.shape[1] for _, r in rows)
-    h = sum(r.shape[0] for _, r in rows) + gap * (len(rows) - 1)
-    img = np.full((h, w, 3), 255, np.uint8)
-    cy = 0
-    for _, r in rows:
-        img[cy: cy + r.shape[0], : r.shape[1]] = r
-        cy += r.shape[0] + gap
-    mem = gdal.GetDriverByName("MEM").Create("", w, h, 3, gdal.GDT_Byte)
-    for b in range(3):
-        mem.GetRasterBand(b + 1).WriteArray(img[:, :, b])
-    # 128 colours (median cut, dithered), as quality_report.py does, to keep the file small
-    ct = gdal.ColorTable()
-    bands = [mem.GetRasterBand(b + 1) for b in range(3)]
-    gdal.ComputeMedianCutPCT(*bands, 128, ct)
-    pal = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Byte)
-    pal.GetRasterBand(1).SetRasterColorTable(ct)
-    gdal.DitherRGB2PCT(*bands, pal.GetRasterBand(1), ct)
-    gdal.GetDriverByName("PNG").CreateCopy(path, pal, options=["ZLEVEL=9"])
-    mem = pal = None
-    if os.path.exists(path + ".aux.xml"):
-        os.remove(path + ".aux.xml")
+    # 128 colours, twice quality_report's 64: four panels of real texture per row
+    write_palette_png(path, tile([r for _, r in rows], gap, vertical=True), 128)
     return [sc for sc, _ in rows]
 
 
