@@ -2,6 +2,9 @@
 // A thin layer: parsing the connection string / .mmvrt file and the open options, and GDAL's
 // dataset and band classes; everything else is libmmgeo's virtual dataset and region renderer
 // (libmmgeo/src/virtual.c, region.c). man/gdal_mm.7 and docs/driver.md describe it.
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -16,8 +19,36 @@
 #ifndef MM_DEFAULT_MODEL
 #define MM_DEFAULT_MODEL "models/default.safetensors"
 #endif
+#ifndef MM_PLUGIN_REL_DATADIR // from the plugin's directory to the installed data (CMakeLists.txt)
+#define MM_PLUGIN_REL_DATADIR "../../share/metaearth-mm"
+#endif
 
 namespace {
+
+// The default model: the one installed beside the plugin (<plugin dir>/MM_PLUGIN_REL_DATADIR,
+// found from the plugin's own path, so that an installed prefix can be moved), else, from the
+// build tree, the source tree's (MM_DEFAULT_MODEL).
+const char *DefaultModel() {
+    static std::string path;
+    static std::once_flag once;
+    std::call_once(once, [] {
+        Dl_info info;
+        if (dladdr(reinterpret_cast<void *>(&DefaultModel), &info) && info.dli_fname) {
+            std::string dir = info.dli_fname;
+            const size_t slash = dir.rfind('/');
+            if (slash != std::string::npos) {
+                const std::string p = dir.substr(0, slash) + "/" MM_PLUGIN_REL_DATADIR
+                                      "/default.safetensors";
+                if (access(p.c_str(), F_OK) == 0) {
+                    path = p;
+                    return;
+                }
+            }
+        }
+        path = MM_DEFAULT_MODEL;
+    });
+    return path.c_str();
+}
 
 constexpr int BLOCK = 256;
 
@@ -375,7 +406,7 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         p.source_paths[i] = paths[i].c_str();
         p.source_mods[i] = mods[i].c_str();
     }
-    p.default_model = MM_DEFAULT_MODEL;
+    p.default_model = DefaultModel();
     p.model_path = opt.FetchNameValue("MODEL");
     p.device = opt.FetchNameValue("DEVICE");
     p.precision = opt.FetchNameValue("PRECISION");

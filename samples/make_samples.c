@@ -15,6 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
+
+static const char *TOOL = "mm_make_samples";
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: mm_make_samples [--help] [--help-general] [--version] DIR [WIDTH HEIGHT]\n"
+               "Writes DIR/scene_sar.tif (Float32 linear sigma0, nodata -9999 in a corner),\n"
+               "DIR/scene_rgb.tif (Byte RGB) and DIR/scene_nir.tif (UInt16 NIR): one synthetic\n"
+               "landscape in UTM 32N at 10 m, WIDTH x HEIGHT pixels (default 100 x 70).\n");
+}
+
 enum { WATER, FIELD, BUILDING };
 
 static int land(int x, int y, int W, int H, double *tex) {
@@ -87,8 +98,20 @@ static double nir(int cls, double tex, int b) {
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
+        return 0;
+    /* "--" ends the options; any other argument starting with '-' is not a directory here */
+    int a = 1;
+    if (a < argc && !strcmp(argv[a], "--")) a++;
+    else if (a < argc && argv[a][0] == '-' && argv[a][1]) {
+        fprintf(stderr, "%s: unknown option '%s'\n", TOOL, argv[a]);
+        usage(stderr);
+        return 2;
+    }
+    argv += a - 1;
+    argc -= a - 1;
     if (argc != 2 && argc != 4) {
-        fprintf(stderr, "usage: mm_make_samples DIR [WIDTH HEIGHT]\n");
+        usage(stderr);
         return 2;
     }
     const int W = argc == 4 ? atoi(argv[2]) : 100, H = argc == 4 ? atoi(argv[3]) : 70;

@@ -482,10 +482,14 @@ static void usage(FILE *f) {
             "The per-pixel lookup-table baseline of docs/quality.md: --fit fits the table from\n"
             "SRC to TGT values (rgb, nir, pan, sar, osm) on N simulator scenes (default 32),\n"
             "or with --pairs on the image pairs listed in LIST (lines \"SRC.tif TGT.tif\");\n"
-            "--lut applies it to a raster, written as mm_translate writes the model's output.\n");
+            "--lut applies it to a raster, written as mm_translate writes the model's output.\n"
+            "--help, --help-general, --version: this usage, the options common to all the\n"
+            "tools, the version.\n");
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
+        return 0;
     const char *src = NULL, *tgt = NULL, *out = NULL, *lut_path = NULL, *format = NULL;
     const char *out_type = NULL, *pairs = NULL;
     mm_tool_profiles profiles = {0};

@@ -34,7 +34,9 @@ static void usage(FILE *f) {
             "  --guidance G     guidance scale (default 1.2)\n"
             "  --no-matmul      skip the oneDNN matmul reference (always skipped on cuda)\n"
             "  --scene          also time the scene module alone\n"
-            "Prints one JSON object.\n");
+            "Prints one JSON object.\n"
+            "--help, --help-general, --version: this usage, the options common to all the\n"
+            "tools, the version.\n");
 }
 
 /* FLOPs of one guided step for one tile: scene module over sources+target, generator for the
@@ -128,6 +130,7 @@ static double dnnl_rate(int64_t M, int64_t K, int64_t N, int bf16, int threads) 
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, NULL, NULL)) return 0;
     const char *model_path = NULL, *config_path = NULL;
     int batch = 1, threads = 0, reps = 3, steps = 4, do_matmul = 1, do_scene = 0, budget_mib = 0;
     float guidance = 1.2f;

@@ -1,8 +1,8 @@
 /*
  * mm_demo: the engine end to end on one tile. Makes a synthetic SAR-like tile (a river, fields
- * and a bright block of buildings), translates it to RGB with a model (default: the bundled test
- * model, random weights — the output shows the pipeline runs, not a trained translation), and
- * writes both as netpbm images. The georeferenced tools (mm_translate) are their own issue.
+ * and a bright block of buildings), translates it to RGB with a model (default: $MM_MODEL, else
+ * the installed default model, models/default.safetensors), and writes both as netpbm images.
+ * The georeferenced tools (mm_translate) are their own issue.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
@@ -37,8 +37,18 @@ static int progress(void *user, int step, int n) {
     return 0;
 }
 
+static void usage(FILE *f) {
+    fprintf(f, "Usage: mm_demo [--help] [--help-general] [--version] [--model FILE] [--out DIR]\n"
+               "               [--steps N] [--seed N] [--threads N] [-q]\n"
+               "Translates a synthetic SAR tile to RGB and writes demo_sar.pgm, demo_rgb.ppm.\n"
+               "The model: --model, else $MM_MODEL, else the default model (%s).\n",
+            mm_tool_default_model());
+}
+
 int main(int argc, char **argv) {
-    const char *model_path = MM_DEFAULT_TEST_MODEL, *out_dir = ".";
+    if (mm_args_general(TOOL, argc, argv, usage, NULL, NULL)) return 0;
+    const char *model_path = getenv("MM_MODEL") ? getenv("MM_MODEL") : mm_tool_default_model();
+    const char *out_dir = ".";
     int steps = -1, threads = 0, quiet = 0;
     uint64_t seed = 1;
     static const struct option opts[] = {
@@ -56,12 +66,7 @@ int main(int argc, char **argv) {
         case 'S': bad = mm_arg_u64(TOOL, "--seed", optarg, &seed); break;
         case 't': bad = mm_arg_int(TOOL, "--threads", optarg, 0, 256, &threads); break;
         case 'q': quiet = 1; break;
-        case 'h':
-            printf(
-                "Usage: mm_demo [--model FILE] [--out DIR] [--steps N] [--seed N] [--threads N] "
-                "[-q]\n"
-                "Translates a synthetic SAR tile to RGB and writes demo_sar.pgm, demo_rgb.ppm.\n");
-            return 0;
+        case 'h': usage(stdout); return 0;
         default: return 2;
         }
         if (bad) return 2;

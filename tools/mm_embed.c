@@ -28,7 +28,8 @@ static const char *TOOL = TOOL_NAME;
 
 static void usage(FILE *f) {
     fprintf(f,
-            "Usage: mm_embed [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+            "Usage: mm_embed [--help] [--help-general] [--version] [-q]\n"
+            "         [-of FORMAT] [-co NAME=VALUE]...\n"
             "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
             "         [--precision bf16|fp32] [--overlap PX] [--batch N] [-s MODALITY]\n"
             "         [-b BAND]... [--profile MODALITY=SPEC]\n"
@@ -38,10 +39,14 @@ static void usage(FILE *f) {
             "Writes the scene tokens of SRC as a Float32 raster at token resolution (one band per\n"
             "hidden feature, one cell per token). The modality comes from -s, else the\n"
             "MM_MODALITY metadata item, else a modality word in the file name. SAR units and\n"
-            "band as mm_translate (--sar-units, --sar-band). See mm_embed(1).\n");
+            "band as mm_translate (--sar-units, --sar-band). See mm_embed(1).\n"
+            "The model: --model, else $MM_MODEL, else the default model (%s).\n",
+        mm_tool_default_model());
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
+        return 0;
     mm_tool_opts opt; /* the options shared with mm_translate and mm_generate */
     mm_tool_opts_init(&opt, TOOL, 1, 4);
     const char *src_mod = NULL;

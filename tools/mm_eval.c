@@ -1208,10 +1208,14 @@ static void usage(FILE *f) {
            "       mm_eval --auc-only RASTER --water MASK [--json]\n"
            "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n"
            "       mm_eval --fit-classifier real-rgb --out FILE TRAINING_RGB...\n"
-           "       mm_eval --make-water-mask REFERENCE_RGB --out MASK\n");
+           "       mm_eval --make-water-mask REFERENCE_RGB --out MASK\n"
+           "--help, --help-general, --version: this usage, the options common to all the\n"
+           "tools, the version.\n");
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
+        return 0;
     const char *labels = NULL, *modality = NULL, *clf_path = NULL, *fit = NULL, *out = NULL;
     const char *clf_a = NULL, *clf_b = NULL, *water = NULL, *make_mask = NULL;
     int json = 0, scenes = 24, agree = 0, auc_mode = 0;

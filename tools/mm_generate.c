@@ -32,7 +32,8 @@ static const char *TOOL = TOOL_NAME;
 
 static void usage(FILE *f) {
     fprintf(
-        f, "Usage: mm_generate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+        f, "Usage: mm_generate [--help] [--help-general] [--version] [-q]\n"
+           "         [-of FORMAT] [-co NAME=VALUE]...\n"
            "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
            "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
@@ -45,7 +46,9 @@ static void usage(FILE *f) {
            "given by -te/-tr/-ts/-t_srs (as gdalwarp) or copied from FILE (-like): one output per\n"
            "modality, named by -t MODALITY:FILE or by a modality word in the file name\n"
            "(out_rgb.tif out_sar.tif). The outputs are synthetic (SYNTHETIC=YES). See\n"
-           "mm_generate(1).\n");
+           "mm_generate(1).\n"
+           "The model: --model, else $MM_MODEL, else the default model (%s).\n",
+        mm_tool_default_model());
 }
 
 static int parse_doubles(const char *what, int n, const char *first, char **argv, int argc,
@@ -64,6 +67,8 @@ static int parse_doubles(const char *what, int n, const char *first, char **argv
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
+        return 0;
     mm_tool_opts opt; /* the options shared with mm_translate and mm_embed */
     mm_tool_opts_init(&opt, TOOL, 0, 4);
     const char *like = NULL, *t_srs = NULL;

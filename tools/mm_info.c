@@ -17,7 +17,9 @@ static void usage(FILE *f) {
             "       mm_info --config CONFIG.json\n"
             "Prints a MetaEarth-MM model's config, its parameters by module (VAE, scene\n"
             "inference module, routed generator, embeddings) and the dtypes they are stored in.\n"
-            "With --config, counts the parameters a bare config implies, without weights.\n");
+            "With --config, counts the parameters a bare config implies, without weights.\n"
+            "--help, --help-general, --version: this usage, the options common to all the\n"
+            "tools, the version.\n");
 }
 
 static void print_counts(const mm_param_count *p) {
@@ -57,6 +59,7 @@ static char *slurp(const char *path) {
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, NULL, NULL)) return 0;
     const char *config = NULL;
     int json = 0;
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},

@@ -39,7 +39,9 @@ static void usage(FILE *f) {
             "  --epsg CODE       UTM CRS (default 32633, UTM 33N)\n"
             "  --origin E,N      scene centre in the CRS (default 500000,5000000)\n"
             "  --only LIST       comma-separated subset of rgb,nir,pan,sar,osm,label\n"
-            "  -q                quiet\n");
+            "  -q                quiet\n"
+            "--help, --help-general, --version: this usage, the options common to all the\n"
+            "tools, the version.\n");
 }
 
 typedef struct {
@@ -91,6 +93,8 @@ static int write_tif(const char *path, int W, int H, const product *pr, const vo
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
+        return 0;
     mm_sim_params p;
     mm_sim_params_default(&p);
     p.width = p.height = 1024;

@@ -29,7 +29,8 @@ static const char *TOOL = TOOL_NAME;
 static void usage(FILE *f) {
     fprintf(
         f,
-        "Usage: mm_translate [--help] [--version] [-q] [-of FORMAT] [-co NAME=VALUE]...\n"
+        "Usage: mm_translate [--help] [--help-general] [--version] [-q]\n"
+        "         [-of FORMAT] [-co NAME=VALUE]...\n"
         "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
         "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
         "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N] [--seamless]\n"
@@ -42,10 +43,14 @@ static void usage(FILE *f) {
         "in the file name (in_sar.tif, out_rgb.tif). SAR units come from --sar-units, else\n"
         "the band's unit type or SAR_UNITS item, else detection (integer: amplitude; float:\n"
         "linear, refused when it looks like dB); a multi-band SAR source uses its VH band.\n"
-        "See mm_translate(1).\n");
+        "See mm_translate(1).\n"
+        "The model: --model, else $MM_MODEL, else the default model (%s).\n",
+        mm_tool_default_model());
 }
 
 int main(int argc, char **argv) {
+    if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
+        return 0;
     mm_tool_opts opt; /* the options shared with mm_generate and mm_embed */
     mm_tool_opts_init(&opt, TOOL, 0, 4);
     const char *target_mod = NULL, *processor = "model", *out_type = NULL;

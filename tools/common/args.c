@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 with realpath */
 #include "args.h"
 
 #include <errno.h>
@@ -8,6 +8,77 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#ifndef MM_REL_DATADIR /* from bindir to the installed data (CMakeLists.txt) */
+#define MM_REL_DATADIR "../share/metaearth-mm"
+#endif
+#ifndef MM_SOURCE_DIR
+#define MM_SOURCE_DIR "."
+#endif
+
+void mm_args_help_general(FILE *f) {
+    fputs("Options common to all MetaEarth-MM tools:\n"
+          "  --version        print the tool's version (and libmm's) and exit\n"
+          "  --help           print the tool's usage and exit\n"
+          "  --help-general   print these common options and exit\n",
+          f);
+}
+
+int mm_args_general(const char *tool, int argc, char **argv, void (*usage)(FILE *),
+                    const char *lib, const char *lib_version) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) break;
+        if (!strcmp(a, "--version")) {
+            printf("%s %s (libmm %s%s%s%s%s)\n", tool, MM_VERSION_STRING, mm_version(),
+                   lib ? ", " : "", lib ? lib : "", lib ? " " : "",
+                   lib && lib_version ? lib_version : "");
+            return 1;
+        }
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--help-general")) {
+            mm_args_help_general(stdout);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const char *mm_tool_data_file(const char *name, const char *source_rel, char *buf, size_t len) {
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    int have_exe = 0;
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            have_exe = 1;
+            snprintf(buf, len, "%s/%s/%s", exe, MM_REL_DATADIR, name);
+            if (access(buf, F_OK) == 0) { /* an installed prefix, wherever it is now */
+                char *real = realpath(buf, NULL);
+                if (real && strlen(real) < len) strcpy(buf, real);
+                free(real);
+                return buf;
+            }
+        }
+    }
+    char src[4096];
+    snprintf(src, sizeof src, "%s/%s", MM_SOURCE_DIR, source_rel);
+    if (access(src, F_OK) == 0 || !have_exe) /* the build tree's fallback */
+        snprintf(buf, len, "%s", src);
+    return buf; /* neither: the installed path, so that the message names where it belongs */
+}
+
+const char *mm_tool_default_model(void) {
+    static char path[8192];
+    return mm_tool_data_file("default.safetensors", "models/default.safetensors", path,
+                             sizeof path);
+}
 
 int mm_arg_int(const char *tool, const char *what, const char *s, long lo, long hi, int *out) {
     char *end;

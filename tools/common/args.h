@@ -2,8 +2,32 @@
 #ifndef MM_TOOLS_ARGS_H
 #define MM_TOOLS_ARGS_H
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mm.h"
+
+/* The options every tool answers as GDAL's utilities answer theirs, before its own parsing:
+ * --version (a line "<tool> <version> (libmm <version>[, <lib> <lib_version>])"), --help (usage(stdout))
+ * and --help-general (the options common to all the tools), the first of them among the
+ * arguments before "--", each printed to stdout. Returns 1 when one was given (the tool exits
+ * with status 0), else 0. lib, lib_version: a library named in the version line as well
+ * ("GDAL", GDALVersionInfo("RELEASE_NAME") in the tools that link GDAL), or NULL. */
+int mm_args_general(const char *tool, int argc, char **argv, void (*usage)(FILE *),
+                    const char *lib, const char *lib_version);
+/* The text of --help-general, for the tools' usage. */
+void mm_args_help_general(FILE *f);
+
+/* The default model: models/default.safetensors as installed, <bindir>/MM_REL_DATADIR/
+ * default.safetensors from the running executable (/proc/self/exe), so that an installed prefix
+ * can be moved; else, when that file is not there (a tool run from the build tree), the source
+ * tree's models/default.safetensors (MM_SOURCE_DATADIR). $MM_MODEL is the caller's to consult
+ * first. The string is static. */
+const char *mm_tool_default_model(void);
+/* A data file installed beside the default model (share/metaearth-mm/NAME), found as
+ * mm_tool_default_model finds it; the source tree's copy is source_rel under the source tree. */
+const char *mm_tool_data_file(const char *name, const char *source_rel, char *buf, size_t len);
+/* tool_opts.c's default for --model */
+#define MM_DEFAULT_MODEL mm_tool_default_model()
 
 /* Strict number parsing: the whole string must be a number within [lo, hi]; otherwise prints
  * "<tool>: <what> must be ..." to stderr and returns non-zero. */
