@@ -35,7 +35,7 @@ static void usage(FILE *f) {
             "  --no-matmul      skip the oneDNN matmul reference (always skipped on cuda)\n"
             "  --scene          also time the scene module alone\n"
             "Prints one JSON object.\n"
-            "--help, --help-general, --version: this usage, the options common to all the\n"
+            "-h, --help, --help-general, --version: this usage, the options common to all the\n"
             "tools, the version.\n");
 }
 

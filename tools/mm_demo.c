@@ -41,7 +41,9 @@ static void usage(FILE *f) {
     fprintf(f, "Usage: mm_demo [--help] [--help-general] [--version] [--model FILE] [--out DIR]\n"
                "               [--steps N] [--seed N] [--threads N] [-q]\n"
                "Translates a synthetic SAR tile to RGB and writes demo_sar.pgm, demo_rgb.ppm.\n"
-               "The model: --model, else $MM_MODEL, else the default model (%s).\n",
+               "The model: --model, else $MM_MODEL, else the default model (%s).\n"
+               "-h, --help, --help-general, --version: this usage, the options common to all the\n"
+               "tools, the version.\n",
             mm_tool_default_model());
 }
 

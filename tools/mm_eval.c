@@ -1209,7 +1209,7 @@ static void usage(FILE *f) {
            "       mm_eval --fit-classifier MODALITY --out FILE [--scenes N]\n"
            "       mm_eval --fit-classifier real-rgb --out FILE TRAINING_RGB...\n"
            "       mm_eval --make-water-mask REFERENCE_RGB --out MASK\n"
-           "--help, --help-general, --version: this usage, the options common to all the\n"
+           "-h, --help, --help-general, --version: this usage, the options common to all the\n"
            "tools, the version.\n");
 }
 

@@ -40,7 +40,7 @@ static void usage(FILE *f) {
             "  --origin E,N      scene centre in the CRS (default 500000,5000000)\n"
             "  --only LIST       comma-separated subset of rgb,nir,pan,sar,osm,label\n"
             "  -q                quiet\n"
-            "--help, --help-general, --version: this usage, the options common to all the\n"
+            "-h, --help, --help-general, --version: this usage, the options common to all the\n"
             "tools, the version.\n");
 }
 
