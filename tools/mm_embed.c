@@ -35,7 +35,8 @@ static void usage(FILE *f) {
             "         [-b BAND]... [--profile MODALITY=SPEC]\n"
             "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY]\n"
             "         [--aoi FILE [--aoi-layer NAME]] [--sar-units db|linear|amplitude]\n"
-            "         [--sar-band N] SRC DST\n"
+            "         [--sar-band N] [--nonfinite error|nodata] [--max-pixels N] [--force]\n"
+            "         SRC DST\n"
             "Writes the scene tokens of SRC as a Float32 raster at token resolution (one band per\n"
             "hidden feature, one cell per token). The modality comes from -s, else the\n"
             "MM_MODALITY metadata item, else a modality word in the file name. SAR units and\n"
@@ -149,6 +150,7 @@ int main(int argc, char **argv) {
     job.overlap = overlap;
     job.batch = opt.batch;
     mm_tool_job_output(&job, TOOL, opt.format, opt.co, md, &opt.quiet, &stats);
+    mm_tool_job_guards(&opt, &job, NULL); /* --nonfinite, --max-pixels, --force */
     if (!opt.quiet) mmgeo_gsd_check(&job, &tm.geo, 0); /* a warning outside the model's range */
     if (opt.aoi) { /* windows outside skipped, cells outside nodata */
         if (mm_tool_open_aoi(TOOL, opt.aoi, opt.aoi_layer, &job, &aoi, &md)) goto done;

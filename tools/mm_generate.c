@@ -38,7 +38,7 @@ static void usage(FILE *f) {
            "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
            "         [--seamless] [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
-           "         [--gsd M]\n"
+           "         [--gsd M] [--nonfinite error|nodata] [--max-pixels N] [--force]\n"
            "         (-te XMIN YMIN XMAX YMAX (-tr XRES YRES | -ts WIDTH HEIGHT) [-t_srs SRS]\n"
            "          | -like FILE)\n"
            "         (-t MODALITY:FILE)... [FILE]...\n"
@@ -286,6 +286,7 @@ int main(int argc, char **argv) {
     job.overlap = opt.overlap;
     job.batch = opt.batch;
     mm_tool_job_output(&job, TOOL, opt.format, opt.co, md, &opt.quiet, &stats);
+    mm_tool_job_guards(&opt, &job, &mp); /* --nonfinite, --max-pixels, --force */
     /* --aoi, --gsd, --seamless or the blended tiling */
     rc = mm_tool_run_job(&opt, &job, &tm.geo, &mp, &proc, &md, &aoi, NULL);
 done:

@@ -37,6 +37,7 @@ static void usage(FILE *f) {
         "         [-s MODALITY | -s MODALITY:FILE]... [-t MODALITY] [-b BAND]...\n"
         "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
         "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]] [--gsd M]\n"
+        "         [--nonfinite error|nodata] [--max-pixels N] [--force]\n"
         "         [--sar-units db|linear|amplitude] [--sar-band N] [SRC] DST\n"
         "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
         "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
@@ -254,6 +255,7 @@ int main(int argc, char **argv) {
     job.overlap = opt.overlap;
     job.batch = opt.batch;
     mm_tool_job_output(&job, TOOL, opt.format, opt.co, md, &opt.quiet, &stats);
+    mm_tool_job_guards(&opt, &job, &mp); /* --nonfinite, --max-pixels, --force */
     /* --aoi, --gsd, --seamless or the blended tiling */
     rc = mm_tool_run_job(&opt, &job, &tm.geo, &mp, &proc, &md, &aoi, dst_path);
 done:

@@ -179,6 +179,7 @@ typedef struct {
     int n_sources, n_targets;
     int source_mods[MMGEO_MAX_IO], target_mods[MMGEO_MAX_IO];
     const mm_model *model; /* needed by mmgeo_run_seamless only */
+    double reserved_bytes; /* the working memory mmgeo_model_reserve allocated */
 } mmgeo_model_processor;
 int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
@@ -280,7 +281,22 @@ typedef struct {
     long long processed;      /* given to the processor */
     long long skipped_nodata; /* without a valid pixel */
     long long skipped_aoi;    /* not meeting the area of interest */
+    long long nonfinite;      /* output pixels written as nodata because the processor gave NaN
+                                 or Inf there (MMGEO_NONFINITE_NODATA) */
 } mmgeo_run_stats;
+
+/* What a run does with NaN or Inf in the processor's results (the network's, never data). */
+typedef enum {
+    MMGEO_NONFINITE_ERROR = 0, /* the run fails, naming the window (its pixel offsets); nothing
+                                  is left under the targets' names */
+    MMGEO_NONFINITE_NODATA     /* those pixels are written as nodata (the outputs get a mask
+                                  when they have no nodata value), counted in stats->nonfinite,
+                                  with a warning */
+} mmgeo_nonfinite;
+
+/* The largest job mmgeo_run takes without job.force: output pixels of one target (and, with
+ * --gsd, of the working grid). */
+#define MMGEO_DEFAULT_MAX_PIXELS 1e10
 
 typedef struct {
     int n_sources;                  /* 0: generation on `grid` */
@@ -312,9 +328,39 @@ typedef struct {
                                    source has no nodata); extent independence holds (mmgeo_run
                                    only) */
     mmgeo_run_stats *stats;     /* NULL, or filled by mmgeo_run */
+    mmgeo_nonfinite nonfinite;  /* NaN or Inf from the processor: an error (default) or nodata */
+    double max_pixels;          /* 0: MMGEO_DEFAULT_MAX_PIXELS; a larger job is refused with its
+                                   figures (pixels and memory) unless force */
+    double extra_bytes;         /* the processor's own working memory (the model's reserved
+                                   block), for the memory figure and check */
+    int force;                  /* run jobs over max_pixels or the physical memory */
 } mmgeo_job;
 
 void mmgeo_job_init(mmgeo_job *job);
+
+/* ---- output safety (run.c) ------------------------------------------------------------------ */
+/* Checks a job's targets before anything is written, by file identity (device and inode of the
+ * file, or of its directory plus its name when it does not exist yet), not by spelling: a target
+ * must not be one of the job's source files (symlinks and hard links included) nor another
+ * target, and an existing target must be a regular file (a directory, FIFO or device is refused,
+ * never replaced). Then removes the temporary files that runs on these targets left behind when
+ * their process died (.NAME.mmtmp-PID..., .NAME.mmgsd-PID...: PID no longer alive). Paths that
+ * are not files (/vsimem/..., subdatasets) are compared as strings. 0, or MMGEO_ERROR (err). */
+int mmgeo_check_targets(const mmgeo_job *job, char *err, size_t errlen);
+/* Removes the temporary files of dead processes beside path (see mmgeo_check_targets); returns
+ * how many it removed. */
+int mmgeo_remove_stale_temps(const char *path);
+/* Checks creation options (KEY=VALUE list) against drv's creation option list
+ * (GDALGetDriverCreationOptionList): a key the driver does not list, or a value outside a listed
+ * choice (string-select) or not a boolean (boolean), is refused with a message naming it.
+ * A driver without a list takes anything. 0, or MMGEO_ERROR (err). */
+int mmgeo_check_creation_options(GDALDriverH drv, char *const *co, char *err, size_t errlen);
+/* The same for the format a job's target is written in (job->format, else from the name). */
+int mmgeo_check_job_creation_options(const mmgeo_job *job, char *err, size_t errlen);
+/* Opens a raster read-only with GDAL's own messages held back; NULL with a message in err that
+ * says why: "cannot open 'PATH': No such file or directory" (or another system error), a
+ * directory, or GDAL's reason ("no GDAL driver reads it" when it gives none). */
+GDALDatasetH mmgeo_open_raster(const char *path, char *err, size_t errlen);
 
 /* Checks the job against the processor (band counts, sizes), runs it and writes every target.
  * Nothing is left under a target's name unless the whole run succeeded. Returns 0,

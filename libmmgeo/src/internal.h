@@ -36,6 +36,12 @@ static inline double mmgeo_output_apply(const mmgeo_output_map *m, float v) {
     return y;
 }
 
+/* The size guard of a run (unless job->force): MMGEO_ERROR with the figures when the w x h grid
+ * of `what` ("output", "working grid") has more than job->max_pixels pixels
+ * (MMGEO_DEFAULT_MAX_PIXELS) or the run needs more than the physical memory (bytes). */
+int mmgeo_size_guard(const mmgeo_job *job, const char *what, double w, double h, double bytes,
+                     char *err, size_t errlen);
+
 /* An open source of a run. */
 typedef struct {
     GDALDatasetH ds;

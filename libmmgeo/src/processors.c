@@ -63,6 +63,7 @@ int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *in
                                   : mm_context_reserve(mp->ctx, &w, 0, &plan);
     if (s != MM_OK) return mmgeo_fail(err, errlen, "%s", mm_context_errmsg(mp->ctx));
     *batch = plan.n_tiles;
+    mp->reserved_bytes = (double)plan.arena;
     if (info)
         snprintf(info, infolen,
                  "batch %d%s: working memory %.1f MiB in one block (workspace %.1f MiB, backend "

@@ -82,10 +82,8 @@ static int gsd_of_job_grid(const mmgeo_grid *g, double *gx, double *gy, char *er
 }
 
 int mmgeo_raster_gsd(const char *path, double *gsd_x, double *gsd_y, char *err, size_t errlen) {
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
-    CPLPopErrorHandler();
-    if (!ds) return mmgeo_fail(err, errlen, "cannot open '%s' as a raster", path);
+    GDALDatasetH ds = mmgeo_open_raster(path, err, errlen);
+    if (!ds) return MMGEO_ERROR;
     int rc = gsd_of(ds, gsd_x, gsd_y, err, errlen);
     GDALClose(ds);
     return rc;
@@ -198,6 +196,16 @@ static GDALDatasetH open_abs(const char *path, char *abs, size_t n) {
     return ds;
 }
 
+/* The message of a failed open (mmgeo_open_raster's); MMGEO_ERROR. */
+static int open_failed(const char *path, char *err, size_t errlen) {
+    GDALDatasetH d = mmgeo_open_raster(path, err, errlen);
+    if (d) { /* readable after all (a race): still a failure here */
+        GDALClose(d);
+        return mmgeo_fail(err, errlen, "cannot open '%s' as a raster", path);
+    }
+    return MMGEO_ERROR;
+}
+
 typedef struct {
     GDALProgressFunc fn;
     void *arg;
@@ -241,6 +249,8 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
         return mmgeo_fail(err, errlen, "--gsd does not write scaled outputs (token grids)");
     if (!(gsd > 0) || !isfinite(gsd))
         return mmgeo_fail(err, errlen, "--gsd must be a positive number of metres");
+    if (mmgeo_check_targets(job, err, errlen) || mmgeo_check_job_creation_options(job, err, errlen))
+        return MMGEO_ERROR;
     const int ns = job->n_sources, nt = job->n_targets;
     int rc = MMGEO_ERROR;
     char abs[4096], fwd[MMGEO_MAX_IO][128], back[MMGEO_MAX_IO][128];
@@ -259,8 +269,7 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
         W = job->grid.width, H = job->grid.height;
     } else {
         GDALDatasetH s0 = open_abs(job->sources[0].path, abs, sizeof abs);
-        if (!s0)
-            return mmgeo_fail(err, errlen, "cannot open '%s' as a raster", job->sources[0].path);
+        if (!s0) return open_failed(job->sources[0].path, err, errlen);
         if (gsd_of(s0, &gx, &gy, err, errlen)) {
             GDALClose(s0);
             return mmgeo_fail(err, errlen, "--gsd: '%s' needs a geotransform and a CRS",
@@ -272,6 +281,7 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
     }
     const double fx = gx / gsd, fy = gy / gsd; /* working pixels per input pixel */
     const double w2 = floor(W * fx + 0.5), h2 = floor(H * fy + 0.5);
+    if (mmgeo_size_guard(job, "working grid of --gsd", w2, h2, 0, err, errlen)) return MMGEO_ERROR;
     if (w2 < 1 || h2 < 1 || w2 > INT_MAX / 4 || h2 > INT_MAX / 4)
         return mmgeo_fail(err, errlen, "--gsd %g m gives a %.0f x %.0f working grid", gsd, w2, h2);
     const int Wk = (int)w2, Hk = (int)h2;
@@ -308,7 +318,7 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
     for (int i = 0; i < ns; i++) {
         GDALDatasetH s = open_abs(job->sources[i].path, abs, sizeof abs);
         if (!s) {
-            mmgeo_fail(err, errlen, "cannot open '%s' as a raster", job->sources[i].path);
+            open_failed(job->sources[i].path, err, errlen);
             goto out;
         }
         snprintf(fwd[i], sizeof fwd[i], "/vsimem/mmgeo-gsd-%ld-%d-src%d.vrt", (long)getpid(), id,

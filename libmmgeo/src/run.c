@@ -7,6 +7,11 @@
 #include <ogr_srs_api.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -86,14 +91,30 @@ static int band_percentiles(GDALRasterBandH b, double plo, double phi, double *l
     return 0;
 }
 
-int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *err,
-                      size_t errlen) {
+GDALDatasetH mmgeo_open_raster(const char *path, char *err, size_t errlen) {
     CPLErrorReset();
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    src->ds = GDALOpenEx(s->path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR,
+                                 NULL, NULL, NULL);
     CPLPopErrorHandler();
-    if (!src->ds)
-        return mmgeo_fail(err, errlen, "cannot open '%s' as a raster: %s", s->path, gdal_msg());
+    if (ds) return ds;
+    struct stat st;
+    const char *m = CPLGetLastErrorMsg();
+    if (path && !STARTS_WITH(path, "/vsi") && !strchr(path, ':') && stat(path, &st) != 0)
+        mmgeo_fail(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+    else if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        mmgeo_fail(err, errlen, "cannot open '%s' as a raster: it is a directory", path);
+    else if (m && *m)
+        mmgeo_fail(err, errlen, "cannot open '%s' as a raster: %s", path, m);
+    else
+        mmgeo_fail(err, errlen, "cannot open '%s' as a raster: no GDAL driver reads it", path);
+    return NULL;
+}
+
+int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *err,
+                      size_t errlen) {
+    src->ds = mmgeo_open_raster(s->path, err, errlen);
+    if (!src->ds) return MMGEO_ERROR;
     const int nfile = GDALGetRasterCount(src->ds);
     int bands[MMGEO_MAX_BANDS], nb = s->n_bands, alpha = 0;
     if (nb > 0) {
@@ -209,6 +230,210 @@ static GDALDriverH pick_driver(const char *format, const char *path, char *err, 
         if (hit) return d;
     }
     return GDALGetDriverByName("GTiff");
+}
+
+/* ---- output safety -------------------------------------------------------------------------- */
+
+/* The identity of a path: the file's device and inode; when it does not exist, its directory's
+ * and its name. known 0: not a local file (compared as a string). */
+typedef struct {
+    int known, exists;
+    dev_t dev;
+    ino_t ino;
+    mode_t mode;
+    char name[1024];
+} file_id;
+
+static void split_path(const char *path, char *dir, size_t dn, const char **base) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, dn, ".");
+        *base = path;
+    } else {
+        snprintf(dir, dn, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        *base = slash + 1;
+    }
+}
+
+static void identify(const char *path, file_id *id) {
+    memset(id, 0, sizeof *id);
+    if (!path || !*path || STARTS_WITH(path, "/vsi")) return;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        id->known = id->exists = 1;
+        id->dev = st.st_dev, id->ino = st.st_ino, id->mode = st.st_mode;
+        return;
+    }
+    if (errno != ENOENT) return;
+    char dir[4096];
+    const char *base;
+    split_path(path, dir, sizeof dir, &base);
+    if (!*base || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    id->known = 1;
+    id->dev = st.st_dev, id->ino = st.st_ino;
+    snprintf(id->name, sizeof id->name, "%s", base);
+}
+
+static int same_file(const file_id *a, const file_id *b, const char *pa, const char *pb) {
+    if (!a->known || !b->known) return strcmp(pa, pb) == 0;
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+           strcmp(a->name, b->name) == 0;
+}
+
+static const char *kind_of(mode_t m) {
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+/* Whether process pid is gone (not merely someone else's). */
+static int dead(long pid) {
+    if (pid <= 0 || pid == (long)getpid()) return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+int mmgeo_remove_stale_temps(const char *path) {
+    if (!path || !*path || STARTS_WITH(path, "/vsi")) return 0;
+    char dir[4096], stem[1024];
+    const char *base;
+    split_path(path, dir, sizeof dir, &base);
+    if (!*base) return 0;
+    const char *dot = strrchr(base, '.');
+    snprintf(stem, sizeof stem, "%.*s", dot && dot != base ? (int)(dot - base) : (int)strlen(base),
+             base);
+    /* the names run.c (temp_name) and resample.c (--gsd working and staged files) write */
+    char pre[3][1100];
+    snprintf(pre[0], sizeof pre[0], ".%s.mmtmp-", base);
+    snprintf(pre[1], sizeof pre[1], ".%s.mmgsd-", base);
+    snprintf(pre[2], sizeof pre[2], ".%s.mmgsd-", stem);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        for (int k = 0; k < 3; k++) {
+            const size_t n = strlen(pre[k]);
+            if (strncmp(e->d_name, pre[k], n) != 0) continue;
+            const char *p = e->d_name + n;
+            char *end;
+            const long pid = strtol(p, &end, 10);
+            if (end == p || !dead(pid)) continue;
+            char full[8200];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            struct stat st;
+            if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) removed++;
+            break;
+        }
+    }
+    closedir(d);
+    return removed;
+}
+
+int mmgeo_check_targets(const mmgeo_job *job, char *err, size_t errlen) {
+    const int ns = job->n_sources, nt = job->n_targets;
+    file_id src[MMGEO_MAX_IO], tgt[MMGEO_MAX_IO];
+    for (int i = 0; i < ns && i < MMGEO_MAX_IO; i++) identify(job->sources[i].path, &src[i]);
+    for (int j = 0; j < nt && j < MMGEO_MAX_IO; j++) {
+        const char *p = job->targets[j].path;
+        if (!p || !*p) return mmgeo_fail(err, errlen, "a target has no file name");
+        identify(p, &tgt[j]);
+        if (tgt[j].exists && !S_ISREG(tgt[j].mode))
+            return mmgeo_fail(err, errlen,
+                              "the output '%s' is %s, not a regular file; it is not replaced "
+                              "(name a file)",
+                              p, kind_of(tgt[j].mode));
+        for (int k = 0; k < j; k++)
+            if (same_file(&tgt[k], &tgt[j], job->targets[k].path, p))
+                return mmgeo_fail(err, errlen, "two targets are one file: '%s' and '%s'",
+                                  job->targets[k].path, p);
+        for (int i = 0; i < ns; i++)
+            if (same_file(&src[i], &tgt[j], job->sources[i].path, p))
+                return mmgeo_fail(err, errlen,
+                                  "the output '%s' is the input '%s' (the same file); it would "
+                                  "be replaced: name another output",
+                                  p, job->sources[i].path);
+    }
+    for (int j = 0; j < nt && j < MMGEO_MAX_IO; j++) mmgeo_remove_stale_temps(job->targets[j].path);
+    return 0;
+}
+
+static int is_true_false(const char *v) {
+    static const char *const ok[] = {"YES", "NO", "TRUE", "FALSE", "ON", "OFF", "1", "0"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (EQUAL(v, ok[i])) return 1;
+    return 0;
+}
+
+int mmgeo_check_creation_options(GDALDriverH drv, char *const *co, char *err, size_t errlen) {
+    if (!drv || !co || !*co) return 0;
+    const char *xml = GDALGetDriverCreationOptionList(drv);
+    if (!xml || !*xml) return 0;
+    CPLXMLNode *root = CPLParseXMLString(xml);
+    if (!root) return 0;
+    const char *dn = GDALGetDriverShortName(drv);
+    CPLXMLNode *list = CPLSearchXMLNode(root, "=CreationOptionList");
+    int rc = 0;
+    for (char *const *o = co; list && *o && !rc; o++) {
+        char *key = NULL;
+        const char *val = CPLParseNameValue(*o, &key);
+        if (!key || !val) {
+            rc = mmgeo_fail(err, errlen, "-co '%s' is not NAME=VALUE", *o);
+            CPLFree(key);
+            break;
+        }
+        CPLXMLNode *opt = NULL;
+        for (CPLXMLNode *n = list->psChild; n && !opt; n = n->psNext) {
+            if (n->eType != CXT_Element || !EQUAL(n->pszValue, "Option")) continue;
+            const char *name = CPLGetXMLValue(n, "name", NULL);
+            const char *alias = CPLGetXMLValue(n, "alias", NULL);
+            if ((name && EQUAL(name, key)) || (alias && EQUAL(alias, key))) opt = n;
+        }
+        if (!opt) {
+            rc = mmgeo_fail(err, errlen,
+                            "unknown creation option %s for the format %s (its options: "
+                            "gdalinfo --format %s)",
+                            key, dn, dn);
+        } else {
+            const char *type = CPLGetXMLValue(opt, "type", "");
+            if (EQUAL(type, "string-select")) {
+                int hit = 0;
+                char choices[1024] = "";
+                for (CPLXMLNode *v = opt->psChild; v && !hit; v = v->psNext) {
+                    if (v->eType != CXT_Element || !EQUAL(v->pszValue, "Value")) continue;
+                    const char *txt = CPLGetXMLValue(v, "", "");
+                    const char *alias = CPLGetXMLValue(v, "alias", NULL);
+                    if (EQUAL(txt, val) || (alias && EQUAL(alias, val))) hit = 1;
+                    const size_t l = strlen(choices);
+                    snprintf(choices + l, sizeof choices - l, "%s%s", l ? ", " : "", txt);
+                }
+                if (!hit)
+                    rc = mmgeo_fail(err, errlen,
+                                    "the creation option %s=%s is not one the format %s takes "
+                                    "(%s)",
+                                    key, val, dn, choices);
+            } else if (EQUAL(type, "boolean") && !is_true_false(val)) {
+                rc = mmgeo_fail(err, errlen, "the creation option %s=%s of the format %s is "
+                                             "not YES or NO",
+                                key, val, dn);
+            }
+        }
+        CPLFree(key);
+    }
+    CPLDestroyXMLNode(root);
+    return rc;
+}
+
+int mmgeo_check_job_creation_options(const mmgeo_job *job, char *err, size_t errlen) {
+    if (!job->create_options || !*job->create_options) return 0;
+    for (int j = 0; j < job->n_targets && j < MMGEO_MAX_IO; j++) {
+        GDALDriverH d = pick_driver(job->format, job->targets[j].path, err, errlen);
+        if (!d) return MMGEO_ERROR;
+        if (mmgeo_check_creation_options(d, job->create_options, err, errlen)) return MMGEO_ERROR;
+    }
+    return 0;
 }
 
 static void temp_name(char *out, size_t len, const char *path, const char *tag, const char *ext) {
@@ -394,6 +619,50 @@ static int finish_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
     return 0;
 }
 
+/* A target without nodata or mask meets its first invalid pixel (a NaN source pixel, say) at
+ * output row `rows`: it gets its per-dataset mask now, valid over the rows written so far (they
+ * had no invalid pixel), so that no invalid pixel is written as a valid one. */
+static int add_mask_late(mmgeo_pipe *pipe, target *o, int rows, int Wout, char *err,
+                         size_t errlen) {
+    if (mmgeo_pipe_flush(pipe) != CE_None)
+        return mmgeo_fail(err, errlen, "cannot write the output: %s", gdal_msg());
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    const CPLErr e = GDALCreateDatasetMaskBand(o->ds, GMF_PER_DATASET);
+    CPLPopErrorHandler();
+    if (e != CE_None)
+        return mmgeo_fail(err, errlen, "the source has invalid pixels (NaN) and no nodata value, "
+                                       "and the output cannot get a mask: %s",
+                          gdal_msg());
+    GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(o->ds, 1));
+    uint8_t *ones = malloc((size_t)Wout);
+    if (!ones) return mmgeo_fail(err, errlen, "out of memory");
+    memset(ones, 255, (size_t)Wout);
+    for (int y = 0; y < rows; y++)
+        if (GDALRasterIO(mb, GF_Write, 0, y, Wout, 1, ones, Wout, 1, GDT_Byte, 0, 0) != CE_None) {
+            free(ones);
+            return mmgeo_fail(err, errlen, "cannot write the mask: %s", gdal_msg());
+        }
+    free(ones);
+    o->mode = OUT_MASK;
+    return 0;
+}
+
+int mmgeo_size_guard(const mmgeo_job *job, const char *what, double w, double h, double bytes,
+                     char *err, size_t errlen) {
+    if (job->force) return 0;
+    const double maxpx = job->max_pixels > 0 ? job->max_pixels : MMGEO_DEFAULT_MAX_PIXELS;
+    const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    const double phys = pages > 0 && psz > 0 ? (double)pages * psz : 0;
+    const double px = w * h;
+    if (px <= maxpx && (!(phys > 0) || bytes <= phys)) return 0;
+    return mmgeo_fail(err, errlen,
+                      "the job is too large: the %s is %.0f x %.0f = %.4g pixels (limit %.4g, "
+                      "--max-pixels) and needs about %.0f MiB of memory (%.0f MiB physical); "
+                      "give --force to run it anyway",
+                      what, w, h, px, maxpx, bytes / 1048576.0, phys / 1048576.0);
+}
+
 int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size_t errlen) {
     const int S = proc->window, ns = job->n_sources, nt = job->n_targets;
     if (ns != proc->n_sources || nt != proc->n_targets || ns < 0 || nt < 1 ||
@@ -411,6 +680,10 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         return mmgeo_fail(err, errlen, "a scaled output needs a grid aligned to the scale");
     const int So = S / R; /* target windows, in output cells */
     const int batch = job->batch > 0 ? job->batch : 1;
+    /* before anything is read or written: the targets are not the sources (nor each other, nor
+       devices), the creation options are the format's */
+    if (mmgeo_check_targets(job, err, errlen) || mmgeo_check_job_creation_options(job, err, errlen))
+        return MMGEO_ERROR;
 
     int rc = MMGEO_ERROR;
     source src[MMGEO_MAX_IO];
@@ -419,12 +692,13 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     memset(tgt, 0, sizeof tgt);
     int *ox = NULL, *oy = NULL, *oxo = NULL, *oyo = NULL;
     float *wsum = NULL, *srct[MMGEO_MAX_IO] = {0}, *dstt[MMGEO_MAX_IO] = {0}, *wx = NULL;
-    uint8_t *valid = NULL, *tvalid = NULL, *mraw = NULL;
+    uint8_t *valid = NULL, *tvalid = NULL, *mraw = NULL, *bad = NULL;
+    long long nonfinite = 0;
     double *raw = NULL, *line = NULL;
     uint64_t *ids = NULL;
     int *slot_kx = NULL;
     mmgeo_pipe *pipe = NULL; /* pipeline.c: reads ahead and writes behind in threads */
-    mmgeo_run_stats st = {0, 0, 0, 0};
+    mmgeo_run_stats st = {0, 0, 0, 0, 0};
 
     for (int i = 0; i < ns; i++)
         if (mmgeo_open_source(&job->sources[i], proc->src_channels[i], &src[i], err, errlen)) goto out;
@@ -472,20 +746,27 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     for (int j = 0; j < nt; j++) {
         tgt[j].channels = proc->dst_channels[j];
         tgt[j].type = mmgeo_profile_out_type(&job->targets[j].profile, job->targets[j].modality);
-        for (int k = 0; k < j; k++)
-            if (strcmp(job->targets[k].path, job->targets[j].path) == 0) {
-                mmgeo_fail(err, errlen, "two targets are written to '%s'", job->targets[j].path);
-                goto out;
-            }
-        for (int k = 0; k < ns; k++)
-            if (strcmp(job->sources[k].path, job->targets[j].path) == 0) {
-                mmgeo_fail(err, errlen, "the output '%s' is also an input", job->targets[j].path);
-                goto out;
-            }
-        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0 * R, y0 * R,
-                          Wout, Hout, R, src_mask || job->aoi, err, errlen))
-            goto out;
     }
+    { /* the size guard: output pixels and the memory of the strip and window buffers */
+        double per_px = 4 + 1 + 1 + (job->nonfinite == MMGEO_NONFINITE_NODATA), win = 2.0 * S * S;
+        int mc = 1;
+        for (int j = 0; j < nt; j++) {
+            per_px += 4.0 * tgt[j].channels;
+            if (tgt[j].channels > mc) mc = tgt[j].channels;
+            win += 4.0 * batch * tgt[j].channels * (double)So * So;
+        }
+        per_px += 8.0 * mc;
+        for (int i = 0; i < ns; i++) win += 4.0 * batch * proc->src_channels[i] * (double)S * S;
+        win += (double)batch * S * S + 17.0 * S * S;
+        const double bytes = per_px * So * (double)Wout + win + job->extra_bytes;
+        if (mmgeo_size_guard(job, "output", Wout, Hout, bytes, err, errlen)) goto out;
+    }
+    for (int j = 0; j < nt; j++)
+        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0 * R, y0 * R,
+                          Wout, Hout, R,
+                          src_mask || job->aoi || job->nonfinite == MMGEO_NONFINITE_NODATA, err,
+                          errlen))
+            goto out;
 
     /* the grid, anchored to the raster */
     const int nx = mmgeo_grid_origins_aligned(W, S, O, A, NULL, 0),
@@ -517,6 +798,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     ids = malloc(sizeof *ids * (size_t)batch);
     slot_kx = malloc(sizeof(int) * (size_t)batch);
     if (!wsum || !valid || !tvalid || !raw || !mraw || !ids || !slot_kx) goto nomem;
+    if (job->nonfinite == MMGEO_NONFINITE_NODATA && !(bad = calloc(strip, 1))) goto nomem;
     int maxc = 1;
     for (int i = 0; i < ns; i++) {
         srct[i] = malloc(sizeof(float) * (size_t)batch * proc->src_channels[i] * plane);
@@ -605,6 +887,41 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                     free(mline);
                     goto out;
                 }
+                for (int t = 0; t < n; t++) { /* NaN or Inf: never data */
+                    const int kx = slot_kx[t];
+                    long long nf = 0;
+                    for (int cy = 0; cy < So; cy++)
+                        for (int cx = 0; cx < So; cx++) {
+                            int hit = 0;
+                            for (int j = 0; j < nt; j++)
+                                for (int c = 0; c < tgt[j].channels; c++) {
+                                    float *v = dstt[j] +
+                                               ((size_t)t * tgt[j].channels + c) * oplane +
+                                               (size_t)cy * So + cx;
+                                    if (!isfinite(*v)) *v = 0, hit = 1;
+                                }
+                            const int col = oxo[kx] + cx;
+                            if (!hit || base + cy >= Hg || col >= Wg || col < x0 || col >= x1)
+                                continue;
+                            const size_t r = (size_t)cy * Wout + (col - x0);
+                            if (!valid[r]) continue;
+                            nf++;
+                            if (bad) bad[r] = 1;
+                        }
+                    if (nf && !bad) {
+                        mmgeo_fail(err, errlen,
+                                   "the %s gave NaN or Inf at %lld pixel%s of the window at "
+                                   "pixel offsets %d, %d (%d x %d pixels); nothing was written "
+                                   "(--nonfinite nodata writes them as nodata)",
+                                   proc->fn == mmgeo_process_model ||
+                                           proc->fn == mmgeo_process_embed
+                                       ? "model"
+                                       : "processor",
+                                   nf, nf == 1 ? "" : "s", ox[kx], oy[ky], S, S);
+                        free(mline);
+                        goto out;
+                    }
+                }
                 for (int t = 0; t < n; t++) { /* blend.c: shared with the region renderer */
                     const float *res[MMGEO_MAX_IO];
                     float *acc[MMGEO_MAX_IO];
@@ -629,6 +946,18 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         const int ra = base > y0 ? base : y0, rb = next < y1 ? next : y1;
         if (rb > ra) {
             const size_t nrow = (size_t)(rb - ra) * Wout;
+            int any_invalid = 0;
+            for (size_t k = 0; k < nrow; k++) {
+                const size_t r = (size_t)(ra - base) * Wout + k;
+                if (bad && bad[r] && valid[r]) valid[r] = 0, nonfinite++;
+                any_invalid |= !valid[r];
+            }
+            for (int j = 0; j < nt && any_invalid; j++) /* NaN sources without nodata or mask */
+                if (tgt[j].mode == OUT_PLAIN &&
+                    add_mask_late(pipe, &tgt[j], ra - y0, Wout, err, errlen)) {
+                    free(mline);
+                    goto out;
+                }
             for (int j = 0; j < nt; j++) {
                 target *o = &tgt[j];
                 mmgeo_output_map map;
@@ -669,6 +998,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
             memset(wsum + keep, 0, off * sizeof *wsum);
             memmove(valid, valid + off, keep);
             memset(valid + keep, 0, off);
+            if (bad) memmove(bad, bad + off, keep), memset(bad + keep, 0, off);
             for (int j = 0; j < nt; j++)
                 for (int c = 0; c < tgt[j].channels; c++) {
                     float *a = tgt[j].acc + (size_t)c * strip;
@@ -678,6 +1008,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         } else if (d >= So) {
             memset(wsum, 0, strip * sizeof *wsum);
             memset(valid, 0, strip);
+            if (bad) memset(bad, 0, strip);
             for (int j = 0; j < nt; j++) memset(tgt[j].acc, 0, strip * tgt[j].channels * sizeof(float));
         }
     }
@@ -689,6 +1020,12 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     mmgeo_pipe_free(pipe), pipe = NULL;
     for (int j = 0; j < nt; j++)
         if (finish_target(job, &job->targets[j], &tgt[j], err, errlen)) goto out;
+    st.nonfinite = nonfinite;
+    if (nonfinite)
+        warnf(job, "the %s gave NaN or Inf at %lld output pixel%s; written as nodata",
+              proc->fn == mmgeo_process_model || proc->fn == mmgeo_process_embed ? "model"
+                                                                                 : "processor",
+              nonfinite, nonfinite == 1 ? "" : "s");
     rc = 0;
     goto out;
 
@@ -712,7 +1049,7 @@ out:
         if (src[i].ds) GDALClose(src[i].ds);
         free(srct[i]);
     }
-    free(ox), free(oy), free(oxo), free(oyo), free(wx), free(wsum), free(valid), free(tvalid), free(raw), free(mraw);
+    free(ox), free(oy), free(oxo), free(oyo), free(wx), free(wsum), free(valid), free(bad), free(tvalid), free(raw), free(mraw);
     free(ids), free(slot_kx), free(line);
     if (job->stats) *job->stats = st;
     return rc;

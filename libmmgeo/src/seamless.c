@@ -168,6 +168,8 @@ static int decode_fn(void *user, int n_tiles, const uint64_t *tile_ids,
 int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *err, size_t errlen) {
     if (!mp || !mp->ctx || !mp->model)
         return mmgeo_fail(err, errlen, "the seamless mode needs the model processor and its model");
+    if (mmgeo_check_targets(job, err, errlen) || mmgeo_check_job_creation_options(job, err, errlen))
+        return MMGEO_ERROR;
     const mm_model *m = mp->model;
     seam s;
     memset(&s, 0, sizeof s);

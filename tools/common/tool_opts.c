@@ -78,6 +78,21 @@ static int common_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usag
         }
         return 0;
     }
+    case MM_OPT_NONFINITE:
+        if (!strcmp(optarg, "error") || !strcmp(optarg, "nodata")) {
+            o->nonfinite = optarg[0] == 'e' ? MMGEO_NONFINITE_ERROR : MMGEO_NONFINITE_NODATA;
+            return 0;
+        }
+        fprintf(stderr, "%s: --nonfinite takes error or nodata, got '%s'\n", T, optarg);
+        return 1;
+    case MM_OPT_MAX_PIXELS:
+        if (mm_arg_double(T, "--max-pixels", optarg, &o->max_pixels)) return 1;
+        if (!(o->max_pixels >= 1)) {
+            fprintf(stderr, "%s: --max-pixels must be at least 1\n", T);
+            return 1;
+        }
+        return 0;
+    case MM_OPT_FORCE: o->force = 1; return 0;
     case MM_OPT_SEAMLESS: o->seamless = 1; return 0;
     case MM_OPT_GSD:
         if (mm_arg_double(T, "--gsd", optarg, &o->gsd)) return 1;

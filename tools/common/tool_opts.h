@@ -1,6 +1,7 @@
 /* The command-line options mm_translate, mm_generate and mm_embed share (GDAL style), parsed in
  * one place: --help, --version, -q, -of, -co, --config KEY VALUE, --model, --device, --threads,
- * --precision, --overlap, --batch, --profile, --aoi, --aoi-layer; for the tools that sample
+ * --precision, --overlap, --batch, --profile, --aoi, --aoi-layer, --nonfinite, --max-pixels,
+ * --force; for the tools that sample
  * --steps, --guidance, --seed, --sampler; for the tools that read a source raster -srcwin,
  * -projwin, -b, --sar-units and --sar-band; for the tools that can fuse windows in latent space
  * --seamless and --gsd. Each tool lists MM_TOOL_OPTIONS (and the groups it takes) in its
@@ -40,7 +41,10 @@ enum {
     MM_OPT_SEAMLESS,
     MM_OPT_GSD,
     MM_OPT_SAR_UNITS,
-    MM_OPT_SAR_BAND
+    MM_OPT_SAR_BAND,
+    MM_OPT_NONFINITE,
+    MM_OPT_MAX_PIXELS,
+    MM_OPT_FORCE
 };
 
 #define MM_TOOL_OPTIONS                                                                            \
@@ -54,8 +58,11 @@ enum {
         {"overlap", required_argument, 0, MM_OPT_OVERLAP},                                         \
         {"batch", required_argument, 0, MM_OPT_BATCH},                                             \
         {"profile", required_argument, 0, MM_OPT_PROFILE},                                         \
-        {"aoi", required_argument, 0, MM_OPT_AOI}, {                                               \
-        "aoi-layer", required_argument, 0, MM_OPT_AOI_LAYER                                        \
+        {"aoi", required_argument, 0, MM_OPT_AOI},                                                 \
+        {"aoi-layer", required_argument, 0, MM_OPT_AOI_LAYER},                                     \
+        {"nonfinite", required_argument, 0, MM_OPT_NONFINITE},                                     \
+        {"max-pixels", required_argument, 0, MM_OPT_MAX_PIXELS}, {                                 \
+        "force", no_argument, 0, MM_OPT_FORCE                                                      \
     }
 #define MM_TOOL_SAMPLING_OPTIONS                                                                   \
     {"steps", required_argument, 0, MM_OPT_STEPS},                                                 \
@@ -94,6 +101,9 @@ typedef struct {
     int has_projwin, seamless;           /* -projwin given, --seamless */
     double gsd;                          /* --gsd, metres; 0: not given */
     mmgeo_sar_options sar;               /* --sar-units, --sar-band (mmgeo_sar_option) */
+    mmgeo_nonfinite nonfinite;           /* --nonfinite error|nodata */
+    double max_pixels;                   /* --max-pixels; 0: MMGEO_DEFAULT_MAX_PIXELS */
+    int force;                           /* --force: past the size guard */
     int stop;                            /* --help or --version: exit with status 0 */
 } mm_tool_opts;
 

@@ -10,12 +10,9 @@
 #include <string.h>
 
 GDALDatasetH mm_tool_open_raster(const char *tool, const char *path) {
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
-    CPLPopErrorHandler();
-    if (!ds)
-        fprintf(stderr, "%s: cannot open '%s' as a raster: %s\n", tool, path,
-                *CPLGetLastErrorMsg() ? CPLGetLastErrorMsg() : "unknown error");
+    char err[2048];
+    GDALDatasetH ds = mmgeo_open_raster(path, err, sizeof err);
+    if (!ds) fprintf(stderr, "%s: %s\n", tool, err);
     return ds;
 }
 
@@ -77,6 +74,13 @@ void mm_tool_job_output(mmgeo_job *job, const char *tool, const char *format, ch
     job->warn = mm_tool_warn;
     job->warn_user = (void *)tool;
     job->stats = stats;
+}
+
+void mm_tool_job_guards(const mm_tool_opts *o, mmgeo_job *job, const mmgeo_model_processor *mp) {
+    job->nonfinite = o->nonfinite;
+    job->max_pixels = o->max_pixels;
+    job->force = o->force;
+    job->extra_bytes = mp ? mp->reserved_bytes : 0;
 }
 
 int mm_tool_run_status(const char *tool, int r, const char *err, const char *dst, int quiet,

@@ -10,9 +10,9 @@
 #include "mmgeo.h"
 #include "tool_opts.h"
 
-/* Opens the raster at path read-only, or prints "cannot open 'PATH' as a raster: GDAL's message"
- * and returns NULL: GDAL's own error output is held back so that the tool's one line is all the
- * user sees. */
+/* Opens the raster at path read-only (mmgeo_open_raster), or prints why not ("cannot open 'PATH':
+ * No such file or directory", or GDAL's reason) and returns NULL: GDAL's own error output is held
+ * back so that the tool's one line is all the user sees. */
 GDALDatasetH mm_tool_open_raster(const char *tool, const char *path);
 /* --aoi: opens the area of interest for job (mmgeo_aoi_open_job), sets job->aoi and records it in
  * the output metadata *md (MM_AOI = absolute path[:layer]; job->metadata follows *md). Returns 0,
@@ -37,6 +37,9 @@ void mm_tool_warn(void *tool, const char *msg);
  * none). */
 void mm_tool_job_output(mmgeo_job *job, const char *tool, const char *format, char **co, char **md,
                         int *quiet, mmgeo_run_stats *stats);
+/* The job's guards from the options of o: --nonfinite, --max-pixels, --force; the model's reserved
+ * working memory (mp may be NULL) counts in the memory figure. */
+void mm_tool_job_guards(const mm_tool_opts *o, mmgeo_job *job, const mmgeo_model_processor *mp);
 /* The exit status of a run that returned r with message err: 0; 130 after "interrupted; 'DST'
  * was not written" (dst NULL: "nothing was written"); 1 after the message. After a successful
  * run with an area of interest (aoi_stats not NULL) and not quiet, how many windows it skipped. */
