@@ -5,7 +5,7 @@
 # Every tool also answers --version, --help and --help-general with status 0 on stdout.
 # Usage: man_help.sh BUILD_DIR MAN_DIR
 set -u
-B=$1
+B=$(cd "$1" && pwd)
 M=$2
 TEST_NAME=mm_man_help_test
 . "$(dirname "$0")/lib/cli.sh" # $T, fail
@@ -45,4 +45,17 @@ for t in $tools; do
         fail "$t: in the SYNOPSIS/OPTIONS of $t.1, not in --help: $(tr '\n' ' ' <"$T/only_man.txt")"
     [ "$(wc -l <"$T/help.txt")" -ge 3 ] || fail "$t: too few options found in --help"
 done
+# mm_make_samples (not installed, no page): the same three options, and never a folder named after
+# one of them
+if [ -x "$B/mm_make_samples" ]; then
+    mkdir "$T/cwd"
+    for o in --version --help --help-general; do
+        (cd "$T/cwd" && "$B/mm_make_samples" $o >"$T/out.txt" 2>"$T/err.txt") ||
+            fail "mm_make_samples $o: exit $?: $(head -3 "$T/err.txt")"
+        [ -s "$T/out.txt" ] || fail "mm_make_samples $o: nothing on stdout"
+    done
+    (cd "$T/cwd" && "$B/mm_make_samples" -x >/dev/null 2>&1)
+    [ $? -eq 2 ] || fail "mm_make_samples -x: not a usage error"
+    [ -z "$(ls -A "$T/cwd")" ] || fail "mm_make_samples wrote into the current directory: $(ls -A "$T/cwd")"
+fi
 [ "$fails" -eq 0 ] && echo "PASS" || { echo "$fails failure(s)"; exit 1; }
