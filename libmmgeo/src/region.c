@@ -462,6 +462,26 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
             rc = prc;
             goto out;
         }
+        for (int t = 0; t < n; t++) { /* NaN or Inf from the network: an error, never data */
+            const win *q = &ws[slot[t]];
+            const float *d = bdst + (size_t)t * C * plane;
+            const uint8_t *tv = q->val + (size_t)C * plane * sizeof(float);
+            long long nf = 0;
+            for (int py = 0; py < S && r->oy[q->ky] + py < r->H; py++)
+                for (int px = 0; px < S && r->ox[q->kx] + px < r->W; px++) {
+                    int hit = 0;
+                    for (int c = 0; c < C; c++) hit |= !isfinite(d[(size_t)c * plane + py * S + px]);
+                    nf += hit && tv[py * S + px];
+                }
+            if (nf) {
+                mmgeo_fail(err, errlen,
+                           "the model gave NaN or Inf at %lld pixel%s of the window at pixel "
+                           "offsets %d, %d (%d x %d pixels)",
+                           nf, nf == 1 ? "" : "s", r->ox[q->kx] * r->reduce,
+                           r->oy[q->ky] * r->reduce, S * r->reduce, S * r->reduce);
+                goto out;
+            }
+        }
         for (int t = 0; t < n; t++) {
             win *q = &ws[slot[t]];
             memcpy(q->val, bdst + (size_t)t * C * plane, (size_t)C * plane * sizeof(float));

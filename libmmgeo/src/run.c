@@ -580,15 +580,29 @@ static int close_failed(GDALDatasetH ds) {
     return CPLGetLastErrorType() == CE_Failure || CPLGetLastErrorType() == CE_Fatal;
 }
 
-/* Closes the dataset written (and makes the final format from the stage); then renames the
- * temporary file to the target's name. */
+/* The progress of the final copy from the stage: only whether the job is interrupted (the bar
+ * stays at its end). */
+typedef struct {
+    const mmgeo_job *job;
+    int stopped;
+} copy_watch;
+static int CPL_STDCALL copy_progress(double f, const char *msg, void *arg) {
+    copy_watch *w = arg;
+    (void)f;
+    if (w->job->progress && !w->job->progress(1.0, msg, w->job->progress_arg)) w->stopped = 1;
+    return !w->stopped;
+}
+
+/* Closes the dataset written (and makes the final format from the stage) under its temporary
+ * name; rename_target then moves it onto the target's name, once every target is written. */
 static int finish_target(const mmgeo_job *job, const mmgeo_target *t, target *o, char *err,
                          size_t errlen) {
     CPLErrorReset();
     if (o->stage) {
         char **co = default_options(o->drv, job, o->channels, o->type);
+        copy_watch w = {job, 0};
         CPLPushErrorHandler(CPLQuietErrorHandler);
-        GDALDatasetH d = GDALCreateCopy(o->drv, o->tmp, o->ds, FALSE, co, NULL, NULL);
+        GDALDatasetH d = GDALCreateCopy(o->drv, o->tmp, o->ds, FALSE, co, copy_progress, &w);
         CPLPopErrorHandler();
         CSLDestroy(co);
         int bad = !d;
@@ -596,6 +610,7 @@ static int finish_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
         bad |= close_failed(o->ds);
         o->ds = NULL;
         remove_dataset(GDALGetDriverByName("GTiff"), o->stage_path);
+        if (w.stopped) return mmgeo_fail(err, errlen, "interrupted"), MMGEO_INTERRUPTED;
         if (bad)
             return mmgeo_fail(err, errlen, "cannot write '%s' as %s: %s", t->path,
                               GDALGetDriverShortName(o->drv), gdal_msg());
@@ -604,6 +619,11 @@ static int finish_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
         o->ds = NULL;
         if (bad) return mmgeo_fail(err, errlen, "cannot write '%s': %s", t->path, gdal_msg());
     }
+    return 0;
+}
+
+/* Renames the finished temporary file onto the target's name. */
+static int rename_target(const mmgeo_target *t, target *o, char *err, size_t errlen) {
     char aux[4200], tmpaux[4200];
     snprintf(aux, sizeof aux, "%s.aux.xml", t->path);
     snprintf(tmpaux, sizeof tmpaux, "%s.aux.xml", o->tmp);
@@ -1018,8 +1038,13 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         goto out;
     }
     mmgeo_pipe_free(pipe), pipe = NULL;
-    for (int j = 0; j < nt; j++)
-        if (finish_target(job, &job->targets[j], &tgt[j], err, errlen)) goto out;
+    for (int j = 0; j < nt; j++) {
+        const int fr = finish_target(job, &job->targets[j], &tgt[j], err, errlen);
+        if (fr == MMGEO_INTERRUPTED) goto interrupted;
+        if (fr) goto out;
+    }
+    for (int j = 0; j < nt; j++) /* all written: now the names */
+        if (rename_target(&job->targets[j], &tgt[j], err, errlen)) goto out;
     st.nonfinite = nonfinite;
     if (nonfinite)
         warnf(job, "the %s gave NaN or Inf at %lld output pixel%s; written as nodata",

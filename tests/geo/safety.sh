@@ -4,10 +4,11 @@
 # targets, NaN/Inf from the network (an error naming the window, or --nonfinite nodata), NaN
 # source pixels masked, size guards (--max-pixels, --force, --gsd 0.0001 fails fast), stale
 # temporary files of dead processes removed, Ctrl-C, creation options checked against the
-# driver's list, and the message of a missing input. Usage: safety.sh BUILD_DIR MODEL
+# driver's list, and the message of a missing input. Usage: safety.sh BUILD_DIR MODEL [PLUGIN_DIR]
 set -u
 B=$1
 MODEL=$2
+PLUGIN=${3:-}
 TEST_NAME=mm_safety_test
 . "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -129,6 +130,10 @@ if command -v python3 >/dev/null 2>&1; then
     gdalinfo -stats "$T/nd_emb.tif" 2>&1 | grep -q "no valid pixels" ||
         fail "mm_embed --nonfinite nodata: valid tokens from a NaN network"
     expect 2 "error or nodata" $MTI --nonfinite maybe "$T/scene_sar.tif" "$T/x_rgb.tif"
+    if [ -n "$PLUGIN" ]; then # the GDAL driver: a read error naming the window, never data
+        expect 1 "NaN or Inf at .* pixel offsets" env GDAL_DRIVER_PATH="$PLUGIN" gdal_translate -q \
+            -oo MODEL="$T/blown.safetensors" -oo STEPS=1 "MM:rgb:$T/scene_sar.tif" "$T/drv.tif"
+    fi
 else
     echo "SKIP: python3 not found (the non-finite checks)"
 fi
