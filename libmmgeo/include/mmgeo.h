@@ -458,8 +458,9 @@ typedef struct {
     GDALDataType type;
     int has_nodata;
     double nodata;
-    int has_mask; /* no nodata value but a source has a mask: mmgeo_run writes a per-dataset
-                     mask (the render's mask output) */
+    int has_mask; /* no nodata value but a source has a mask (mmgeo_run writes a per-dataset
+                     mask), or is floating-point, so may hold NaN (mmgeo_run adds the mask at the
+                     first invalid pixel): the render's mask output */
     int window, overlap, reduce;
 } mmgeo_region_info_t;
 

@@ -281,8 +281,9 @@ void mmgeo_region_info(const mmgeo_region *r, mmgeo_region_info_t *info) {
     info->width = r->W, info->height = r->H, info->bands = r->C, info->type = r->type;
     info->has_nodata = r->nodata_mode, info->nodata = r->nodata;
     for (int i = 0; i < r->ns && !r->nodata_mode; i++)
-        for (int b = 0; b < r->src[i].nb; b++)
-            info->has_mask |= r->src[i].mask[b] != NULL;
+        for (int b = 0; b < r->src[i].nb; b++) /* a mask; or floats, which may hold NaN */
+            info->has_mask |= r->src[i].mask[b] != NULL ||
+                              GDALDataTypeIsFloating(GDALGetRasterDataType(r->src[i].band[b]));
     info->window = r->S, info->overlap = r->O, info->reduce = r->reduce;
 }
 

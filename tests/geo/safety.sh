@@ -153,8 +153,9 @@ open(sys.argv[1] + ".hdr", "w").write(
     "map info = {UTM, 1, 1, 500000, 5000000, 10, 10, 32, North, WGS-84}\n")
 PY
     expect 0 "" $MTI -s sar --sar-units linear "$T/nan_sar.img" "$T/nans_rgb.tif"
-    gdal_translate -q -b mask -of ENVI "$T/nans_rgb.tif" "$T/nans_mask.img" || fail "no mask read"
-    python3 - "$T/nans_mask.img" <<'PY' >"$T/out.txt" 2>&1 || fail "NaN source pixels: $(cat "$T/out.txt")"
+    check_mask() { # the mask of $1: 0 exactly at the NaN source pixels
+    gdal_translate -q -b mask -of ENVI "$@" "$T/nans_mask.img" || fail "no mask read: $*"
+    python3 - "$T/nans_mask.img" <<'PY' >"$T/out.txt" 2>&1 || fail "NaN source pixels ($*): $(cat "$T/out.txt")"
 import sys
 m = open(sys.argv[1], "rb").read()
 w, h = 72, 54
@@ -163,6 +164,13 @@ bad = [(x, y) for y in range(h) for x in range(w)
        if (m[y * w + x] != 0) != (not (10 <= y < 20 and 5 <= x < 30))]
 assert not bad, "%d pixels wrong in the mask (NaN source pixels valid, or valid ones masked), e.g. %s" % (len(bad), bad[:3])
 PY
+    }
+    check_mask "$T/nans_rgb.tif"
+    if [ -n "$PLUGIN" ]; then # the driver's mask, the same
+        export GDAL_DRIVER_PATH="$PLUGIN"
+        check_mask -oo MODEL="$MODEL" -oo PROCESSOR=identity -oo SAR_UNITS=linear "MM:rgb:$T/nan_sar.img"
+        unset GDAL_DRIVER_PATH
+    fi
 fi
 
 [ "$fails" -eq 0 ] && echo "mm_safety_test: all checks passed" || { echo "mm_safety_test: $fails failed"; exit 1; }
