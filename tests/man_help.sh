@@ -31,8 +31,9 @@ for t in $tools; do
     for o in --version --help --help-general; do
         "$B/$t" $o >"$T/out.txt" 2>"$T/err.txt" || fail "$t $o: exit $?: $(head -3 "$T/err.txt")"
         [ -s "$T/out.txt" ] || fail "$t $o: nothing on stdout"
+        [ "$o" = --help ] && cp "$T/out.txt" "$T/help_raw.txt"
     done
-    "$B/$t" --help 2>/dev/null | tokens >"$T/help.txt"
+    tokens <"$T/help_raw.txt" >"$T/help.txt"
     # the rendered page, one very long line per paragraph, no hyphenation, no overstriking
     groff -man -Tascii -rLL=1000n -rHY=0 -P-c -P-b -P-o -P-u "$M/$t.1" 2>/dev/null |
         awk '/^[A-Z][A-Z ]*$/ { keep = ($0 == "SYNOPSIS" || $0 == "OPTIONS"); next } keep' |
