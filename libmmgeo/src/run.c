@@ -676,11 +676,14 @@ int mmgeo_size_guard(const mmgeo_job *job, const char *what, double w, double h,
     const double phys = pages > 0 && psz > 0 ? (double)pages * psz : 0;
     const double px = w * h;
     if (px <= maxpx && (!(phys > 0) || bytes <= phys)) return 0;
+    char mem[256] = "";
+    if (bytes > 0)
+        snprintf(mem, sizeof mem, " and needs about %.0f MiB of memory (%.0f MiB physical)",
+                 bytes / 1048576.0, phys / 1048576.0);
     return mmgeo_fail(err, errlen,
                       "the job is too large: the %s is %.0f x %.0f = %.4g pixels (limit %.4g, "
-                      "--max-pixels) and needs about %.0f MiB of memory (%.0f MiB physical); "
-                      "give --force to run it anyway",
-                      what, w, h, px, maxpx, bytes / 1048576.0, phys / 1048576.0);
+                      "--max-pixels)%s; give --force to run it anyway",
+                      what, w, h, px, maxpx, mem);
 }
 
 int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size_t errlen) {
