@@ -24,6 +24,14 @@ def sar_window(cfg):
     return units.SAR_DB_MIN, units.SAR_DB_MAX
 
 
+def water_fraction(rgb):
+    """The fraction of a window's pixels that look like open water, by the rule of mm_eval's
+    water mask without its smoothness test: every band below reflectance 0.07 and B >= 0.8 R
+    (rgb in the model's [-1, 1])."""
+    r = (np.asarray(rgb, np.float32) + 1) / 2
+    return float(((r.max(0) < 0.07) & (r[2] >= 0.8 * r[0])).mean())
+
+
 def luma(rgb):
     return (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
 

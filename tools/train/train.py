@@ -264,6 +264,20 @@ def make_latents(args, cfg, lib, model):
     return out
 
 
+def real_water(args, cfg, real):
+    """The water fraction of each window of an older real_latents.pt, its windows drawn again
+    (make_real_latents draws them from a fixed seed)."""
+    scenes = realdata.RealScenes(args.real, cfg, "train")
+    if [s[0] for s in scenes.scenes] != real["scenes"]:
+        sys.exit("train.py: the real scenes changed since real_latents.pt was written")
+    rng = np.random.default_rng(args.seed * 7 + 5)
+    n = real["latents"]["rgb"].shape[0]
+    water = torch.tensor([realdata.water_fraction(scenes.window(rng, cfg["image_size"])["rgb"])
+                          for _ in range(n)])
+    log(args.work, f"real latents: water in {int((water > 0.02).sum())} of {n} windows (> 2 %)")
+    return water
+
+
 @torch.no_grad()
 def make_real_latents(args, cfg, model):
     """With --real: the latents of --real-windows fixed windows of the real training scenes
@@ -271,7 +285,11 @@ def make_real_latents(args, cfg, model):
     pseudo-PAN from the real RGB), and for each window which modalities it holds."""
     path = os.path.join(args.work, "real_latents.pt")
     if os.path.exists(path):
-        return torch.load(path)
+        out = torch.load(path)
+        if "water" not in out:  # written before the water fraction was kept: the same windows
+            out["water"] = real_water(args, cfg, out)
+            save(path, out)
+        return out
     scenes = realdata.RealScenes(args.real, cfg, "train")
     rng = np.random.default_rng(args.seed * 7 + 5)
     S, C = cfg["image_size"], cfg["vae"]["latent_channels"]
@@ -290,7 +308,8 @@ def make_real_latents(args, cfg, model):
             if model.quant_conv is not None:
                 mom = model.quant_conv(mom)
             lat[m][part] = mom.float()[:, :C].half()
-    out = {"latents": lat, "has": has, "scenes": [s[0] for s in scenes.scenes]}
+    water = torch.tensor([realdata.water_fraction(w["rgb"]) for w in wins])
+    out = {"latents": lat, "has": has, "water": water, "scenes": [s[0] for s in scenes.scenes]}
     log(args.work, f"real latents: {n} windows of {len(scenes.scenes)} scenes, "
                    + ", ".join(f"{m} {int(has[m].sum())}" for m in mods))
     save(path, out)
@@ -390,19 +409,29 @@ def train_dit(args, cfg, model, data, real=None):
     t0 = time.time()
     pan_i, rgb_i = mods.index("pan"), mods.index("rgb")
     while step < args.steps:
-        lr = args.lr * min(1.0, (step + 1) / 200)  # warm-up
+        lr = args.lr * min(1.0, (step + 1) / max(1, args.warmup))  # warm-up
         for g in opt.param_groups:
             g["lr"] = lr
         # a pair, or with --triple-frac three modalities (joint generation of more than two
         # must not be out of distribution); the order of the sequence is random too
         use_real = real is not None and rng.random() < args.real_frac
-        if use_real:  # a pair of real modalities, from the windows that hold both
+        task = use_real and args.task_frac > 0 and rng.random() < args.task_frac
+        if task:  # the main job as it runs: the source clean, the target from noise
+            ms = [mods.index(m) for m in args.task.split(":")]
+        elif use_real:  # a pair of real modalities, from the windows that hold both
             ms = list(rpairs[int(rng.choice(len(rpairs), p=rprob))])
             if rng.random() < 0.5:
                 ms.reverse()
+        if use_real:
             both = real["has"][mods[ms[0]]] & real["has"][mods[ms[1]]]
             pool = torch.nonzero(both)[:, 0]
-            idx = pool[torch.from_numpy(rng.integers(0, len(pool), B))]
+            if args.water_boost > 0:
+                # windows with open water drawn (1 + --water-boost) times as often: the scenes
+                # are mostly dry land, where dark SAR is bare ground, not water
+                pw = 1 + args.water_boost * (real["water"][pool] > 0.02).double().numpy()
+                idx = pool[torch.from_numpy(rng.choice(len(pool), B, p=pw / pw.sum()))]
+            else:
+                idx = pool[torch.from_numpy(rng.integers(0, len(pool), B))]
             src = real["latents"]
         elif triples and rng.random() < args.triple_frac:
             ms = [int(i) for i in rng.permutation(triples[int(rng.integers(0, len(triples)))])]
@@ -417,6 +446,13 @@ def train_dit(args, cfg, model, data, real=None):
         for m in ms:
             z = src[mods[m]][idx].float()
             x0[m] = (z - shift) * scale
+        if use_real and args.latent_aug:
+            # the same flip and quarter turn of every modality's latent (the VAE is convolutional:
+            # a turned image has nearly the turned latent), 8x the real windows' variety
+            k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+            for m in ms:
+                z = torch.rot90(x0[m], k, dims=(2, 3))
+                x0[m] = torch.flip(z, dims=(3,)) if flip else z
         # pseudo-PAN (paper IV-B2): 30 % of PAN samples are the latent of the grey (luma) RGB
         # image of the same scene, precomputed by add_pseudo_pan (real windows: PAN is always
         # the luma of their real RGB)
@@ -425,13 +461,22 @@ def train_dit(args, cfg, model, data, real=None):
         # independent timestep per modality: a fraction --clean-frac clean (t = 0, a condition),
         # the rest U(0, 1)
         ts, eps, xt = {}, {}, {}
-        for m in ms:
+        for k, m in enumerate(ms):
             t = torch.rand(B, dtype=torch.float64)
-            t[torch.rand(B) < args.clean_frac] = 0.0
+            if task:  # source clean; the target's t uniform, a quarter of it in the last 0.1
+                t = torch.zeros(B, dtype=torch.float64) if k == 0 else torch.where(
+                    torch.rand(B) < 0.25, 0.9 + 0.1 * t, t)
+            else:
+                t[torch.rand(B) < args.clean_frac] = 0.0
             ts[m] = t
-        # modality drop (p = 0.1): one partition becomes pure noise at t = 1
+        # modality drop (p = 0.1): one partition becomes pure noise at t = 1 (in task steps only
+        # the source: the unconditional velocity that guidance needs)
         drop = torch.rand(B) < 0.1
-        if len(ms) == 2:
+        if task:
+            drop = torch.zeros(B, dtype=torch.bool)
+            drop[: max(1, B // 10)] = True
+            which = torch.zeros(B, dtype=torch.long)
+        elif len(ms) == 2:
             which = (torch.rand(B) >= 0.5).long()  # as before: the first dropped where rand < 0.5
         else:
             which = torch.randint(0, len(ms), (B,))
@@ -550,6 +595,16 @@ def main():
                          "pairs (a fraction --real-frac of its steps) and the simulator only for "
                          "pairs without SAR")
     ap.add_argument("--real-frac", type=float, default=0.75)
+    ap.add_argument("--task", default="sar:rgb",
+                    help="SOURCE:TARGET of the main job (with --real): the pair --task-frac trains "
+                         "as it runs, source clean and target from noise")
+    ap.add_argument("--task-frac", type=float, default=0.0,
+                    help="fraction of the real steps given to --task (0: pairs drawn as before)")
+    ap.add_argument("--latent-aug", type=int, default=0,
+                    help="1: random flip and quarter turn of the real windows' latents each step")
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--water-boost", type=float, default=0.0,
+                    help="real windows with more than 2 %% open water drawn 1 + this times as often")
     ap.add_argument("--real-windows", type=int, default=6144)
     ap.add_argument("--init-from", default=None,
                     help="start from an exported model file (weights only: a fresh optimizer) "
