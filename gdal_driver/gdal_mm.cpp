@@ -488,6 +488,14 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
                 return nullptr;
             }
         }
+    // NONFINITE=ERROR|NODATA (as --nonfinite): NaN or Inf from the network, never data
+    if (const char *nf = opt.FetchNameValue("NONFINITE")) {
+        if (!EQUAL(nf, "ERROR") && !EQUAL(nf, "NODATA")) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "MM: NONFINITE=%s is not ERROR or NODATA", nf);
+            return nullptr;
+        }
+        p.nonfinite = EQUAL(nf, "NODATA") ? MMGEO_NONFINITE_NODATA : MMGEO_NONFINITE_ERROR;
+    }
     const char *cache = opt.FetchNameValue("CACHE");
     if (!cache) cache = CPLGetConfigOption("MM_CACHE", nullptr);
     if (cache && !EQUAL(cache, "NONE")) p.cache_path = cache;
@@ -565,6 +573,9 @@ void GDALRegister_MM() {
         "<Value>db</Value><Value>linear</Value><Value>amplitude</Value></Option>"
         "<Option name='SAR_BAND' type='int' description='band of a multi-band SAR source "
         "(default: the one labelled VH; as mm_translate --sar-band)'/>"
+        "<Option name='NONFINITE' type='string-select' description='NaN or Inf from the network: "
+        "a read error naming the window (ERROR, default) or nodata pixels (NODATA; as "
+        "mm_translate --nonfinite)'><Value>ERROR</Value><Value>NODATA</Value></Option>"
         "<Option name='PROCESSOR' type='string-select' description='test hook: a test "
         "processor instead of the model'><Value>model</Value><Value>identity</Value>"
         "<Value>negate</Value></Option>"

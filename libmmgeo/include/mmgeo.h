@@ -451,6 +451,9 @@ typedef struct {
                                overview level); the grid is the reduced raster's */
     mmgeo_region *share;    /* NULL, or a region whose lock, cache and counters this one shares
                                (regions that share a processor must share the lock) */
+    mmgeo_nonfinite nonfinite; /* NaN or Inf from the processor in a rendered rectangle: an
+                                  error naming the window (default), or invalid pixels (nodata
+                                  or masked: the region then has a mask without a nodata value) */
 } mmgeo_region_options;
 
 typedef struct {
@@ -525,6 +528,7 @@ typedef struct {
     GDALDataType out_type;  /* GDT_Unknown: the target profile's, as -ot */
     mmgeo_sar_options sar;  /* SAR_UNITS, SAR_BAND (mmgeo_sar_option), as --sar-units and
                                --sar-band; messages name the open options */
+    mmgeo_nonfinite nonfinite; /* NONFINITE, as --nonfinite */
 } mmgeo_virtual_params;
 
 typedef struct mmgeo_virtual mmgeo_virtual;

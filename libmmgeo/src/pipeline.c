@@ -166,7 +166,7 @@ static void *writer(void *arg) {
                 const char *m = CPLGetLastErrorMsg();
                 pthread_mutex_lock(&p->mu);
                 p->wr_failed = 1;
-                snprintf(p->wr_msg, sizeof p->wr_msg, "%s", m && *m ? m : "unknown GDAL error");
+                snprintf(p->wr_msg, sizeof p->wr_msg, "%s", m && *m ? m : "GDAL gave no reason");
                 pthread_mutex_unlock(&p->mu);
             }
         }

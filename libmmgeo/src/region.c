@@ -36,6 +36,7 @@ struct mmgeo_region {
     GDALDataType type;
     int nodata_mode;
     double nodata;
+    mmgeo_nonfinite nonfinite; /* NaN or Inf from the processor: an error, or nodata */
     mmgeo_output_map map;
     char *settings, *source_tag, *ident;
     uint8_t prefix[32]; /* digest of settings and ident */
@@ -47,7 +48,7 @@ struct mmgeo_region {
 
 static const char *gdal_msg(void) {
     const char *m = CPLGetLastErrorMsg();
-    return m && *m ? m : "unknown GDAL error";
+    return m && *m ? m : "GDAL gave no reason";
 }
 
 void mmgeo_region_options_init(mmgeo_region_options *o) {
@@ -147,6 +148,7 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
     r->proc = *proc;
     r->ns = ns, r->S = S, r->O = O, r->C = proc->dst_channels[0];
     r->reduce = opt->reduce > 1 ? opt->reduce : 1;
+    r->nonfinite = opt->nonfinite;
     r->batch = job->batch > 0 ? job->batch : 1;
     if (opt->share) {
         r->sh = opt->share->sh;
@@ -280,6 +282,7 @@ void mmgeo_region_info(const mmgeo_region *r, mmgeo_region_info_t *info) {
     memset(info, 0, sizeof *info);
     info->width = r->W, info->height = r->H, info->bands = r->C, info->type = r->type;
     info->has_nodata = r->nodata_mode, info->nodata = r->nodata;
+    info->has_mask = !r->nodata_mode && r->nonfinite == MMGEO_NONFINITE_NODATA;
     for (int i = 0; i < r->ns && !r->nodata_mode; i++)
         for (int b = 0; b < r->src[i].nb; b++) /* a mask; or floats, which may hold NaN */
             info->has_mask |= r->src[i].mask[b] != NULL ||
@@ -386,6 +389,7 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
     if (acc) memset(acc, 0, rplane * (C + 1) * sizeof(float) + rplane);
     win *ws = calloc((size_t)nw, sizeof *ws);
     float *bsrc[MMGEO_MAX_IO] = {0}, *bdst = NULL;
+    uint8_t *bad = NULL; /* pixels the network gave NaN or Inf (MMGEO_NONFINITE_NODATA) */
     uint64_t *ids = malloc(sizeof(uint64_t) * (size_t)r->batch);
     int *slot = malloc(sizeof(int) * (size_t)r->batch);
     if (!ws || !vals || !ids || !slot) goto nomem;
@@ -463,26 +467,6 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
             rc = prc;
             goto out;
         }
-        for (int t = 0; t < n; t++) { /* NaN or Inf from the network: an error, never data */
-            const win *q = &ws[slot[t]];
-            const float *d = bdst + (size_t)t * C * plane;
-            const uint8_t *tv = q->val + (size_t)C * plane * sizeof(float);
-            long long nf = 0;
-            for (int py = 0; py < S && r->oy[q->ky] + py < r->H; py++)
-                for (int px = 0; px < S && r->ox[q->kx] + px < r->W; px++) {
-                    int hit = 0;
-                    for (int c = 0; c < C; c++) hit |= !isfinite(d[(size_t)c * plane + py * S + px]);
-                    nf += hit && tv[py * S + px];
-                }
-            if (nf) {
-                mmgeo_fail(err, errlen,
-                           "the model gave NaN or Inf at %lld pixel%s of the window at pixel "
-                           "offsets %d, %d (%d x %d pixels)",
-                           nf, nf == 1 ? "" : "s", r->ox[q->kx] * r->reduce,
-                           r->oy[q->ky] * r->reduce, S * r->reduce, S * r->reduce);
-                goto out;
-            }
-        }
         for (int t = 0; t < n; t++) {
             win *q = &ws[slot[t]];
             memcpy(q->val, bdst + (size_t)t * C * plane, (size_t)C * plane * sizeof(float));
@@ -497,18 +481,40 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
         }
     }
 
-    /* 3: blend in grid order (rows of windows, then columns), as mmgeo_run */
+    /* 3: blend in grid order (rows of windows, then columns), as mmgeo_run; NaN or Inf from
+       the network (kept as such in the caches) is an error naming the window, or, with
+       MMGEO_NONFINITE_NODATA, makes the pixel invalid (bad) */
+    if (r->nonfinite == MMGEO_NONFINITE_NODATA && !(bad = calloc(rplane, 1))) goto nomem;
     for (int k = 0; k < nw; k++) {
         const win *q = &ws[k];
         const int wx0 = r->ox[q->kx], wy0 = r->oy[q->ky];
         const uint8_t *tv = q->val + (size_t)C * plane * sizeof(float);
+        const float *qv = (const float *)q->val;
+        long long nf = 0;
         for (int py = 0; py < S && wy0 + py < r->H; py++) {
             const int Y = wy0 + py;
             if (Y < y || Y >= y + h) continue;
             for (int px = 0; px < S && wx0 + px < r->W; px++) {
                 const int X = wx0 + px;
-                if (X >= x && X < x + w) valid[(size_t)(Y - y) * w + (X - x)] = tv[py * S + px];
+                if (X < x || X >= x + w) continue;
+                const size_t o = (size_t)(Y - y) * w + (X - x);
+                valid[o] = tv[py * S + px];
+                int hit = 0;
+                for (int c = 0; c < C && q->val[vbytes - 1]; c++)
+                    hit |= !isfinite(qv[(size_t)c * plane + (size_t)py * S + px]);
+                if (hit && valid[o]) {
+                    nf++;
+                    if (bad) bad[o] = 1;
+                }
             }
+        }
+        if (nf && !bad) {
+            mmgeo_fail(err, errlen,
+                       "the model gave NaN or Inf at %lld pixel%s of the window at pixel offsets "
+                       "%d, %d (%d x %d pixels); NONFINITE=NODATA reads them as nodata",
+                       nf, nf == 1 ? "" : "s", wx0 * r->reduce, wy0 * r->reduce, S * r->reduce,
+                       S * r->reduce);
+            goto out;
         }
         if (!q->val[vbytes - 1]) continue;
         const float *res[1] = {(const float *)q->val};
@@ -516,6 +522,8 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
         mmgeo_blend_add(r->w1, S, wx0, wy0, r->W, r->H, x, y, w, h, rplane, 1, &r->C, res, wsum,
                         accs);
     }
+    for (size_t k = 0; bad && k < rplane; k++)
+        if (bad[k]) valid[k] = 0;
     for (int c = 0; c < C; c++)
         for (size_t k = 0; k < rplane; k++)
             out[(size_t)c * rplane + k] =
@@ -534,7 +542,7 @@ out:
     if (ws)
         for (int k = 0; k < nw; k++)
             free(ws[k].tiles);
-    free(ws), free(ids), free(slot), free(bdst);
+    free(ws), free(ids), free(slot), free(bdst), free(bad);
     for (int i = 0; i < ns; i++)
         free(bsrc[i]);
     return rc;

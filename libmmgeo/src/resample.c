@@ -17,7 +17,7 @@
 
 static const char *gdal_msg(void) {
     const char *m = CPLGetLastErrorMsg();
-    return m && *m ? m : "unknown GDAL error";
+    return m && *m ? m : "GDAL gave no reason";
 }
 
 /* Metres per pixel along the two axes of a W x H grid of geotransform gt in srs (name: for

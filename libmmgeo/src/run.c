@@ -53,7 +53,7 @@ static void warnf(const mmgeo_job *job, const char *fmt, ...) {
 
 static const char *gdal_msg(void) {
     const char *m = CPLGetLastErrorMsg();
-    return m && *m ? m : "unknown GDAL error";
+    return m && *m ? m : "GDAL gave no reason";
 }
 
 /* Percentile values of a band (over the whole raster, so independent of the processed extent). */

@@ -30,6 +30,7 @@ struct mmgeo_virtual {
     mmgeo_model_geo geo; /* the model's GSD range and I/O profiles */
     char note[1024];
     char **warnings;
+    mmgeo_nonfinite nonfinite; /* the regions' (NONFINITE) */
 };
 
 static void collect_warning(void *user, const char *msg) {
@@ -132,6 +133,7 @@ static void add_overviews(mmgeo_virtual *v) {
         mmgeo_region_options ro;
         mmgeo_region_options_init(&ro);
         ro.key = v->key;
+        ro.nonfinite = v->nonfinite;
         ro.reduce = f;
         ro.share = v->levels[0];
         char err[512];
@@ -157,6 +159,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
                           MMGEO_MAX_PROFILES);
     mmgeo_virtual *v = calloc(1, sizeof *v);
     if (!v) return mmgeo_fail(err, errlen, "out of memory");
+    v->nonfinite = p->nonfinite;
     const char *model_path = p->model_path && *p->model_path ? p->model_path
                              : getenv("MM_MODEL")            ? getenv("MM_MODEL")
                                                              : p->default_model;
@@ -458,6 +461,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     mmgeo_region_options ro;
     mmgeo_region_options_init(&ro);
     ro.key = v->key;
+    ro.nonfinite = v->nonfinite;
     ro.cache_path = p->cache_path;
     if (p->cache_mb >= 0) ro.cache_mb = p->cache_mb;
     if (mmgeo_region_open(job, proc, &ro, &v->levels[0], err, errlen)) goto fail;

@@ -133,6 +133,12 @@ if command -v python3 >/dev/null 2>&1; then
     if [ -n "$PLUGIN" ]; then # the GDAL driver: a read error naming the window, never data
         expect 1 "NaN or Inf at .* pixel offsets" env GDAL_DRIVER_PATH="$PLUGIN" gdal_translate -q \
             -oo MODEL="$T/blown.safetensors" -oo STEPS=1 "MM:rgb:$T/scene_sar.tif" "$T/drv.tif"
+        expect 0 "" env GDAL_DRIVER_PATH="$PLUGIN" gdal_translate -q -oo NONFINITE=NODATA \
+            -oo MODEL="$T/blown.safetensors" -oo STEPS=1 "MM:rgb:$T/scene_sar.tif" "$T/drv_nd.tif"
+        gdalinfo -stats "$T/drv_nd.tif" 2>&1 | grep -q "no valid pixels" ||
+            fail "the driver's NONFINITE=NODATA: valid pixels from a NaN network"
+        expect 1 "ERROR or NODATA" env GDAL_DRIVER_PATH="$PLUGIN" gdalinfo -oo NONFINITE=maybe \
+            -oo MODEL="$MODEL" "MM:rgb:$T/scene_sar.tif"
     fi
 else
     echo "SKIP: python3 not found (the non-finite checks)"
