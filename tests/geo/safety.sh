@@ -88,10 +88,12 @@ expect 0 "" $MTI "$T/scene_sar.tif" "$T/st/out_rgb.tif"
 ls -a "$T/st" | grep -q "mmtmp-$deadpid" && fail "a dead process's temporary files were kept: $(ls -a "$T/st")"
 [ -e "$T/st/.out_rgb.tif.mmtmp-$$.tif" ] || fail "a live process's temporary file was removed"
 rm -f "$T/st/.out_rgb.tif.mmtmp-$$.tif"
-# Ctrl-C: exit 130 within about a second, nothing left (a larger scene, many steps)
+# Ctrl-C: exit 130, stopped long before the job's end, nothing left (a larger scene, many steps;
+# the bound is loose on purpose: CI machines are loaded, an ASan build is slow; docs/tools.md has
+# the measured time)
 mkdir "$T/int"
 "$B/mm_make_samples" "$T/int" 1024 1024 >/dev/null || fail "mm_make_samples 1024"
-$B/mm_translate -q --threads 1 --steps 50 --model "$MODEL" "$T/int/scene_sar.tif" "$T/int/out_rgb.tif" \
+$B/mm_translate -q --threads 1 --steps 400 --model "$MODEL" "$T/int/scene_sar.tif" "$T/int/out_rgb.tif" \
     2>"$T/int/err.txt" &
 pid=$!
 sleep 2
@@ -101,10 +103,11 @@ wait $pid
 rc=$?
 dt=$(($(date +%s) - t0))
 [ "$rc" -eq 130 ] || fail "Ctrl-C: exit $rc (expected 130): $(cat "$T/int/err.txt")"
-[ "$dt" -le 2 ] || fail "Ctrl-C: $dt s to stop"
+[ "$dt" -le 15 ] || fail "Ctrl-C: $dt s to stop"
 no_file "$T/int/out_rgb.tif"
 
 # --- 2. non-finite results: the tiny model's weights scaled until the network overflows
+command -v python3 >/dev/null 2>&1 || fail "python3 not found (the non-finite and NaN-source checks need it)"
 if command -v python3 >/dev/null 2>&1; then
     python3 "$HERE/blow_model.py" "$MODEL" "$T/blown.safetensors" 1e30 || fail "blow_model.py"
     BT="$B/mm_translate -q --threads 1 --steps 1 --model $T/blown.safetensors"
@@ -140,8 +143,6 @@ if command -v python3 >/dev/null 2>&1; then
         expect 1 "ERROR or NODATA" env GDAL_DRIVER_PATH="$PLUGIN" gdalinfo -oo NONFINITE=maybe \
             -oo MODEL="$MODEL" "MM:rgb:$T/scene_sar.tif"
     fi
-else
-    echo "SKIP: python3 not found (the non-finite checks)"
 fi
 
 # --- 2b. NaN source pixels without a nodata value: masked in the output, never valid black
