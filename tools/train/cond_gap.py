@@ -27,12 +27,13 @@ import realdata  # noqa: E402
 import safetensors_io  # noqa: E402
 
 
-def load(path, cfg_path):
-    """(model, shift, scale) of a model file or a train.py checkpoint."""
+def load(path, cfg_path, raw=False):
+    """(model, shift, scale) of a model file or a train.py checkpoint (its EMA weights, or with
+    raw its current ones)."""
     if path.endswith(".pt"):
         cfg = json.load(open(cfg_path))
         model = R.build_model(cfg)
-        model.load_state_dict(torch.load(path)["ema"])
+        model.load_state_dict(torch.load(path)["model" if raw else "ema"])
         lat = torch.load(os.path.join(os.path.dirname(path), "latents.pt"))
         return model.eval(), cfg, lat["shift"], lat["scale"]
     tensors, meta, _ = safetensors_io.read(path)
@@ -71,19 +72,21 @@ def main():
     ap.add_argument("--config", default=os.path.join(HERE, "..", "..", "models", "default-config.json"),
                     help="the config of a dit.pt checkpoint")
     ap.add_argument("--task", default="sar:rgb")
+    ap.add_argument("--split", default="test", help="the windows' split (train: is it learnt at all)")
     ap.add_argument("--windows", type=int, default=96)
     ap.add_argument("--times", default="0.3,0.6,0.9,1.0")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--raw", action="store_true", help="a dit.pt's current weights, not its EMA")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     src, tgt = args.task.split(":")
     times = [float(t) for t in args.times.split(",")]
     scenes = None
-    print(f"conditioning gap, {args.task}, held-out windows; loss true / shuffled source, gap %")
+    print(f"conditioning gap, {args.task}, {args.split} windows; loss true / shuffled source, gap %")
     for path in args.models:
-        model, cfg, shift, scale = load(path, args.config)
+        model, cfg, shift, scale = load(path, args.config, args.raw)
         if scenes is None:  # the same windows for every model (the first model's config)
-            scenes = realdata.RealScenes(args.real, cfg, "test")
+            scenes = realdata.RealScenes(args.real, cfg, args.split)
             rng = np.random.default_rng(12345)
             S = cfg["image_size"]
             wins = [scenes.window(rng, S, need=(src, tgt)) for _ in range(args.windows)]
