@@ -172,6 +172,55 @@ static int get_int_array(errbuf *e, const cJSON *obj, const char *parent, const 
     return 0;
 }
 
+/* A string among `names` (NULL-terminated); absent: `def`. The message lists the accepted
+ * values, so a converted model's typo or a convention libmm lacks is named, never guessed. */
+static int get_enum(errbuf *e, const cJSON *obj, const char *parent, const char *key,
+                    const char *const *names, int def, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = def;
+    if (!v) return 0;
+    if (!cJSON_IsString(v))
+        return fail(e, "%s.%s must be a string, not %s", parent, key, type_name(v));
+    char list[256] = "";
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(v->valuestring, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s\"%s\"", i ? ", " : "", names[i]);
+    }
+    return fail(e, "%s.%s (\"%.40s\") is not supported: it must be one of %s", parent, key,
+                v->valuestring, list);
+}
+
+/* diffusers' vae.latents_mean / latents_std: null or an array of latent_channels numbers. */
+static int get_latent_stats(errbuf *e, const cJSON *vae, const char *key, int n, int positive,
+                            float *out, int *given)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(vae, key);
+    *given = 0;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsArray(v)) return fail(e, "vae.%s must be an array or null, not %s", key, type_name(v));
+    if (n > MM_MAX_LATENT_STATS)
+        return fail(e, "vae.%s: given for %d latent channels; at most %d are supported", key, n,
+                    MM_MAX_LATENT_STATS);
+    if (cJSON_GetArraySize(v) != n)
+        return fail(e, "vae.%s has %d entries; it must have one per latent channel (%d)", key,
+                    cJSON_GetArraySize(v), n);
+    int i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble) || fabs(c->valuedouble) > 1e30)
+            return fail(e, "vae.%s[%d] must be a finite number", key, i);
+        if (positive && !(c->valuedouble > 1e-30))
+            return fail(e, "vae.%s[%d] (%g) must be > 0", key, i, c->valuedouble);
+        out[i] = (float)c->valuedouble;
+    }
+    *given = 1;
+    return 0;
+}
+
 /* ---- sections ---------------------------------------------------------------------------- */
 
 static int diffusers_ignored(const char *k)
@@ -180,8 +229,7 @@ static int diffusers_ignored(const char *k)
      * we implement; keys starting with '_' are diffusers' own metadata (_class_name,
      * _diffusers_version, _name_or_path, _use_default_values, ...). */
     static const char *const ignored[] = {"act_fn", "down_block_types", "up_block_types",
-                                          "sample_size", "force_upcast", "latents_mean",
-                                          "latents_std", NULL};
+                                          "sample_size", "force_upcast", NULL};
     if (k[0] == '_') return 1;
     for (const char *const *a = ignored; *a; a++)
         if (strcmp(*a, k) == 0) return 1;
@@ -211,7 +259,8 @@ static int parse_vae(errbuf *e, const cJSON *vae, mm_vae_config *v)
     static const char *const keys[] = {
         "in_channels", "out_channels", "latent_channels", "block_out_channels",
         "layers_per_block", "norm_num_groups", "mid_block_add_attention", "use_quant_conv",
-        "use_post_quant_conv", "scaling_factor", "shift_factor", NULL};
+        "use_post_quant_conv", "scaling_factor", "shift_factor", "latents_mean", "latents_std",
+        NULL};
     if (!cJSON_IsObject(vae)) return fail(e, "vae must be an object, not %s", type_name(vae));
     if (check_keys(e, vae, "vae", keys, diffusers_ignored)) return -1;
 
@@ -246,6 +295,15 @@ static int parse_vae(errbuf *e, const cJSON *vae, mm_vae_config *v)
     if (v->scaling_factor == 0.0f) return fail(e, "vae.scaling_factor (%g) must be > 0", d);
     if (get_number(e, vae, "vae", "shift_factor", 0, 1, 0.0, &d)) return -1;
     if (to_float(e, "vae.shift_factor", d, &v->shift_factor)) return -1;
+    /* ignored until this version: a diffusers VAE trained with them gives wrong latents without */
+    int has_mean, has_std;
+    if (get_latent_stats(e, vae, "latents_mean", v->latent_channels, 0, v->latents_mean, &has_mean) ||
+        get_latent_stats(e, vae, "latents_std", v->latent_channels, 1, v->latents_std, &has_std))
+        return -1;
+    if (has_mean != has_std)
+        return fail(e, "vae.%s: missing (vae.%s is given; diffusers uses the two together)",
+                    has_mean ? "latents_std" : "latents_mean", has_mean ? "latents_mean" : "latents_std");
+    v->has_latents_stats = has_mean;
 
     /* accepted diffusers keys whose value we still check */
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(vae, "act_fn");
@@ -261,7 +319,12 @@ static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_confi
 {
     static const char *const keys[] = {"hidden_size", "num_heads",   "mlp_ratio",
                                        "patch_size",  "scene_depth", "gen_depth",
-                                       "freq_dim",    "ffn_branches", "routing", NULL};
+                                       "freq_dim",    "ffn_branches", "routing",
+                                       "timestep_scale", "time_direction", "pos_embed_order",
+                                       "scene_norm_out", "adaln_chunks", "condition", NULL};
+    static const char *const directions[] = {"noise_at_1", "data_at_1", NULL};
+    static const char *const orders[] = {"row_first", "column_first", NULL};
+    static const char *const conds[] = {"scene+time+modality", "scene+time", NULL};
     if (!cJSON_IsObject(dit)) return fail(e, "dit must be an object, not %s", type_name(dit));
     if (check_keys(e, dit, "dit", keys, NULL)) return -1;
 
@@ -313,6 +376,24 @@ static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_confi
                         t->ffn_branches, n_modalities);
         for (int m = 0; m < n_modalities; m++) t->routing[m] = m;
     }
+
+    /* conventions: absent means the project's own, so every earlier model loads unchanged */
+    double sc;
+    if (get_number(e, dit, "dit", "timestep_scale", 0, 0, 1000.0, &sc)) return -1;
+    if (!(sc > 0.0) || sc > 1e9)
+        return fail(e, "dit.timestep_scale (%g) must be in (0, 1e9]", sc);
+    t->timestep_scale = sc;
+    if (get_enum(e, dit, "dit", "time_direction", directions, 0, &t->time_data_at_1)) return -1;
+    if (get_enum(e, dit, "dit", "pos_embed_order", orders, 0, &t->pos_column_first)) return -1;
+    if (get_bool(e, dit, "dit", "scene_norm_out", 1, &t->scene_norm_out)) return -1;
+    if (get_int(e, dit, "dit", "adaln_chunks", 0, 6, 0, MAX_SIZE, &t->adaln_chunks)) return -1;
+    if (t->adaln_chunks != 6 && t->adaln_chunks != 4)
+        return fail(e, "dit.adaln_chunks (%d) is not supported: it must be 6 (shift, scale, gate "
+                       "of attention and FFN: adaLN-Zero) or 4 (shift, scale of each: adaLN)",
+                    t->adaln_chunks);
+    int cond;
+    if (get_enum(e, dit, "dit", "condition", conds, 0, &cond)) return -1;
+    t->cond_modality = cond == 0;
     return 0;
 }
 
@@ -321,12 +402,15 @@ static const char *const sampler_names[] = {"euler", "heun", "euler_maruyama"};
 static int parse_sampling(errbuf *e, const cJSON *s, mm_sampling_config *out)
 {
     static const char *const keys[] = {"sampler", "steps", "guidance", "sde_eta", "time_shift",
-                                       NULL};
+                                       "final_step", "final_step_size", NULL};
+    static const char *const finals[] = {"euler", "mean", NULL};
     out->sampler = 2;
     out->steps = 250;
     out->guidance = 1.2f;
     out->sde_eta = 1.0f;
     out->time_shift = 1.0f;
+    out->final_mean = 0;
+    out->final_step_size = 0.0f;
     if (!s) return 0;
     if (!cJSON_IsObject(s)) return fail(e, "sampling must be an object, not %s", type_name(s));
     if (check_keys(e, s, "sampling", keys, NULL)) return -1;
@@ -356,6 +440,11 @@ static int parse_sampling(errbuf *e, const cJSON *s, mm_sampling_config *out)
     if (!(d > 0.0)) return fail(e, "sampling.time_shift (%g) must be > 0", d);
     if (to_float(e, "sampling.time_shift", d, &out->time_shift)) return -1;
     if (out->time_shift == 0.0f) return fail(e, "sampling.time_shift (%g) must be > 0", d);
+    if (get_enum(e, s, "sampling", "final_step", finals, 0, &out->final_mean)) return -1;
+    if (get_number(e, s, "sampling", "final_step_size", 0, 0, 0.0, &d)) return -1;
+    if (!(d >= 0.0 && d < 1.0))
+        return fail(e, "sampling.final_step_size (%g) must be in [0, 1)", d);
+    out->final_step_size = (float)d;
     return 0;
 }
 
@@ -673,11 +762,11 @@ static void visit_vae(visit *v, const mm_vae_config *c)
     conv(v, "decoder.conv_out", c->out_channels, c0, 3);
 }
 
-static void attn_block(visit *v, const char *p, int64_t H)
+static void attn_block(visit *v, const char *p, int64_t H, int64_t chunks)
 {
     char q[160];
     sub(q, sizeof q, p, ".adaLN_modulation.1");
-    linear(v, q, 6 * H, H);
+    linear(v, q, chunks * H, H);
     sub(q, sizeof q, p, ".attn.qkv");
     linear(v, q, 3 * H, H);
     sub(q, sizeof q, p, ".attn.proj");
@@ -703,13 +792,13 @@ static void visit_dit(visit *v, const mm_config *cfg)
     for (int i = 0; i < d->scene_depth; i++) {
         char b[64];
         snprintf(b, sizeof b, "scene.blocks.%d", i);
-        attn_block(v, b, H);
+        attn_block(v, b, H, d->adaln_chunks);
         sub(q, sizeof q, b, ".mlp.fc1");
         linear(v, q, F, H);
         sub(q, sizeof q, b, ".mlp.fc2");
         linear(v, q, H, F);
     }
-    norm(v, "scene.norm_out", H);
+    if (d->scene_norm_out) norm(v, "scene.norm_out", H);
 
     for (int m = 0; m < cfg->n_modalities; m++) {
         snprintf(q, sizeof q, "gen.x_embedder.%d", m);
@@ -719,7 +808,7 @@ static void visit_dit(visit *v, const mm_config *cfg)
     for (int j = 0; j < d->gen_depth; j++) {
         char b[64];
         snprintf(b, sizeof b, "gen.blocks.%d", j);
-        attn_block(v, b, H);
+        attn_block(v, b, H, d->adaln_chunks);
         for (int br = 0; br < d->ffn_branches; br++) {
             sub(q, sizeof q, b, ".mlp.%d.fc1", br);
             linear(v, q, F, H);

@@ -8,6 +8,7 @@
 #define MM_MAX_MODALITIES 16
 #define MM_MAX_VAE_BLOCKS 8
 #define MM_MODALITY_NAME_MAX 32
+#define MM_MAX_LATENT_STATS 256 /* channels for which vae.latents_mean/std can be given */
 
 typedef struct {
     int in_channels, out_channels, latent_channels;
@@ -18,6 +19,10 @@ typedef struct {
     int mid_block_add_attention;
     int use_quant_conv, use_post_quant_conv;
     float scaling_factor, shift_factor;
+    /* diffusers' per-channel latents_mean / latents_std (has_latents_stats: both given):
+     * z_c = (mean_c - shift - latents_mean[c]) * scaling / latents_std[c] */
+    int has_latents_stats;
+    float latents_mean[MM_MAX_LATENT_STATS], latents_std[MM_MAX_LATENT_STATS];
 } mm_vae_config;
 
 typedef struct {
@@ -25,12 +30,21 @@ typedef struct {
     int scene_depth, gen_depth, freq_dim;
     int ffn_branches;
     int routing[MM_MAX_MODALITIES];
+    /* conventions (docs/model-format.md "Conventions"); the defaults are the project's own */
+    double timestep_scale; /* features of timestep_scale * t_net (1000) */
+    int time_data_at_1;    /* 0: the network sees t (0 = data); 1: 1 - t and returns -v (SiT) */
+    int pos_column_first;  /* 0: pos = [sincos(row), sincos(col)]; 1: [col, row] (DiT/MAE) */
+    int scene_norm_out;    /* 1: S = affine LN(x) (scene.norm_out); 0: S = x */
+    int adaln_chunks;      /* 6: shift, scale, gate x2 (adaLN-Zero); 4: no gates (adaLN) */
+    int cond_modality;     /* 1: condition e_t + e_m (and S in the generator); 0: e_t only */
 } mm_dit_config;
 
 typedef struct {
     int sampler; /* mm_sampler */
     int steps;
     float guidance, sde_eta, time_shift;
+    int final_mean;         /* 1: the last step is the SDE step's mean (SiT's "Mean") */
+    float final_step_size;  /* > 0: the grid ends at t = this, then one step to 0 (SiT 0.04) */
 } mm_sampling_config;
 
 typedef struct {

@@ -14,7 +14,7 @@
 
 static const float LN_EPS = 1e-6f;
 
-/* One DiT block over rows = n_seq * S, with modulation table `mod` ([groups, 6H], row r uses
+/* One DiT block over rows = n_seq * S, with modulation table `mod` ([groups, K H], row r uses
  * group r / rows_per_group) and FFN weights fc1/fc2. x is updated in place. */
 static int block_forward(mm_context *ctx, const mm_block_w *w, float *x, int n_seq, int S,
                          const float *cond_silu, int64_t n_groups, int64_t rows_per_group,
@@ -22,7 +22,8 @@ static int block_forward(mm_context *ctx, const mm_block_w *w, float *x, int n_s
     const mm_config *c = &ctx->model->cfg;
     const int H = c->dit.hidden_size, F = c->dit.mlp_hidden;
     const int64_t rows = (int64_t)n_seq * S;
-    float *mod = mm_ws(ctx, WS_MODTAB, (size_t)n_groups * 6 * H);
+    const int K = c->dit.adaln_chunks; /* 6, or 4 without gates (config.c allows no other) */
+    float *mod = mm_ws(ctx, WS_MODTAB, (size_t)n_groups * K * H);
     float *h = mm_ws(ctx, WS_NORM, (size_t)rows * H);
     float *qkv = mm_ws(ctx, WS_QKV, (size_t)rows * 3 * H);
     float *att = mm_ws(ctx, WS_ATT, (size_t)rows * H);
@@ -30,17 +31,22 @@ static int block_forward(mm_context *ctx, const mm_block_w *w, float *x, int n_s
     float *f = mm_ws(ctx, WS_FFN, (size_t)rows * F);
     if (!mod || !h || !qkv || !att || !y || !f) return 1;
     TRY(OPS->linear(BE, mod, cond_silu, n_groups, n_groups / n_seq, &w->ada, MM_ACT_NONE));
+    /* chunk k of the modulation table, in the order shift, scale[, gate] of attention, then
+     * of the FFN; without gates (K = 4) the residual branches are added as they are */
     mm_modulation m[6];
-    for (int k = 0; k < 6; k++) m[k] = (mm_modulation){mod + (int64_t)k * H, 6 * H, rows_per_group};
+    for (int k = 0; k < K; k++) m[k] = (mm_modulation){mod + (int64_t)k * H, K * H, rows_per_group};
+    const int per = K / 2; /* chunks per sub-block */
     TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, m[0], m[1]));
     TRY(OPS->linear(BE, qkv, h, rows, S, &w->qkv, MM_ACT_NONE));
     TRY(OPS->attention(BE, att, qkv, n_seq, S, c->dit.num_heads, H / c->dit.num_heads));
     TRY(OPS->linear(BE, y, att, rows, S, &w->proj, MM_ACT_NONE));
-    TRY(OPS->gated_add(BE, x, y, rows, H, m[2]));
-    TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, m[3], m[4]));
+    if (K == 6) TRY(OPS->gated_add(BE, x, y, rows, H, m[2]));
+    else TRY(OPS->axpby(BE, x, 1.0f, y, 1.0f, (size_t)(rows * H)));
+    TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, m[per], m[per + 1]));
     TRY(OPS->linear(BE, f, h, rows, S, fc1, MM_ACT_GELU_TANH));
     TRY(OPS->linear(BE, y, f, rows, S, fc2, MM_ACT_NONE));
-    TRY(OPS->gated_add(BE, x, y, rows, H, m[5]));
+    if (K == 6) TRY(OPS->gated_add(BE, x, y, rows, H, m[5]));
+    else TRY(OPS->axpby(BE, x, 1.0f, y, 1.0f, (size_t)(rows * H)));
     return 0;
 }
 
@@ -61,7 +67,9 @@ static int embed_tokens(mm_context *ctx, float *tok, const float *latent, int n,
     return 0;
 }
 
-/* Condition table c[(tile, part)] = e_t(t) + e_m, and SiLU of it. */
+/* Condition table c[(tile, part)] = e_t(t) + e_m (e_t alone with dit.condition "scene+time"),
+ * and SiLU of it. The engine's t (0 = data) becomes the network's time here, once: 1 - t for a
+ * model trained with t = 1 at the data (dit.time_direction), times dit.timestep_scale. */
 static int conditions(mm_context *ctx, int n_tiles, int n_parts, const mm_part_dev *parts,
                       float **cond_out, float **cond_silu_out) {
     const mm_model *m = ctx->model;
@@ -80,7 +88,9 @@ static int conditions(mm_context *ctx, int n_tiles, int n_parts, const mm_part_d
     for (int b = 0; b < n_tiles; b++)
         for (int p = 0; p < n_parts; p++) {
             const int64_t g = (int64_t)b * n_parts + p;
-            const double t = 1000.0 * parts[p].t[b];
+            const double tn = m->cfg.dit.time_data_at_1 ? 1.0 - (double)parts[p].t[b]
+                                                        : (double)parts[p].t[b];
+            const double t = m->cfg.dit.timestep_scale * tn;
             for (int i = 0; i < half; i++) {
                 const double f = exp(-log(10000.0) * i / half);
                 feat_h[g * fd + i] = (float)cos(t * f);
@@ -94,7 +104,7 @@ static int conditions(mm_context *ctx, int n_tiles, int n_parts, const mm_part_d
         OPS->upload(BE, em, em_h, (size_t)(G * H)) ||
         OPS->linear(BE, hid, feat, G, n_parts, &m->dit.t_mlp0, MM_ACT_SILU) ||
         OPS->linear(BE, cond, hid, G, n_parts, &m->dit.t_mlp2, MM_ACT_NONE) ||
-        OPS->axpby(BE, cond, 1.0f, em, 1.0f, (size_t)(G * H)) ||
+        (m->cfg.dit.cond_modality && OPS->axpby(BE, cond, 1.0f, em, 1.0f, (size_t)(G * H))) ||
         OPS->silu(BE, cs, cond, (size_t)(G * H))) {
         mm_ctx_backend_failed(ctx, "condition embedding");
         goto done;
@@ -142,6 +152,9 @@ static int generator(mm_context *ctx, int n_tiles, int n_parts, const mm_part_de
                                 (mm_modulation){gm + H, 2 * H, 1}));
     TRY(OPS->linear(BE, out, h, rows, N, &m->dit.final_linear, MM_ACT_NONE));
     TRY(OPS->unpatchify(BE, v, out, n_tiles, C, c->latent_size, p));
+    /* t = 1 at the data: the network's velocity is data - noise, the engine's noise - data */
+    if (c->dit.time_data_at_1)
+        TRY(OPS->affine(BE, v, v, -1.0f, 0.0f, (size_t)n_tiles * C * c->latent_size * c->latent_size));
     return 0;
 }
 
@@ -174,10 +187,14 @@ int mm_dit_forward(mm_context *ctx, int n_tiles, int n_parts, const mm_part_dev 
             return 1;
         if (ctx->trace && i == 0) ctx->trace(ctx->trace_user, "scene.block0.out", x, (size_t)(rows * H));
     }
-    const float *nw = OPS->resident(BE, m->dit.scene_norm_out.weight, H);
-    const float *nb = OPS->resident(BE, m->dit.scene_norm_out.bias, H);
-    if (!nw || !nb) return mm_ctx_backend_failed(ctx, "scene norm");
-    TRY(OPS->layernorm_affine(BE, scene, x, rows, H, LN_EPS, nw, nb));
+    if (c->dit.scene_norm_out) {
+        const float *nw = OPS->resident(BE, m->dit.scene_norm_out.weight, H);
+        const float *nb = OPS->resident(BE, m->dit.scene_norm_out.bias, H);
+        if (!nw || !nb) return mm_ctx_backend_failed(ctx, "scene norm");
+        TRY(OPS->layernorm_affine(BE, scene, x, rows, H, LN_EPS, nw, nb));
+    } else {
+        TRY(OPS->copy(BE, scene, x, (size_t)(rows * H))); /* S = x: no final norm */
+    }
     for (int j = 0; j < n_targets; j++) {
         const int tp = target_parts[j];
         if (generator(ctx, n_tiles, n_parts, &parts[tp], tp, scene, cond, v[j])) return 1;

@@ -267,24 +267,26 @@ static int bind_dit(mm_model *m, binder *b) {
             }
         }
     }
-    d->scene_norm_out = norm(b, "scene.norm_out");
+    if (c->dit.scene_norm_out) d->scene_norm_out = norm(b, "scene.norm_out");
     d->final_ada = lin(b, "gen.final_layer.adaLN_modulation.1");
     d->final_linear = lin(b, "gen.final_layer.linear");
     return 0;
 }
 
-/* The fixed 2-D sin-cos position embedding (docs/architecture.md section 2). */
-static void pos_embed(float *pe, int T, int H) {
+/* The fixed 2-D sin-cos position embedding (docs/architecture.md section 2): the first half
+ * encodes the row, or the column for models trained with DiT/MAE's table (column_first). */
+static void pos_embed(float *pe, int T, int H, int column_first) {
     const int q = H / 4;
     for (int r = 0; r < T; r++)
         for (int c = 0; c < T; c++) {
             float *row = pe + ((int64_t)r * T + c) * H;
+            const int a = column_first ? c : r, b = column_first ? r : c;
             for (int i = 0; i < q; i++) {
                 const double w = pow(10000.0, -(double)i / q);
-                row[i] = (float)sin(r * w);
-                row[q + i] = (float)cos(r * w);
-                row[2 * q + i] = (float)sin(c * w);
-                row[3 * q + i] = (float)cos(c * w);
+                row[i] = (float)sin(a * w);
+                row[q + i] = (float)cos(a * w);
+                row[2 * q + i] = (float)sin(b * w);
+                row[3 * q + i] = (float)cos(b * w);
             }
         }
 }
@@ -362,7 +364,8 @@ static mm_status alloc_weights(mm_model *m, int64_t total, char **errmsg) {
 
 /* Position table and weight binding, once every tensor is in m->f32 / m->bf16. */
 static mm_status finish(mm_model *m, const slot_list *l, char **errmsg) {
-    pos_embed(m->pos_embed, m->cfg.tokens_per_side, m->cfg.dit.hidden_size);
+    pos_embed(m->pos_embed, m->cfg.tokens_per_side, m->cfg.dit.hidden_size,
+              m->cfg.dit.pos_column_first);
     binder b = {m, l, 0, ""};
     if (bind_vae(m, &b) || bind_dit(m, &b)) {
         mm_set_errmsg(errmsg, "out of memory");

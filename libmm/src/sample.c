@@ -116,8 +116,15 @@ typedef struct {
     float *t_host;      /* (ns + nt) x (2B) times */
 } sampler_state;
 
-static double time_at(const mm_sample_params *p, int i) {
-    const double tau = 1.0 - (double)i / p->steps, s = p->time_shift;
+/* t_i of the grid (docs/architecture.md section 5). With sampling.final_step_size d > 0 (SiT's
+ * last_step_size) the first n - 1 steps cover [1, d] evenly and the last one goes d -> 0. */
+static double time_at(const sampler_state *st, int i) {
+    const mm_sample_params *p = st->p;
+    const double d = st->ctx->model->cfg.sampling.final_step_size, s = p->time_shift;
+    double tau;
+    if (i >= p->steps) tau = 0.0;
+    else if (d > 0.0) tau = p->steps > 1 ? 1.0 - (double)i * (1.0 - d) / (p->steps - 1) : 1.0;
+    else tau = 1.0 - (double)i / p->steps;
     return s * tau / (1.0 + (s - 1.0) * tau);
 }
 
@@ -177,8 +184,9 @@ static int run_sampler(sampler_state *s, float *x) {
     if (!v || !x2 || !xi) return 1;
     for (int j = 0; j < s->nt; j++)
         if (fill_noise(s, x + (size_t)j * s->B * s->lat, MM_NOISE_INITIAL, s->tgt_mods[j], 0)) return 1;
+    const int final_mean = ctx->model->cfg.sampling.final_mean;
     for (int i = 0; i < p->steps; i++) {
-        const double t = time_at(p, i), tn = time_at(p, i + 1), dt = t - tn;
+        const double t = time_at(s, i), tn = time_at(s, i + 1), dt = t - tn;
         if (velocity(s, x, t, v)) return 1;
         if (p->sampler == MM_SAMPLER_HEUN && tn > 0.0) {
             if (OPS->copy(BE, x2, x, n) || OPS->axpby(BE, x2, (float)-dt, v, 1.0f, n))
@@ -187,15 +195,16 @@ static int run_sampler(sampler_state *s, float *x) {
             if (OPS->axpby(BE, x, (float)(-dt / 2), v, 1.0f, n) ||
                 OPS->axpby(BE, x, (float)(-dt / 2), xi, 1.0f, n))
                 return mm_ctx_backend_failed(ctx, "heun");
-        } else if (p->sampler == MM_SAMPLER_EULER_MARUYAMA && tn > 0.0) {
-            /* x - dt (v + eta eps_hat), eps_hat = x + (1 - t) v, plus sqrt(2 eta t dt) xi */
+        } else if (p->sampler == MM_SAMPLER_EULER_MARUYAMA && (tn > 0.0 || final_mean)) {
+            /* x - dt (v + eta eps_hat), eps_hat = x + (1 - t) v, plus sqrt(2 eta t dt) xi; the
+             * last step of sampling.final_step "mean" is this step's mean (SiT's "Mean") */
             const double eta = p->sde_eta;
             if (OPS->axpby(BE, x, (float)(-dt * (1.0 + eta * (1.0 - t))), v, (float)(1.0 - dt * eta), n))
                 return mm_ctx_backend_failed(ctx, "sde step");
-            for (int j = 0; j < s->nt; j++)
+            for (int j = 0; tn > 0.0 && j < s->nt; j++)
                 if (fill_noise(s, xi + (size_t)j * s->B * s->lat, MM_NOISE_SDE, s->tgt_mods[j], i))
                     return 1;
-            if (OPS->axpby(BE, x, (float)sqrt(2.0 * eta * t * dt), xi, 1.0f, n))
+            if (tn > 0.0 && OPS->axpby(BE, x, (float)sqrt(2.0 * eta * t * dt), xi, 1.0f, n))
                 return mm_ctx_backend_failed(ctx, "sde noise");
         } else {
             if (OPS->axpby(BE, x, (float)-dt, v, 1.0f, n)) return mm_ctx_backend_failed(ctx, "euler");

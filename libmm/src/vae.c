@@ -144,12 +144,25 @@ int mm_vae_encode_dev(mm_context *ctx, int modality, int n, const float *img, fl
         if (conv(ctx, a.buf[t], a.buf[a.cur], &a, &v->quant, 1)) return 1;
         a.cur = t;
     }
-    /* mean = first L of the 2L channels, per image; then (mean - shift) * scale */
+    /* mean = first L of the 2L channels, per image; then (mean - shift) * scale, or with
+     * diffusers' per-channel statistics (mean - shift - latents_mean[c]) * scale / latents_std[c] */
     const size_t plane = (size_t)a.h * a.w;
-    for (int b = 0; b < n; b++)
-        TRY(OPS->affine(BE, lat + (size_t)b * L * plane, a.buf[a.cur] + (size_t)b * 2 * L * plane,
-                        c->vae.scaling_factor, -c->vae.shift_factor * c->vae.scaling_factor,
-                        (size_t)L * plane));
+    const mm_vae_config *vc = &c->vae;
+    for (int b = 0; b < n; b++) {
+        if (!vc->has_latents_stats) {
+            TRY(OPS->affine(BE, lat + (size_t)b * L * plane, a.buf[a.cur] + (size_t)b * 2 * L * plane,
+                            vc->scaling_factor, -vc->shift_factor * vc->scaling_factor,
+                            (size_t)L * plane));
+            continue;
+        }
+        for (int ch = 0; ch < L; ch++) {
+            const double g = (double)vc->scaling_factor / vc->latents_std[ch];
+            const double o = -((double)vc->shift_factor + vc->latents_mean[ch]) * g;
+            TRY(OPS->affine(BE, lat + ((size_t)b * L + ch) * plane,
+                            a.buf[a.cur] + ((size_t)b * 2 * L + ch) * plane, (float)g, (float)o,
+                            plane));
+        }
+    }
     return 0;
 }
 
@@ -163,8 +176,19 @@ int mm_vae_decode_dev(mm_context *ctx, int modality, int n, const float *lat, fl
     a.c = L;
     a.h = a.w = LS;
     a.cur = 0;
-    TRY(OPS->affine(BE, a.buf[0], lat, 1.0f / c->vae.scaling_factor, c->vae.shift_factor,
-                    (size_t)n * L * LS * LS));
+    if (!c->vae.has_latents_stats) {
+        TRY(OPS->affine(BE, a.buf[0], lat, 1.0f / c->vae.scaling_factor, c->vae.shift_factor,
+                        (size_t)n * L * LS * LS));
+    } else { /* the inverse of the encoder's per-channel map */
+        const size_t plane = (size_t)LS * LS;
+        for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < L; ch++) {
+                const size_t off = ((size_t)b * L + ch) * plane;
+                const double g = (double)c->vae.latents_std[ch] / c->vae.scaling_factor;
+                const double o = (double)c->vae.shift_factor + c->vae.latents_mean[ch];
+                TRY(OPS->affine(BE, a.buf[0] + off, lat + off, (float)g, (float)o, plane));
+            }
+    }
     int t;
     if (v->has_post_quant) {
         t = other(&a, -1, -1);
