@@ -61,6 +61,20 @@ def validate_config(cfg):
     req(all(c % vae["norm_num_groups"] == 0 for c in boc), "block_out_channels % norm_num_groups")
     req(float(dit["mlp_ratio"] * H).is_integer(), "mlp_ratio * hidden_size integer")
     req(dit["freq_dim"] % 2 == 0, "freq_dim even")
+    cv = conventions(cfg)
+    req(cv["timestep_scale"] > 0, "dit.timestep_scale must be > 0")
+    req(cv["time_direction"] in ("noise_at_1", "data_at_1"), "dit.time_direction")
+    req(cv["pos_embed_order"] in ("row_first", "column_first"), "dit.pos_embed_order")
+    req(isinstance(cv["scene_norm_out"], bool), "dit.scene_norm_out is a boolean")
+    req(cv["adaln_chunks"] in (4, 6), "dit.adaln_chunks must be 6 or 4")
+    req(cv["condition"] in ("scene+time+modality", "scene+time"), "dit.condition")
+    req(cv["final_step"] in ("euler", "mean"), "sampling.final_step")
+    req(0.0 <= cv["final_step_size"] < 1.0, "sampling.final_step_size in [0, 1)")
+    lm, ls = vae.get("latents_mean"), vae.get("latents_std")
+    req((lm is None) == (ls is None), "vae.latents_mean and latents_std go together")
+    if lm is not None:
+        req(len(lm) == len(ls) == vae["latent_channels"], "vae.latents_mean/std: one per channel")
+        req(all(x > 0 for x in ls), "vae.latents_std > 0")
     geo = cfg.get("geo")  # GSD range and I/O profiles: passed through to the exported config
     if geo is not None:
         req(isinstance(geo, dict) and set(geo) <= {"gsd_range_m", "profiles"},
@@ -72,6 +86,21 @@ def validate_config(cfg):
         req(isinstance(prof, dict) and all(k in mods and isinstance(v, str) and v for k, v in prof.items()),
             "geo.profiles maps modality names to profile strings")
     return cfg
+
+
+def conventions(cfg):
+    """The convention fields of docs/model-format.md with their defaults (the project's own)."""
+    d, s = cfg["dit"], cfg.get("sampling", {})
+    return {
+        "timestep_scale": float(d.get("timestep_scale", 1000.0)),
+        "time_direction": d.get("time_direction", "noise_at_1"),
+        "pos_embed_order": d.get("pos_embed_order", "row_first"),
+        "scene_norm_out": d.get("scene_norm_out", True),
+        "adaln_chunks": d.get("adaln_chunks", 6),
+        "condition": d.get("condition", "scene+time+modality"),
+        "final_step": s.get("final_step", "euler"),
+        "final_step_size": float(s.get("final_step_size", 0.0)),
+    }
 
 
 def latent_geometry(cfg):
@@ -235,8 +264,8 @@ class Decoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def timestep_features(t, freq_dim):
-    """Sinusoidal features of 1000*t, [cos..., sin...], computed in float64.
+def timestep_features(t, freq_dim, scale=1000.0):
+    """Sinusoidal features of scale*t (dit.timestep_scale), [cos..., sin...], in float64.
 
     t: tensor [B] (any float dtype; widened to float64). Returns float64 [B, freq_dim].
     reading: f_i = exp(-ln(10000) * i / (freq_dim/2)) and the argument (1000 t) * f_i are formed
@@ -245,16 +274,17 @@ def timestep_features(t, freq_dim):
     half = freq_dim // 2
     i = torch.arange(half, dtype=torch.float64)
     f = torch.exp(-math.log(10000.0) * i / half)
-    arg = (1000.0 * t.to(torch.float64))[:, None] * f[None, :]
+    arg = (scale * t.to(torch.float64))[:, None] * f[None, :]
     return torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
 
 
-def pos_embed(H, grid):
+def pos_embed(H, grid, column_first=False):
     """Fixed 2-D sin-cos position embedding, float64 [grid*grid, H], tokens row-major.
 
     Token (r, c) gets [sincos(r), sincos(c)], sincos(x) = [sin(x w_i)..., cos(x w_i)...],
     w_i = 10000^(-i/(H/4)), i < H/4. (Row coordinate first, unlike the DiT/MAE code, whose
-    first half uses the column coordinate; the spec is explicit.)
+    first half uses the column coordinate; the spec is explicit. dit.pos_embed_order
+    "column_first" gives that table: [sincos(c), sincos(r)].)
     """
     assert H % 4 == 0
     q = H // 4
@@ -267,6 +297,8 @@ def pos_embed(H, grid):
         a = x[:, None] * w[None, :]
         return torch.cat([torch.sin(a), torch.cos(a)], dim=-1)
 
+    if column_first:
+        return torch.cat([sincos(c), sincos(r)], dim=-1)
     return torch.cat([sincos(r), sincos(c)], dim=-1)
 
 
@@ -279,14 +311,23 @@ def modulate(x, shift, scale):
     return x * (1 + scale) + shift
 
 
+def split_mod(mod, chunks):
+    """(sa, ca, ga, sf, cf, gf); with 4 chunks (adaLN without gates) the gates are 1."""
+    if chunks == 6:
+        return mod.chunk(6, dim=-1)
+    sa, ca, sf, cf = mod.chunk(4, dim=-1)
+    return sa, ca, 1.0, sf, cf, 1.0
+
+
 class TimestepEmbedder(nn.Module):
-    def __init__(self, H, freq_dim):
+    def __init__(self, H, freq_dim, scale=1000.0):
         super().__init__()
         self.freq_dim = freq_dim
+        self.scale = scale
         self.mlp = nn.Sequential(nn.Linear(freq_dim, H), nn.SiLU(), nn.Linear(H, H))
 
     def forward(self, t):
-        feat = timestep_features(t, self.freq_dim).to(self.mlp[0].weight.dtype)
+        feat = timestep_features(t, self.freq_dim, self.scale).to(self.mlp[0].weight.dtype)
         return self.mlp(feat)
 
 
@@ -320,39 +361,42 @@ class Mlp(nn.Module):
 
 
 class SceneBlock(nn.Module):
-    def __init__(self, H, nh, Fh):
+    def __init__(self, H, nh, Fh, chunks=6):
         super().__init__()
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(H, 6 * H))
+        self.chunks = chunks
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(H, chunks * H))
         self.attn = Attention(H, nh)
         self.mlp = Mlp(H, Fh)
 
     def forward(self, x, c, part_of_token):
         """x [B, T, H]; c [B, P, H] condition per partition; part_of_token [T] long."""
-        mod = self.adaLN_modulation(c)[:, part_of_token]  # [B, T, 6H]
-        sa, ca, ga, sf, cf, gf = mod.chunk(6, dim=-1)
+        mod = self.adaLN_modulation(c)[:, part_of_token]  # [B, T, chunks*H]
+        sa, ca, ga, sf, cf, gf = split_mod(mod, self.chunks)
         x = x + ga * self.attn(modulate(layer_norm(x), sa, ca))
         x = x + gf * self.mlp(modulate(layer_norm(x), sf, cf))
         return x
 
 
 class SceneModule(nn.Module):
-    def __init__(self, H, nh, Fh, C, p, M, depth):
+    def __init__(self, H, nh, Fh, C, p, M, depth, chunks=6, norm_out=True):
         super().__init__()
         self.x_embedder = nn.ModuleList([nn.Conv2d(C, H, p, stride=p) for _ in range(M)])
-        self.blocks = nn.ModuleList([SceneBlock(H, nh, Fh) for _ in range(depth)])
-        self.norm_out = nn.LayerNorm(H, eps=LN_EPS)  # affine
+        self.blocks = nn.ModuleList([SceneBlock(H, nh, Fh, chunks) for _ in range(depth)])
+        # affine; dit.scene_norm_out false: none, S is the last block's output
+        self.norm_out = nn.LayerNorm(H, eps=LN_EPS) if norm_out else None
 
 
 class GenBlock(nn.Module):
-    def __init__(self, H, nh, Fh, branches):
+    def __init__(self, H, nh, Fh, branches, chunks=6):
         super().__init__()
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(H, 6 * H))
+        self.chunks = chunks
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(H, chunks * H))
         self.attn = Attention(H, nh)
         self.mlp = nn.ModuleList([Mlp(H, Fh) for _ in range(branches)])
 
     def forward(self, x, u, branch):
         """x [B, N, H]; u [B, N, H] token-wise condition; branch: FFN branch index."""
-        sa, ca, ga, sf, cf, gf = self.adaLN_modulation(u).chunk(6, dim=-1)
+        sa, ca, ga, sf, cf, gf = split_mod(self.adaLN_modulation(u), self.chunks)
         x = x + ga * self.attn(modulate(layer_norm(x), sa, ca))
         x = x + gf * self.mlp[branch](modulate(layer_norm(x), sf, cf))
         return x
@@ -370,10 +414,10 @@ class FinalLayer(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, H, nh, Fh, C, p, M, depth, branches):
+    def __init__(self, H, nh, Fh, C, p, M, depth, branches, chunks=6):
         super().__init__()
         self.x_embedder = nn.ModuleList([nn.Conv2d(C, H, p, stride=p) for _ in range(M)])
-        self.blocks = nn.ModuleList([GenBlock(H, nh, Fh, branches) for _ in range(depth)])
+        self.blocks = nn.ModuleList([GenBlock(H, nh, Fh, branches, chunks) for _ in range(depth)])
         self.final_layer = FinalLayer(H, p * p * C)
 
 
@@ -393,13 +437,15 @@ class MetaEarthMM(nn.Module):
         H, nh, p = d["hidden_size"], d["num_heads"], d["patch_size"]
         Fh = int(d["mlp_ratio"] * H)
         M = len(cfg["modalities"])
-        self.t_embedder = TimestepEmbedder(H, d["freq_dim"])
+        cv = self.conv = conventions(cfg)
+        K = cv["adaln_chunks"]
+        self.t_embedder = TimestepEmbedder(H, d["freq_dim"], cv["timestep_scale"])
         self.modality_embed = nn.Parameter(torch.zeros(M, H))
-        self.scene = SceneModule(H, nh, Fh, C, p, M, d["scene_depth"])
-        self.gen = Generator(H, nh, Fh, C, p, M, d["gen_depth"], d["ffn_branches"])
+        self.scene = SceneModule(H, nh, Fh, C, p, M, d["scene_depth"], K, cv["scene_norm_out"])
+        self.gen = Generator(H, nh, Fh, C, p, M, d["gen_depth"], d["ffn_branches"], K)
         self.C, self.L, self.grid, self.N = latent_geometry(cfg)
         self.H, self.p = H, p
-        self._pos = pos_embed(H, self.grid)  # float64, cast on use
+        self._pos = pos_embed(H, self.grid, cv["pos_embed_order"] == "column_first")  # float64
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -410,9 +456,16 @@ class MetaEarthMM(nn.Module):
     def pos(self, dtype):
         return self._pos.to(dtype)
 
+    def net_time(self, t):
+        """The network's time: t (0 = data), or 1 - t for dit.time_direction "data_at_1"."""
+        return 1.0 - t if self.conv["time_direction"] == "data_at_1" else t
+
     def cond(self, t, m):
-        """c_m(t) = e_t + e_m, [B, H]."""
-        return self.t_embedder(t) + self.modality_embed[m]
+        """c_m(t) = e_t + e_m ("scene+time": e_t alone), [B, H]."""
+        e = self.t_embedder(self.net_time(t))
+        if self.conv["condition"] == "scene+time+modality":
+            e = e + self.modality_embed[m]
+        return e
 
     def patchify_embed(self, embedder, z, m):
         """PatchEmbed_m(z) + pos + e_m, [B, N, H]."""
@@ -467,13 +520,24 @@ def vae_encode(model, img, m):
     if model.quant_conv is not None:
         moments = model.quant_conv(moments)
     mean = moments[:, : v["latent_channels"]]
-    return (mean - v["shift_factor"]) * v["scaling_factor"]
+    mean = mean - v.get("shift_factor", 0.0)
+    if v.get("latents_mean") is not None:  # diffusers' per-channel statistics
+        lm = torch.tensor(v["latents_mean"], dtype=mean.dtype)[None, :, None, None]
+        ls = torch.tensor(v["latents_std"], dtype=mean.dtype)[None, :, None, None]
+        return (mean - lm) * v["scaling_factor"] / ls
+    return mean * v["scaling_factor"]
 
 
 def vae_decode(model, z, m):
     """z [B, C, L, L] -> image [B, c_m, S, S]; channels averaged down to c_m."""
     v = model.cfg["vae"]
-    z = z.to(model.dtype) / v["scaling_factor"] + v["shift_factor"]
+    z = z.to(model.dtype)
+    if v.get("latents_mean") is not None:
+        lm = torch.tensor(v["latents_mean"], dtype=z.dtype)[None, :, None, None]
+        ls = torch.tensor(v["latents_std"], dtype=z.dtype)[None, :, None, None]
+        z = z * ls / v["scaling_factor"] + lm + v.get("shift_factor", 0.0)
+    else:
+        z = z / v["scaling_factor"] + v.get("shift_factor", 0.0)
     if model.post_quant_conv is not None:
         z = model.post_quant_conv(z)
     x = model.decoder(z)
@@ -518,7 +582,7 @@ def scene_forward(model, partitions, trace=None):
         x = blk(x, c, part)
         if trace is not None:
             trace[f"block{i}"] = x
-    S = model.scene.norm_out(x)
+    S = model.scene.norm_out(x) if model.scene.norm_out is not None else x
     return list(S.split(model.N, dim=1))
 
 
@@ -532,7 +596,9 @@ def gen_forward(model, z, S, t, m, trace=None):
         x = blk(x, u, branch)
         if trace is not None:
             trace[f"block{j}"] = x
-    return model.unpatchify(model.gen.final_layer(x, u))
+    v = model.unpatchify(model.gen.final_layer(x, u))
+    # t = 1 at the data: the network predicts data - noise; the engine's velocity is noise - data
+    return -v if model.conv["time_direction"] == "data_at_1" else v
 
 
 def predict_velocity(model, sources, targets, t, guidance=1.0, uncond_sources=None):
@@ -628,11 +694,18 @@ def noise_batch(seed, tile_ids, purpose, modality, step, shape):
 # --------------------------------------------------------------------------------------------
 
 
-def time_grid(steps, shift=1.0):
-    """t_0 = 1 > t_1 > ... > t_n = 0, float64 (python floats)."""
+def time_grid(steps, shift=1.0, final_step_size=0.0):
+    """t_0 = 1 > t_1 > ... > t_n = 0, float64 (python floats). With final_step_size d > 0 the
+    first n - 1 steps cover [1, d] evenly and the last goes from d to 0 (SiT's last step)."""
     ts = []
+    d = final_step_size
     for i in range(steps + 1):
-        tau = 1.0 - i / steps
+        if i == steps:
+            tau = 0.0
+        elif d > 0.0:
+            tau = 1.0 - i * (1.0 - d) / (steps - 1) if steps > 1 else 1.0
+        else:
+            tau = 1.0 - i / steps
         ts.append(shift * tau / (1.0 + (shift - 1.0) * tau))
     return ts
 
@@ -677,12 +750,16 @@ def sample(model, sources, targets, seed, tile_ids, steps=None, sampler=None, gu
                                   torch.full((B,), t, dtype=torch.float64), guidance, uncond)
         return {m: v.to(dt) for m, v in zip(targets, vs)}
 
-    ts = time_grid(steps, shift)
+    final_mean = model.conv["final_step"] == "mean"
+    ts = time_grid(steps, shift, model.conv["final_step_size"])
     for i in range(steps):
         t0, t1 = ts[i], ts[i + 1]
         d = t0 - t1
         v = vel(x, t0)
-        if sampler == "euler" or (sampler == "euler_maruyama" and t1 == 0.0):
+        if sampler == "euler_maruyama" and t1 == 0.0 and final_mean:
+            # sampling.final_step "mean": the SDE step's drift, without its noise
+            x = {m: x[m] - S(d) * (v[m] + S(eta) * (x[m] + S(1.0 - t0) * v[m])) for m in targets}
+        elif sampler == "euler" or (sampler == "euler_maruyama" and t1 == 0.0):
             x = {m: x[m] - S(d) * v[m] for m in targets}
         elif sampler == "heun":
             x1 = {m: x[m] - S(d) * v[m] for m in targets}
