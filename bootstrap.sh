@@ -4,12 +4,13 @@
 #                         with the default model, and write a quicklook PNG beside the output
 #   ./bootstrap.sh test   build with -Werror, run the tests; then again under ASan + UBSan
 #   ./bootstrap.sh build  only install and build
-# Every Debian package the build and the tests need is named here; nothing else is assumed.
+# Every Debian package the build and the tests need is named here; nothing else is assumed (Slurm
+# and munge: the test mm_batch_slurm starts its own one-node cluster; their services are not used).
 set -eu
 cd "$(dirname "$0")"
 mode=${1:-build}
 
-PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev libgdal-dev gdal-bin libgeos-dev libfftw3-dev libsqlite3-dev g++ python3-gdal python3-numpy groff-base"
+PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev libgdal-dev gdal-bin libgeos-dev libfftw3-dev libsqlite3-dev g++ python3-gdal python3-numpy groff-base slurmctld slurmd slurm-client munge"
 
 missing=""
 for p in $PACKAGES; do

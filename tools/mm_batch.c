@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "batch.h"
 #include "mm.h"
 #include "mmgeo.h"
 #include "part_file.h"
@@ -52,6 +53,7 @@ static void usage(FILE *f) {
             "to date, 1 when one failed, 2 for a bad manifest or usage. See mm_batch(1).\n"
             "The model: --model, else $MM_MODEL, else the default model (%s).\n",
             mm_tool_default_model());
+    mm_batch_plan_usage(f);
 }
 static void no_usage(FILE *f) { (void)f; }
 
@@ -371,7 +373,7 @@ static int read_manifest(const char *path, items *it, char *msg, size_t len) {
 
 /* ---- one item, in its child process --------------------------------------------------------- */
 
-static char *stamp_path(const char *output) {
+char *mm_batch_stamp_path(const char *output) {
     char *p = malloc(strlen(output) + 16);
     sprintf(p, "%s.mmstamp.json", output);
     return p;
@@ -464,6 +466,15 @@ static char *stamp_key(const mm_translate_cmd *c, const char *input, cJSON **fie
     char in_hex[65], model_hex[65], err[1024];
     if (mmgeo_sha256_file(input, in_hex, err, sizeof err)) return NULL;
     if (mmgeo_sha256_file(c->opt.model_path, model_hex, err, sizeof err)) return NULL;
+    return mm_batch_stamp_key_hex(c, in_hex, model_hex, fields);
+}
+
+char *mm_batch_stamp_key(const mm_translate_cmd *c, const char *input, cJSON **fields) {
+    return stamp_key(c, input, fields);
+}
+
+char *mm_batch_stamp_key_hex(const mm_translate_cmd *c, const char *in_hex, const char *model_hex,
+                             cJSON **fields) {
     cJSON *k = cJSON_CreateObject();
     cJSON_AddStringToObject(k, "version", MM_VERSION_STRING);
     cJSON_AddStringToObject(k, "input_sha256", in_hex);
@@ -475,7 +486,7 @@ static char *stamp_key(const mm_translate_cmd *c, const char *input, cJSON **fie
 }
 
 /* 1 when the stamp at sp has key and the output it describes is there unchanged */
-static int stamp_matches(const char *sp, const char *key, const char *output) {
+int mm_batch_stamp_matches(const char *sp, const char *key, const char *output) {
     FILE *f = fopen(sp, "rb");
     if (!f) return 0;
     char buf[65536];
@@ -499,17 +510,18 @@ static int stamp_matches(const char *sp, const char *key, const char *output) {
     return ok;
 }
 
-static int write_stamp(const char *sp, const char *key, cJSON *fields, const item *x) {
+int mm_batch_write_stamp(const char *sp, const char *key, cJSON *fields, const char *input,
+                         const char *task, const char *output) {
     struct stat st;
-    if (stat(x->output, &st)) {
-        fprintf(stderr, "%s: the output '%s' is not there after the run: %s\n", TOOL, x->output,
+    if (stat(output, &st)) {
+        fprintf(stderr, "%s: the output '%s' is not there after the run: %s\n", TOOL, output,
                 strerror(errno));
         return -1;
     }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "tool", "mm_batch " MM_VERSION_STRING);
-    cJSON_AddStringToObject(j, "input", x->input);
-    cJSON_AddStringToObject(j, "task", x->task);
+    cJSON_AddStringToObject(j, "input", input);
+    cJSON_AddStringToObject(j, "task", task);
     cJSON_AddItemReferenceToObject(j, "version", cJSON_GetObjectItem(fields, "version"));
     cJSON_AddItemReferenceToObject(j, "input_sha256", cJSON_GetObjectItem(fields, "input_sha256"));
     cJSON_AddItemReferenceToObject(j, "model_sha256", cJSON_GetObjectItem(fields, "model_sha256"));
@@ -583,8 +595,8 @@ static int run_item(const item *x, int argc, char **argv, int jobs) {
     }
     cJSON *fields = NULL;
     char *key = stamp_key(&c, x->input, &fields);
-    char *sp = stamp_path(x->output);
-    if (key && stamp_matches(sp, key, x->output)) return EXIT_UP_TO_DATE;
+    char *sp = mm_batch_stamp_path(x->output);
+    if (key && mm_batch_stamp_matches(sp, key, x->output)) return EXIT_UP_TO_DATE;
     if (unlink(sp) && errno != ENOENT) {
         fprintf(stderr, "%s: cannot remove the stale stamp '%s': %s\n", TOOL, sp, strerror(errno));
         return 1;
@@ -598,7 +610,7 @@ static int run_item(const item *x, int argc, char **argv, int jobs) {
                 return 1;
             }
         }
-        if (write_stamp(sp, key, fields, x)) rc = 1;
+        if (mm_batch_write_stamp(sp, key, fields, x->input, x->task, x->output)) rc = 1;
     }
     return rc; /* the child exits: nothing is freed */
 }
@@ -706,6 +718,10 @@ static int write_report(const char *path, const char *manifest, const items *it,
 }
 
 int main(int argc, char **argv) {
+    /* one scene over a Slurm cluster (batch_plan.c); a manifest named so is ./plan */
+    if (argc > 1 && (!strcmp(argv[1], "plan") || !strcmp(argv[1], "chunk") ||
+                     !strcmp(argv[1], "stitch")))
+        return mm_batch_plan_main(argc - 1, argv + 1);
     if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
         return 0;
     /* the arguments as given (getopt permutes argv): each item re-parses them */

@@ -574,6 +574,16 @@ int mmgeo_run_gsd(const mmgeo_job *job, const mmgeo_processor *proc, double gsd,
                   size_t errlen);
 
 /* ---- utilities ---------------------------------------------------------------------------- */
+/* The output format of a run's target at path: format (a GDAL driver's short name) when not
+ * NULL, else the driver whose extension the file name has, else GTiff; NULL (err) for an unknown
+ * format. */
+GDALDriverH mmgeo_output_driver(const char *format, const char *path, char *err, size_t errlen);
+/* The creation options mmgeo_run writes a target of that format with (GTiff: tiled, DEFLATE,
+ * BIGTIFF=IF_SAFER, PHOTOMETRIC=RGB for 3 bands of Byte; COG: DEFLATE, BIGTIFF=IF_SAFER), with
+ * the -co list co replacing those of the same name; a new list for CSLDestroy. So that a copy
+ * of a run's pixels (mm_batch stitch) is written as the run writes them. */
+char **mmgeo_output_options(GDALDriverH drv, char **co, int channels, GDALDataType type);
+
 
 /* Adds the model's provenance to a GDAL metadata list: MM_TOOL ("<tool> <version>"), MM_MODEL
  * (file name), MM_MODEL_NAME, MM_MODEL_SHA256 (of the whole file). 0 or MMGEO_ERROR (err). */

@@ -475,6 +475,17 @@ static char **default_options(GDALDriverH drv, const mmgeo_job *job, int channel
     return co;
 }
 
+GDALDriverH mmgeo_output_driver(const char *format, const char *path, char *err, size_t errlen) {
+    return pick_driver(format, path, err, errlen);
+}
+
+char **mmgeo_output_options(GDALDriverH drv, char **co, int channels, GDALDataType type) {
+    mmgeo_job j;
+    memset(&j, 0, sizeof j);
+    j.create_options = co;
+    return default_options(drv, &j, channels, type);
+}
+
 static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o, source *s0,
                          int x0, int y0, int Wout, int Hout, int R, int src_mask, char *err,
                          size_t errlen) {
