@@ -192,6 +192,71 @@ int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
 int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *info,
                         size_t infolen, char *err, size_t errlen);
 
+/* ---- samples and their spread (samples.c) ------------------------------------------------ */
+
+/* K samples of every window with distinct seeds: their mean is the output, their spread (the
+ * sample standard deviation) an extra band of it or a sidecar raster. */
+#define MMGEO_MAX_SAMPLES 1000
+typedef enum {
+    MMGEO_SPREAD_SIDECAR = 0, /* a second target OUTPUT.spread.EXT: one Float32 band per channel */
+    MMGEO_SPREAD_BAND         /* one more band of the output: the root mean square of the
+                                 channels' standard deviations */
+} mmgeo_spread_mode;
+
+typedef struct {
+    int samples;              /* K (0 or 1: one sample, the plain run) */
+    mmgeo_spread_mode spread; /* where the spread goes */
+    int spread_set;           /* spread given */
+    int open_options;         /* messages name the driver's open options (SAMPLES=K) */
+} mmgeo_samples_options;
+
+/* The one parser of the sampling options, for the tools (--samples K, --spread band|sidecar) and
+ * the driver (open options SAMPLES=K, SPREAD=BAND|SIDECAR): key "samples" or "spread"
+ * (case-insensitive). K is an integer from 1 to MMGEO_MAX_SAMPLES. 0, or MMGEO_ERROR with a
+ * message naming the option and the range or choices. */
+int mmgeo_samples_option(mmgeo_samples_options *o, const char *key, const char *value, char *err,
+                         size_t errlen);
+/* The seed of sample k (0-based) of a run with seed base: base itself for k = 0 (so one sample is
+ * the plain run), else SplitMix64's output for the state base + k * 0x9E3779B97F4A7C15 (distinct
+ * streams, not base + k, which the next base's run would share). */
+uint64_t mmgeo_sample_seed(uint64_t base, int k);
+
+/* A processor that runs another K times per batch of windows and gives the per-pixel mean and
+ * spread: each sample's value is clipped to [-1, 1] (the range the outputs map; so mean and
+ * spread are those of the K outputs) and accumulated with Welford's method (mean and M2) in the
+ * batch's buffers, so memory is two batches of results whatever K; the spread is
+ * sqrt(M2 / (K - 1)). Target j of the inner processor gives target j of this one: its mean, and
+ * with MMGEO_SPREAD_BAND one more channel (the root mean square over its channels of the
+ * standard deviations); with MMGEO_SPREAD_SIDECAR target n_targets + j holds one standard
+ * deviation per channel. Sample k of the model runs with seed mmgeo_sample_seed(seed, k) (a copy
+ * of its parameters: the model processor itself is not changed); any other processor is called
+ * as it is (deterministic: the spread is 0). */
+typedef struct {
+    mmgeo_processor inner;
+    mmgeo_model_processor *model; /* inner.user when the inner processor is the model, else NULL */
+    int samples;
+    mmgeo_spread_mode spread;
+    float *buf; /* internal: one sample and the M2 of a batch */
+    size_t buf_n;
+} mmgeo_sampler;
+/* Sets up s over inner (model: the model processor inner runs, or NULL) and out, the processor to
+ * run (its user is s). MMGEO_ERROR (err) when K < 2 or the targets do not fit. */
+int mmgeo_sampler_init(mmgeo_sampler *s, const mmgeo_processor *inner,
+                       mmgeo_model_processor *model, const mmgeo_samples_options *o,
+                       mmgeo_processor *out, char *err, size_t errlen);
+void mmgeo_sampler_free(mmgeo_sampler *s);
+int mmgeo_process_samples(void *user, int n_tiles, const uint64_t *tile_ids,
+                          const float *const *sources, float *const *targets, char *err,
+                          size_t errlen);
+/* Adds the items that describe a sampled output to md (nothing when K < 2): MM_SAMPLES (K),
+ * MM_SAMPLE_SEEDS (the seeds of the samples, comma-separated; seed NULL: not the model, none),
+ * MM_SAMPLE_STAT (what mean and spread are), MM_SPREAD ("band N", or "sidecar FILE"). */
+char **mmgeo_samples_metadata(char **md, const mmgeo_samples_options *o, const uint64_t *seed,
+                              int spread_band, const char *sidecar);
+/* The sidecar of an output: DST with ".spread" before its extension (out.tif: out.spread.tif);
+ * 0, or MMGEO_ERROR when it does not fit into len bytes. */
+int mmgeo_spread_path(const char *dst, char *out, size_t len);
+
 /* ---- a run ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -262,6 +327,11 @@ typedef struct {
     const char *path;
     const char *modality;
     mmgeo_profile profile;
+    int spread_channels; /* the last n channels of the processor's results are spreads
+                            (mmgeo_process_samples: standard deviations in the model's units),
+                            written in the output's units: times the profile's scale, without
+                            its offset or the clip to [-1, 1] (rounded for an integer type);
+                            their bands say so (description, MM_SPREAD); 0: none */
 } mmgeo_target;
 
 typedef void (*mmgeo_warn_fn)(void *user, const char *msg);
@@ -465,6 +535,7 @@ typedef struct {
                      mask), or is floating-point, so may hold NaN (mmgeo_run adds the mask at the
                      first invalid pixel): the render's mask output */
     int window, overlap, reduce;
+    int spread_bands; /* the last bands are spreads (mmgeo_target.spread_channels) */
 } mmgeo_region_info_t;
 
 /* Counters, summed over the regions that share them. */
@@ -529,6 +600,9 @@ typedef struct {
     mmgeo_sar_options sar;  /* SAR_UNITS, SAR_BAND (mmgeo_sar_option), as --sar-units and
                                --sar-band; messages name the open options */
     mmgeo_nonfinite nonfinite; /* NONFINITE, as --nonfinite */
+    mmgeo_samples_options samples; /* SAMPLES (mmgeo_samples_option), as --samples; the spread
+                                      is one more band (MMGEO_SPREAD_BAND: a dataset has no
+                                      sidecar) */
 } mmgeo_virtual_params;
 
 typedef struct mmgeo_virtual mmgeo_virtual;

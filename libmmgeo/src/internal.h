@@ -22,12 +22,20 @@ int mmgeo_profile_valid(const mmgeo_profile *p, double re);
 typedef struct {
     double a, b, lo, hi;
     int integer;
-    int raw; /* values as they are (MMGEO_IO_RAW) */
+    int raw;    /* values as they are (MMGEO_IO_RAW) */
+    int spread; /* a spread (a standard deviation): scaled by a, no offset, no clip to [-1, 1] */
 } mmgeo_output_map;
 void mmgeo_profile_output_map(const mmgeo_profile *p, GDALDataType t, mmgeo_output_map *m);
+/* The map of the spread channels of a target whose values map with m (mmgeo_target): a
+ * standard deviation scales with the profile's slope and has no offset. */
+static inline void mmgeo_spread_map(const mmgeo_output_map *m, mmgeo_output_map *s) {
+    *s = *m;
+    s->a = fabs(m->a), s->b = 0, s->spread = 1;
+}
 static inline double mmgeo_output_apply(const mmgeo_output_map *m, float v) {
     if (m->raw) return v;
-    double x = v < -1.0f ? -1.0 : v > 1.0f ? 1.0 : v == v ? (double)v : 0.0; /* NaN -> 0 */
+    double x = m->spread ? (v == v ? (double)v : 0.0)
+               : v < -1.0f ? -1.0 : v > 1.0f ? 1.0 : v == v ? (double)v : 0.0; /* NaN -> 0 */
     double y = m->a * x + m->b;
     if (m->integer) {
         y = floor(y + 0.5);
@@ -84,6 +92,9 @@ static inline double mmgeo_blend_pixel(const mmgeo_output_map *map, float acc, f
     }
     return v;
 }
+/* Band descriptions and MM_SPREAD items of the last `spread` of `channels` bands of ds (the
+ * spread channels of a target; mmgeo_target). */
+void mmgeo_spread_describe(GDALDatasetH ds, int channels, int spread);
 /* ---- the window cache (cache.c): memory LRU + SQLite; thread-safe --------------------------- */
 typedef struct mmgeo_cache mmgeo_cache;
 /* path NULL or "": memory only; mem_bytes 0: no memory cache. */

@@ -37,7 +37,8 @@ struct mmgeo_region {
     int nodata_mode;
     double nodata;
     mmgeo_nonfinite nonfinite; /* NaN or Inf from the processor: an error, or nodata */
-    mmgeo_output_map map;
+    mmgeo_output_map map, smap; /* the target's values, its spread channels' */
+    int spread;                 /* spread channels: the last ones (mmgeo_target) */
     char *settings, *source_tag, *ident;
     uint8_t prefix[32]; /* digest of settings and ident */
     double *raw;
@@ -233,6 +234,10 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
         return mmgeo_fail(err, errlen, "out of memory");
     }
     mmgeo_profile_output_map(&t->profile, r->type, &r->map);
+    mmgeo_spread_map(&r->map, &r->smap);
+    r->spread = t->spread_channels > 0 && t->spread_channels <= r->C ? t->spread_channels : 0;
+    if (r->spread)
+        r->settings = append(r->settings, "spread channels %d\n", r->spread);
     {
         char *all = NULL;
         if (asprintf(&all, "mmgeo-region-v1\n%s\n%s", r->settings, r->ident) < 0) {
@@ -288,6 +293,7 @@ void mmgeo_region_info(const mmgeo_region *r, mmgeo_region_info_t *info) {
             info->has_mask |= r->src[i].mask[b] != NULL ||
                               GDALDataTypeIsFloating(GDALGetRasterDataType(r->src[i].band[b]));
     info->window = r->S, info->overlap = r->O, info->reduce = r->reduce;
+    info->spread_bands = r->spread;
 }
 
 void mmgeo_region_stats_get(const mmgeo_region *r, mmgeo_region_stats *s) {
@@ -527,7 +533,8 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
     for (int c = 0; c < C; c++)
         for (size_t k = 0; k < rplane; k++)
             out[(size_t)c * rplane + k] =
-                mmgeo_blend_pixel(&r->map, acc[(size_t)c * rplane + k], wsum[k], valid[k],
+                mmgeo_blend_pixel(c < C - r->spread ? &r->map : &r->smap,
+                                  acc[(size_t)c * rplane + k], wsum[k], valid[k],
                                   r->nodata_mode, r->nodata, r->type);
     if (mask)
         for (size_t k = 0; k < rplane; k++)

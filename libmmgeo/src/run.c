@@ -581,7 +581,30 @@ static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
         for (int c = 0; c < o->channels; c++)
             GDALSetRasterUnitType(GDALGetRasterBand(o->ds, c + 1), "dB");
     }
+    mmgeo_spread_describe(o->ds, o->channels, t->spread_channels);
     return 0;
+}
+
+void mmgeo_spread_describe(GDALDatasetH ds, int channels, int spread) {
+    if (spread <= 0 || spread > channels) return;
+    const int c0 = channels - spread, of = spread == channels ? channels : c0;
+    for (int c = c0; c < channels; c++) {
+        GDALRasterBandH b = GDALGetRasterBand(ds, c + 1);
+        char d[160];
+        if (spread == channels) /* a sidecar: one spread per band of the output */
+            snprintf(d, sizeof d, "spread of band %d: standard deviation over the samples", c + 1);
+        else
+            snprintf(d, sizeof d,
+                     "spread: root mean square over bands 1-%d of the standard deviation over "
+                     "the samples",
+                     of);
+        GDALSetDescription(b, d);
+        GDALSetMetadataItem(b, "MM_SPREAD", "STDDEV", NULL);
+        GDALSetMetadataItem(b, "MM_SPREAD_OF",
+                            spread == channels ? CPLSPrintf("%d", c + 1)
+                                               : CPLSPrintf("1-%d", of),
+                            NULL);
+    }
 }
 
 /* GDALClose returns void before GDAL 3.8: a failure shows as the last error. */
@@ -948,6 +971,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                                    "pixel offsets %d, %d (%d x %d pixels); nothing was written "
                                    "(--nonfinite nodata writes them as nodata)",
                                    proc->fn == mmgeo_process_model ||
+                                           proc->fn == mmgeo_process_samples ||
                                            proc->fn == mmgeo_process_embed
                                        ? "model"
                                        : "processor",
@@ -994,13 +1018,16 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                 }
             for (int j = 0; j < nt; j++) {
                 target *o = &tgt[j];
-                mmgeo_output_map map;
+                mmgeo_output_map map, smap;
                 mmgeo_profile_output_map(&job->targets[j].profile, o->type, &map);
+                mmgeo_spread_map(&map, &smap);
+                const int c_spread = o->channels - job->targets[j].spread_channels;
                 for (int c = 0; c < o->channels; c++)
                     for (size_t k = 0; k < nrow; k++) {
                         const size_t r = (size_t)(ra - base) * Wout + k;
                         line[(size_t)c * nrow + k] = mmgeo_blend_pixel(
-                            &map, o->acc[(size_t)c * strip + r], wsum[r], valid[r],
+                            c < c_spread ? &map : &smap, o->acc[(size_t)c * strip + r], wsum[r],
+                            valid[r],
                             o->mode == OUT_NODATA, o->nodata, o->type);
                     }
                 if (mmgeo_pipe_write(pipe, o->ds, NULL, 0, ra - y0, Wout, rb - ra, line,
@@ -1062,7 +1089,9 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     st.nonfinite = nonfinite;
     if (nonfinite)
         warnf(job, "the %s gave NaN or Inf at %lld output pixel%s; written as nodata",
-              proc->fn == mmgeo_process_model || proc->fn == mmgeo_process_embed ? "model"
+              proc->fn == mmgeo_process_model || proc->fn == mmgeo_process_samples ||
+                      proc->fn == mmgeo_process_embed
+                  ? "model"
                                                                                  : "processor",
               nonfinite, nonfinite == 1 ? "" : "s");
     rc = 0;

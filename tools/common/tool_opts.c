@@ -68,6 +68,16 @@ static int common_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usag
             return 1;
         }
         return mm_arg_int(T, "-b", optarg, 1, 1 << 20, &o->bands[o->n_bands++]);
+    case MM_OPT_SAMPLES:
+    case MM_OPT_SPREAD: {
+        char err[512];
+        if (mmgeo_samples_option(&o->samples, c == MM_OPT_SAMPLES ? "samples" : "spread", optarg,
+                                 err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", T, err);
+            return 1;
+        }
+        return 0;
+    }
     case MM_OPT_SAR_UNITS:
     case MM_OPT_SAR_BAND: {
         char err[512];
@@ -113,6 +123,14 @@ static int check_opts(const mm_tool_opts *o) {
     }
     if (o->aoi_layer && !o->aoi) {
         fprintf(stderr, "%s: --aoi-layer needs --aoi\n", o->tool);
+        return 1;
+    }
+    if (o->samples.spread_set && o->samples.samples < 2) {
+        fprintf(stderr, "%s: --spread needs --samples K with K of 2 or more\n", o->tool);
+        return 1;
+    }
+    if (o->samples.samples > 1 && o->seamless) {
+        fprintf(stderr, "%s: --samples works with the blended tiling, not --seamless\n", o->tool);
         return 1;
     }
     return 0;

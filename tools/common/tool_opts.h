@@ -44,7 +44,9 @@ enum {
     MM_OPT_SAR_BAND,
     MM_OPT_NONFINITE,
     MM_OPT_MAX_PIXELS,
-    MM_OPT_FORCE
+    MM_OPT_FORCE,
+    MM_OPT_SAMPLES,
+    MM_OPT_SPREAD
 };
 
 #define MM_TOOL_OPTIONS                                                                            \
@@ -82,6 +84,13 @@ enum {
         "gsd", required_argument, 0, MM_OPT_GSD                                                    \
     }
 
+/* --samples K and --spread band|sidecar (mm_translate, mm_batch): K samples, their mean and
+ * spread (mmgeo_samples_option) */
+#define MM_TOOL_SAMPLES_OPTIONS                                                                    \
+    {"samples", required_argument, 0, MM_OPT_SAMPLES}, {                                           \
+        "spread", required_argument, 0, MM_OPT_SPREAD                                              \
+    }
+
 typedef struct {
     const char *tool;
     int batch_min; /* the smallest --batch accepted (0: "from the free memory") */
@@ -104,6 +113,7 @@ typedef struct {
     mmgeo_nonfinite nonfinite;           /* --nonfinite error|nodata */
     double max_pixels;                   /* --max-pixels; 0: MMGEO_DEFAULT_MAX_PIXELS */
     int force;                           /* --force: past the size guard */
+    mmgeo_samples_options samples;       /* --samples, --spread (mmgeo_samples_option) */
     int stop;                            /* --help or --version: exit with status 0 */
 } mm_tool_opts;
 

@@ -16,6 +16,7 @@
 #include "tool_model.h"
 #include "tool_profiles.h"
 #include "tool_run.h"
+#include "tool_stac.h"
 
 void mm_translate_cmd_init(mm_translate_cmd *c, const char *tool, mm_tr_mode mode) {
     memset(c, 0, sizeof *c);
@@ -23,18 +24,21 @@ void mm_translate_cmd_init(mm_translate_cmd *c, const char *tool, mm_tr_mode mod
     mm_tool_opts_init(&c->opt, tool, 0, 4);
     c->processor = "model";
     c->jobs = 1;
+    c->stac = mode != MM_TR_TRANSLATE; /* a batch writes STAC items unless --no-stac */
 }
 
 void mm_translate_cmd_free(mm_translate_cmd *c) { mm_tool_opts_free(&c->opt); }
 
 int mm_translate_cmd_parse(mm_translate_cmd *c, int argc, char **argv, void (*usage)(FILE *)) {
     const char *TOOL = c->opt.tool;
-    enum { O_OT = 256, O_PROCESSOR, O_WINDOW, O_REPORT };
+    enum { O_OT = 256, O_PROCESSOR, O_WINDOW, O_REPORT, O_STAC, O_NO_STAC, O_CATALOG };
     static const struct option opts[] = {
         MM_TOOL_OPTIONS,
         MM_TOOL_SAMPLING_OPTIONS,
         MM_TOOL_SOURCE_OPTIONS,
         MM_TOOL_TILING_OPTIONS,
+        MM_TOOL_SAMPLES_OPTIONS,
+        {"stac", no_argument, 0, O_STAC},
         {"ot", required_argument, 0, O_OT},
         {"processor", required_argument, 0, O_PROCESSOR}, /* test hook */
         {"window", required_argument, 0, O_WINDOW},       /* test hook */
@@ -44,10 +48,13 @@ int mm_translate_cmd_parse(mm_translate_cmd *c, int argc, char **argv, void (*us
         MM_TOOL_SAMPLING_OPTIONS,
         MM_TOOL_SOURCE_OPTIONS,
         MM_TOOL_TILING_OPTIONS,
+        MM_TOOL_SAMPLES_OPTIONS,
         {"ot", required_argument, 0, O_OT},
         {"processor", required_argument, 0, O_PROCESSOR},
         {"window", required_argument, 0, O_WINDOW},
         {"report", required_argument, 0, O_REPORT},
+        {"no-stac", no_argument, 0, O_NO_STAC},
+        {"catalog", required_argument, 0, O_CATALOG},
         {0, 0, 0, 0}};
     const int batch = c->mode != MM_TR_TRANSLATE;
     int o, bad = 0;
@@ -55,10 +62,15 @@ int mm_translate_cmd_parse(mm_translate_cmd *c, int argc, char **argv, void (*us
     while ((o = mm_tool_getopt(&c->opt, argc, argv, batch ? "qs:t:b:j:" : "qs:t:b:",
                                batch ? batch_opts : opts, usage, &bad)) != -1) {
         /* an item's -j or --report: only among the batch's own arguments */
-        if (c->mode == MM_TR_ITEM && (o == 'j' || o == O_REPORT) &&
+        if (c->mode == MM_TR_ITEM &&
+            (o == 'j' || o == O_REPORT || o == O_NO_STAC || o == O_CATALOG) &&
             optind - 1 > c->n_default_args) {
             fprintf(stderr, "%s: %s is an option of mm_batch's command line, not of an item\n",
-                    TOOL, o == 'j' ? "-j" : "--report");
+                    TOOL,
+                    o == 'j'          ? "-j"
+                    : o == O_REPORT   ? "--report"
+                    : o == O_NO_STAC  ? "--no-stac"
+                                      : "--catalog");
             bad = 1;
             break;
         }
@@ -67,6 +79,9 @@ int mm_translate_cmd_parse(mm_translate_cmd *c, int argc, char **argv, void (*us
         case O_PROCESSOR: c->processor = optarg; break;
         case O_WINDOW: bad = mm_arg_int(TOOL, "--window", optarg, 1, 8192, &c->window); break;
         case O_REPORT: c->report = optarg; break;
+        case O_STAC: c->stac = 1; break;
+        case O_NO_STAC: c->stac = 0; break;
+        case O_CATALOG: c->catalog = optarg; break;
         case 'j': bad = mm_arg_int(TOOL, "-j", optarg, 1, 1024, &c->jobs); break;
         case 's':
             if (c->n_src_spec == MMGEO_MAX_IO) {
@@ -175,6 +190,10 @@ int mm_translate_cmd_run(mm_translate_cmd *c, const char *tool) {
     mm_tool_model tm = {0}; /* the model, its geo settings and modality names */
     mm_context *ctx = NULL;
     char **md = NULL;
+    mmgeo_sampler sampler; /* --samples */
+    memset(&sampler, 0, sizeof sampler);
+    mmgeo_processor sproc;
+    char spread_path[4096] = ""; /* --spread sidecar */
 
     if (mm_tool_model_open(TOOL, opt->model_path, &tm)) goto done;
     mm_model *model = tm.model;
@@ -269,13 +288,48 @@ int mm_translate_cmd_run(mm_translate_cmd *c, const char *tool) {
     md = mm_tool_md_tiling(md, proc.fn == mmgeo_process_model ? &mp.params : NULL, processor, model,
                            proc.window, opt->overlap, seamless);
 
+    /* --samples K: the processor sampled K times per window (samples.c), the spread as one more
+       band or a sidecar target, renamed into place with the output */
+    mmgeo_processor *run_proc = &proc;
+    if (opt->samples.samples > 1) {
+        if (mmgeo_sampler_init(&sampler, &proc, proc.fn == mmgeo_process_model ? &mp : NULL,
+                               &opt->samples, &sproc, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", TOOL, err);
+            goto done;
+        }
+        const int C = proc.dst_channels[0];
+        if (opt->samples.spread == MMGEO_SPREAD_SIDECAR) {
+            if (mmgeo_spread_path(dst_path, spread_path, sizeof spread_path)) {
+                fprintf(stderr, "%s: the output name '%s' is too long\n", TOOL, dst_path);
+                goto done;
+            }
+            job.n_targets = 2;
+            job.targets[1] = job.targets[0];
+            job.targets[1].path = spread_path;
+            job.targets[1].profile.out_type = GDT_Float32; /* standard deviations, unrounded */
+            job.targets[1].spread_channels = C;
+        } else {
+            job.targets[0].spread_channels = 1;
+        }
+        const char *slash = strrchr(spread_path, '/');
+        md = mmgeo_samples_metadata(md, &opt->samples,
+                                    proc.fn == mmgeo_process_model ? &mp.params.seed : NULL,
+                                    C + 1, slash ? slash + 1 : spread_path);
+        run_proc = &sproc;
+    }
+
     job.overlap = opt->overlap;
     job.batch = opt->batch;
     mm_tool_job_output(&job, TOOL, opt->format, opt->co, md, &opt->quiet, &stats);
     mm_tool_job_guards(opt, &job, &mp); /* --nonfinite, --max-pixels, --force */
     /* --aoi, --gsd, --seamless or the blended tiling */
-    rc = mm_tool_run_job(opt, &job, &tm.geo, &mp, &proc, &md, &aoi, dst_path);
+    rc = mm_tool_run_job(opt, &job, &tm.geo, &mp, run_proc, &md, &aoi, dst_path);
+    /* --stac (on in a batch): the output's STAC item, from the written file */
+    if (rc == 0 && c->stac &&
+        mm_tool_stac_item(TOOL, dst_path, spread_path[0] ? spread_path : NULL, &job))
+        rc = 1;
 done:
+    mmgeo_sampler_free(&sampler);
     mmgeo_aoi_close(aoi);
     CSLDestroy(md);
     mm_context_free(ctx);

@@ -20,9 +20,12 @@ typedef struct {
     const char *target_mod, *processor, *out_type; /* -t, --processor (test hook), -ot */
     const char *src_spec[MMGEO_MAX_IO];            /* -s MODALITY[:FILE] */
     int n_src_spec, window;                        /* --window (test hook) */
-    /* MM_TR_BATCH: -j, --report, the manifest */
+    /* MM_TR_BATCH: -j, --report, the manifest; --no-stac (stac 0), --catalog */
     int jobs;
-    const char *report, *manifest;
+    const char *report, *manifest, *catalog;
+    /* a STAC item beside the output (tool_stac.h): --stac of mm_translate; on in a batch unless
+     * --no-stac */
+    int stac;
     /* MM_TR_ITEM, set by the caller before parsing: the task's modalities (NULL: from the file's
      * metadata or name) and how many arguments after argv[0] are the batch's defaults (-j and
      * --report are accepted there only) */
