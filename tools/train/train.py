@@ -40,6 +40,7 @@ import simdata  # noqa: E402
 import realdata  # noqa: E402
 
 HELD_OUT_PAIR = ("sar", "osm")  # never trained together: the zero-shot pair (paper: OSM-SAR)
+PASTE_DARK_DB = -20.0  # --water-paste: pasted water is water-coloured with VH below this (dB)
 
 
 def log(work, msg):
@@ -292,10 +293,25 @@ def make_real_latents(args, cfg, model):
         return out
     scenes = realdata.RealScenes(args.real, cfg, "train")
     rng = np.random.default_rng(args.seed * 7 + 5)
-    S, C = cfg["image_size"], cfg["vae"]["latent_channels"]
+    S = cfg["image_size"]
     mods = ["rgb", "sar", "nir", "pan"]
     n = args.real_windows
     wins = [scenes.window(rng, S) for _ in range(n)]
+    lat, has = encode_windows(model, cfg, wins, mods)
+    water = torch.tensor([realdata.water_fraction(w["rgb"]) for w in wins])
+    out = {"latents": lat, "has": has, "water": water, "scenes": [s[0] for s in scenes.scenes]}
+    log(args.work, f"real latents: {n} windows of {len(scenes.scenes)} scenes, "
+                   + ", ".join(f"{m} {int(has[m].sum())}" for m in mods))
+    save(path, out)
+    return out
+
+
+@torch.no_grad()
+def encode_windows(model, cfg, wins, mods):
+    """Latents (float16) of a list of window dicts, per modality over the windows that hold it,
+    and which windows hold each modality."""
+    S, C = cfg["image_size"], cfg["vae"]["latent_channels"]
+    n = len(wins)
     lat = {m: torch.zeros(n, C, S // 4, S // 4, dtype=torch.float16) for m in mods}
     has = {m: torch.tensor([m in w for w in wins]) for m in mods}
     for m in mods:
@@ -308,11 +324,43 @@ def make_real_latents(args, cfg, model):
             if model.quant_conv is not None:
                 mom = model.quant_conv(mom)
             lat[m][part] = mom.float()[:, :C].half()
-    water = torch.tensor([realdata.water_fraction(w["rgb"]) for w in wins])
-    out = {"latents": lat, "has": has, "water": water, "scenes": [s[0] for s in scenes.scenes]}
-    log(args.work, f"real latents: {n} windows of {len(scenes.scenes)} scenes, "
-                   + ", ".join(f"{m} {int(has[m].sum())}" for m in mods))
-    save(path, out)
+    return lat, has
+
+
+def add_water_paste(args, cfg, model, real):
+    """With --water-paste N: N more real windows, each a random training window with the open
+    water of another training window pasted in (realdata.paste_water), appended to the real
+    windows (their latents cached in real_paste_latents.pt)."""
+    path = os.path.join(args.work, "real_paste_latents.pt")
+    if os.path.exists(path):
+        extra = torch.load(path)
+    else:
+        scenes = realdata.RealScenes(args.real, cfg, "train")
+        S = cfg["image_size"]
+        donors = scenes.water_donors(S, 0.15, 32)
+        if not donors:
+            sys.exit("train.py: --water-paste: no training window holds 15 % open water")
+        lo, hi = realdata.sar_window(cfg)
+        dark = -1 + 2 * (PASTE_DARK_DB - lo) / (hi - lo)
+        rng = np.random.default_rng(args.seed * 7 + 11)
+        wins, frac = [], []
+        while len(wins) < args.water_paste:
+            rec = scenes.window(rng, S, need=("sar", "rgb"))
+            don = scenes.crop(rng, *donors[int(rng.integers(0, len(donors)))], S)
+            w, f = realdata.paste_water(rng, rec, don, dark)
+            if f >= 0.02:  # a donor whose water is all bright (wind, shadow) pastes nothing
+                wins.append(w)
+                frac.append(f)
+        lat, has = encode_windows(model, cfg, wins, ["rgb", "sar", "nir", "pan"])
+        water = torch.tensor([realdata.water_fraction(w["rgb"]) for w in wins])
+        extra = {"latents": lat, "has": has, "water": water, "donors": len(donors)}
+        log(args.work, f"water paste: {len(wins)} windows from {len(donors)} donor windows, "
+                       f"pasted water {np.mean(frac):.3f} of a window on average")
+        save(path, extra)
+    out = dict(real)
+    out["latents"] = {m: torch.cat([real["latents"][m], extra["latents"][m]]) for m in real["latents"]}
+    out["has"] = {m: torch.cat([real["has"][m], extra["has"][m]]) for m in real["has"]}
+    out["water"] = torch.cat([real["water"], extra["water"]])
     return out
 
 
@@ -606,6 +654,9 @@ def main():
     ap.add_argument("--water-boost", type=float, default=0.0,
                     help="real windows with more than 2 %% open water drawn 1 + this times as often")
     ap.add_argument("--real-windows", type=int, default=6144)
+    ap.add_argument("--water-paste", type=int, default=0,
+                    help="N more real windows with another window's open water pasted in "
+                         "(copy-paste augmentation: SAR and RGB of the same water; realdata.py)")
     ap.add_argument("--init-from", default=None,
                     help="start from an exported model file (weights only: a fresh optimizer) "
                          "when --work has no checkpoint: phase vae continues its VAE, phase dit "
@@ -647,6 +698,8 @@ def main():
     if args.phase == "latents":
         return
     real = make_real_latents(args, cfg, model) if args.real else None
+    if real is not None and args.water_paste > 0:
+        real = add_water_paste(args, cfg, model, real)
     ema = None
     if args.phase in ("dit", "all"):
         ema = train_dit(args, cfg, model, data, real)
