@@ -87,6 +87,7 @@ class MMDataset final : public GDALDataset {
     OGRSpatialReference srs, gcp_srs;
     std::vector<GDAL_GCP> gcps;
     std::string target;
+    int spread_bands = 0; // SAMPLES=K: the last band is the spread
     // the block rendered last (all bands), for the other bands' reads of it
     std::mutex mtx;
     int last_bx = -1, last_by = -1;
@@ -195,6 +196,17 @@ bool MMDataset::Init(mmgeo_virtual *v, int level, MMDataset *base) {
     }
     for (int b = 1; b <= info.bands; b++)
         SetBand(b, new MMRasterBand(this, b, info.type));
+    spread_bands = info.spread_bands;
+    // SAMPLES=K: the last band is the spread, described as mm_translate --spread band describes it
+    for (int b = info.bands - info.spread_bands + 1; b <= info.bands && info.spread_bands; b++) {
+        const int of = info.bands - info.spread_bands;
+        GetRasterBand(b)->SetDescription(
+            CPLSPrintf("spread: root mean square over bands 1-%d of the standard deviation over "
+                       "the samples",
+                       of));
+        GetRasterBand(b)->SetMetadataItem("MM_SPREAD", "STDDEV");
+        GetRasterBand(b)->SetMetadataItem("MM_SPREAD_OF", CPLSPrintf("1-%d", of));
+    }
     if (info.has_mask) mask_band = new MMMaskBand(this);
     if (info.bands > 1) SetMetadataItem("INTERLEAVE", "PIXEL", "IMAGE_STRUCTURE");
     if (level == 0) {
@@ -261,7 +273,7 @@ double MMRasterBand::GetNoDataValue(int *success) {
 
 GDALColorInterp MMRasterBand::GetColorInterpretation() {
     auto *ds = static_cast<MMDataset *>(poDS);
-    if (ds->GetRasterCount() == 3 && eDataType == GDT_Byte &&
+    if (ds->GetRasterCount() - ds->spread_bands == 3 && nBand <= 3 && eDataType == GDT_Byte &&
         (EQUAL(ds->target.c_str(), "rgb") || EQUAL(ds->target.c_str(), "osm")))
         return static_cast<GDALColorInterp>(GCI_RedBand + nBand - 1);
     return GCI_GrayIndex;
@@ -496,6 +508,15 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         }
         p.nonfinite = EQUAL(nf, "NODATA") ? MMGEO_NONFINITE_NODATA : MMGEO_NONFINITE_ERROR;
     }
+    // SAMPLES=K (as --samples K; the spread one more band): libmmgeo's parser
+    p.samples.open_options = 1;
+    if (const char *k = opt.FetchNameValue("SAMPLES")) {
+        char e[512];
+        if (mmgeo_samples_option(&p.samples, "samples", k, e, sizeof e)) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s", e);
+            return nullptr;
+        }
+    }
     const char *cache = opt.FetchNameValue("CACHE");
     if (!cache) cache = CPLGetConfigOption("MM_CACHE", nullptr);
     if (cache && !EQUAL(cache, "NONE")) p.cache_path = cache;
@@ -576,6 +597,9 @@ void GDALRegister_MM() {
         "<Option name='NONFINITE' type='string-select' description='NaN or Inf from the network: "
         "a read error naming the window (ERROR, default) or nodata pixels (NODATA; as "
         "mm_translate --nonfinite)'><Value>ERROR</Value><Value>NODATA</Value></Option>"
+        "<Option name='SAMPLES' type='int' default='1' description='K samples of every window "
+        "with distinct seeds: their mean, and their spread (standard deviation) as one more "
+        "band (as mm_translate --samples K --spread band)'/>"
         "<Option name='PROCESSOR' type='string-select' description='test hook: a test "
         "processor instead of the model'><Value>model</Value><Value>identity</Value>"
         "<Value>negate</Value></Option>"

@@ -31,6 +31,9 @@ struct mmgeo_virtual {
     char note[1024];
     char **warnings;
     mmgeo_nonfinite nonfinite; /* the regions' (NONFINITE) */
+    mmgeo_sampler sampler;     /* SAMPLES=K: the processor sampled K times (samples.c) */
+    mmgeo_processor sproc;
+    mmgeo_processor *run_proc; /* the regions' processor: proc, or sproc */
 };
 
 static void collect_warning(void *user, const char *msg) {
@@ -53,6 +56,7 @@ void mmgeo_virtual_close(mmgeo_virtual *v) {
     for (int l = v->n_levels - 1; l >= 0; l--)
         mmgeo_region_close(v->levels[l]);
     if (v->ds0) GDALClose(v->ds0);
+    mmgeo_sampler_free(&v->sampler);
     mm_context_free(v->ctx);
     mm_model_close(v->model);
     CSLDestroy(v->md);
@@ -137,7 +141,8 @@ static void add_overviews(mmgeo_virtual *v) {
         ro.reduce = f;
         ro.share = v->levels[0];
         char err[512];
-        if (mmgeo_region_open(&v->job, &v->proc, &ro, &v->levels[v->n_levels], err, sizeof err)) {
+        if (mmgeo_region_open(&v->job, v->run_proc, &ro, &v->levels[v->n_levels], err,
+                              sizeof err)) {
             snprintf(v->note, sizeof v->note, "overviews end at factor %d: %s", f, err);
             break;
         }
@@ -390,6 +395,22 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     }
     job->overlap = p->overlap;
     job->batch = p->batch > 0 ? p->batch : 4;
+    /* SAMPLES=K: as mm_translate --samples K --spread band (a dataset has no sidecar) */
+    v->run_proc = proc;
+    if (p->samples.samples > 1) {
+        mmgeo_samples_options so = p->samples;
+        if (so.spread_set && so.spread != MMGEO_SPREAD_BAND) {
+            mmgeo_fail(err, errlen, "SPREAD=SIDECAR: a dataset has no sidecar; its spread is one "
+                                    "more band (SPREAD=BAND)");
+            goto fail;
+        }
+        so.spread = MMGEO_SPREAD_BAND;
+        if (mmgeo_sampler_init(&v->sampler, proc, proc->fn == mmgeo_process_model ? mp : NULL, &so,
+                               &v->sproc, err, errlen))
+            goto fail;
+        job->targets[0].spread_channels = 1;
+        v->run_proc = &v->sproc;
+    }
     /* mm_translate's warnings (source GSD outside the model's range, nodata not representable,
        no CRS), kept for the caller */
     job->warn = collect_warning;
@@ -452,9 +473,22 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     } else if (asprintf(&v->key, "processor %s\n", processor) < 0) {
         v->key = NULL;
     }
+    if (v->key && p->samples.samples > 1) { /* the window results are the samples' mean and spread */
+        char *k2 = NULL;
+        if (asprintf(&k2, "%ssamples %d spread band\n", v->key, p->samples.samples) < 0) k2 = NULL;
+        free(v->key);
+        v->key = k2;
+    }
     if (!v->key) {
         mmgeo_fail(err, errlen, "out of memory");
         goto fail;
+    }
+    if (p->samples.samples > 1) {
+        mmgeo_samples_options so = p->samples;
+        so.spread = MMGEO_SPREAD_BAND;
+        v->md = mmgeo_samples_metadata(v->md, &so,
+                                       proc->fn == mmgeo_process_model ? &mp->params.seed : NULL,
+                                       proc->dst_channels[0] + 1, NULL);
     }
 
     /* full resolution */
@@ -464,7 +498,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     ro.nonfinite = v->nonfinite;
     ro.cache_path = p->cache_path;
     if (p->cache_mb >= 0) ro.cache_mb = p->cache_mb;
-    if (mmgeo_region_open(job, proc, &ro, &v->levels[0], err, errlen)) goto fail;
+    if (mmgeo_region_open(job, v->run_proc, &ro, &v->levels[0], err, errlen)) goto fail;
     v->n_levels = 1;
     add_overviews(v);
     *out = v;
