@@ -27,6 +27,7 @@
 #include "mm.h"
 #include "mmgeo.h"
 #include "part_file.h"
+#include "tool_stac.h"
 #include "translate_cmd.h"
 
 static const char *TOOL = "mm_batch";
@@ -37,20 +38,24 @@ static const char *TOOL = "mm_batch";
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: mm_batch [--help] [--help-general] [--version] [-q] [-j N] [--report FILE]\n"
+            "         [--no-stac] [--catalog FILE]\n"
             "         [mm_translate's options: -of FORMAT, -co NAME=VALUE, --config KEY VALUE,\n"
             "          --model FILE, --device cpu|cuda, --threads N, --precision bf16|fp32,\n"
             "          --steps N, --guidance G, --seed N, --sampler euler|heun|euler_maruyama,\n"
             "          --overlap PX, --batch N, --seamless, -b BAND, -srcwin XOFF YOFF XSIZE YSIZE,\n"
             "          -projwin ULX ULY LRX LRY, -ot TYPE, --profile MODALITY=SPEC,\n"
             "          --aoi FILE, --aoi-layer NAME, --gsd M, --nonfinite error|nodata,\n"
-            "          --max-pixels N, --force, --sar-units db|linear|amplitude, --sar-band N]\n"
+            "          --max-pixels N, --force, --sar-units db|linear|amplitude, --sar-band N,\n"
+            "          --samples K, --spread band|sidecar]\n"
             "         MANIFEST\n"
             "Runs the translations of MANIFEST, a CSV file (header input,output,task[,options]) or\n"
             "JSON Lines ({\"input\": ..., \"output\": ..., \"task\": \"sar:rgb\", \"options\": ...}),\n"
             "each as mm_translate would with the options given here, then the item's own. A\n"
             "stamp OUTPUT.mmstamp.json records each output's input, model and options; items\n"
             "whose stamp matches are skipped. Exit status 0 when every item succeeded or was up\n"
-            "to date, 1 when one failed, 2 for a bad manifest or usage. See mm_batch(1).\n"
+            "to date, 1 when one failed, 2 for a bad manifest or usage. Each output gets a STAC\n"
+            "item OUTPUT.stac.json and the batch a STAC catalog (catalog.json beside MANIFEST)\n"
+            "unless --no-stac. See mm_batch(1).\n"
             "The model: --model, else $MM_MODEL, else the default model (%s).\n",
             mm_tool_default_model());
     mm_batch_plan_usage(f);
@@ -452,6 +457,11 @@ static cJSON *normalised_options(const mm_translate_cmd *c) {
     }
     if (o->sar.band) cJSON_AddNumberToObject(j, "sar_band", o->sar.band);
     if (o->nonfinite) cJSON_AddStringToObject(j, "nonfinite", o->nonfinite == MMGEO_NONFINITE_ERROR ? "error" : "nodata");
+    if (o->samples.samples > 1) { /* --samples K: the mean of K samples, and where the spread goes */
+        cJSON_AddNumberToObject(j, "samples", o->samples.samples);
+        cJSON_AddStringToObject(j, "spread",
+                                o->samples.spread == MMGEO_SPREAD_BAND ? "band" : "sidecar");
+    }
 #undef STR
     return j;
 }
@@ -596,7 +606,15 @@ static int run_item(const item *x, int argc, char **argv, int jobs) {
     cJSON *fields = NULL;
     char *key = stamp_key(&c, x->input, &fields);
     char *sp = mm_batch_stamp_path(x->output);
-    if (key && mm_batch_stamp_matches(sp, key, x->output)) return EXIT_UP_TO_DATE;
+    if (key && mm_batch_stamp_matches(sp, key, x->output)) {
+        /* up to date; its STAC item (made from the output alone) written if a run without one
+           (--no-stac) left none */
+        char *ip = c.stac ? mm_tool_stac_path(x->output) : NULL;
+        const int missing = ip && access(ip, F_OK) != 0;
+        free(ip);
+        if (missing && mm_tool_stac_item(TOOL, x->output)) return 1;
+        return EXIT_UP_TO_DATE;
+    }
     if (unlink(sp) && errno != ENOENT) {
         fprintf(stderr, "%s: cannot remove the stale stamp '%s': %s\n", TOOL, sp, strerror(errno));
         return 1;
@@ -715,6 +733,42 @@ static int write_report(const char *path, const char *manifest, const items *it,
     if (rc) fprintf(stderr, "%s: cannot write the report '%s': %s\n", TOOL, path, strerror(errno));
     cJSON_free(text);
     return rc;
+}
+
+/* The batch's STAC Catalog (--catalog FILE, else catalog.json beside the manifest) linking the
+ * items of the outputs that are there (done or up to date). */
+static int write_catalog(const mm_translate_cmd *c, const char *manifest, const items *it,
+                         int quiet) {
+    char *path = NULL;
+    const char *slash = strrchr(manifest, '/');
+    if (c->catalog)
+        path = strdup(c->catalog);
+    else if (asprintf(&path, "%.*scatalog.json", slash ? (int)(slash - manifest + 1) : 0,
+                      manifest) < 0)
+        path = NULL;
+    const char *base = slash ? slash + 1 : manifest, *dot = strrchr(base, '.');
+    char id[512];
+    snprintf(id, sizeof id, "mm_batch-%.*s",
+             dot && dot != base ? (int)(dot - base) : (int)strlen(base), base);
+    char **paths = NULL;
+    int n = 0;
+    for (int i = 0; i < it->n; i++) {
+        const item *x = &it->v[i];
+        if (x->status != ST_OK && x->status != ST_SKIPPED) continue;
+        char *ip = mm_tool_stac_path(x->output);
+        if (ip && access(ip, F_OK) == 0) paths = CSLAddString(paths, ip), n++;
+        free(ip);
+    }
+    const int rc = path ? mm_tool_stac_catalog(TOOL, path, id,
+                                               "Synthetic images made by mm_batch (MetaEarth-MM) "
+                                               "from the manifest's inputs; not observations.",
+                                               (const char *const *)paths, n)
+                        : -1;
+    if (!rc && !quiet)
+        fprintf(stderr, "%s: STAC catalog %s (%d item%s)\n", TOOL, path, n, n == 1 ? "" : "s");
+    CSLDestroy(paths);
+    free(path);
+    return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -850,6 +904,7 @@ int main(int argc, char **argv) {
     }
     rc = count[ST_FAILED] || count[ST_NOT_RUN] ? 1 : 0;
     if (report && write_report(report, manifest, &it, total, count)) rc = 1;
+    if (cmd.stac && write_catalog(&cmd, manifest, &it, quiet)) rc = 1;
     if (g_interrupted) {
         fprintf(stderr, "%s: interrupted; %d item%s not run\n", TOOL, count[ST_NOT_RUN],
                 count[ST_NOT_RUN] == 1 ? "" : "s");

@@ -39,12 +39,15 @@ static void usage(FILE *f) {
         "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY] [-ot TYPE]\n"
         "         [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]] [--gsd M]\n"
         "         [--nonfinite error|nodata] [--max-pixels N] [--force]\n"
-        "         [--sar-units db|linear|amplitude] [--sar-band N] [SRC] DST\n"
+        "         [--sar-units db|linear|amplitude] [--sar-band N]\n"
+        "         [--samples K [--spread band|sidecar]] [--stac] [SRC] DST\n"
         "Translates SRC (or the -s MODALITY:FILE sources) into DST in the target modality.\n"
         "Modalities come from -s/-t, else the MM_MODALITY metadata item, else a modality word\n"
         "in the file name (in_sar.tif, out_rgb.tif). SAR units come from --sar-units, else\n"
         "the band's unit type or SAR_UNITS item, else detection (integer: amplitude; float:\n"
         "linear, refused when it looks like dB); a multi-band SAR source uses its VH band.\n"
+        "--samples K writes the mean of K samples and their spread (DST.spread.EXT, or one\n"
+        "more band); --stac a STAC item DST.stac.json.\n"
         "See mm_translate(1).\n"
         "The model: --model, else $MM_MODEL, else the default model (%s).\n",
         mm_tool_default_model());

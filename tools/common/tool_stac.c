@@ -317,17 +317,41 @@ static int write_json(const char *tool, const char *path, cJSON *j) {
     return bad ? -1 : 0;
 }
 
-int mm_tool_stac_item(const char *tool, const char *dst, const char *spread, const mmgeo_job *job) {
+int mm_tool_stac_item(const char *tool, const char *dst) {
     char err[1024];
     GDALDatasetH ds = mmgeo_open_raster(dst, err, sizeof err);
     if (!ds) {
         fprintf(stderr, "%s: the STAC item: %s\n", tool, err);
         return -1;
     }
+    char **md = GDALGetMetadata(ds, NULL);
+    /* what made it, from the output's own items: MM_SOURCE (modality:path;...), MM_MODALITY, and
+       MM_SPREAD (a sidecar's name, beside the output) */
+    mmgeo_job jb, *job = &jb;
+    mmgeo_job_init(job);
+    char **srcs = CSLTokenizeString2(CSLFetchNameValueDef(md, "MM_SOURCE", ""), ";", 0);
+    char *mods[MMGEO_MAX_IO] = {0};
+    for (int i = 0; srcs && srcs[i] && job->n_sources < MMGEO_MAX_IO; i++) {
+        char *colon = strchr(srcs[i], ':');
+        if (!colon) continue;
+        mods[job->n_sources] = CPLStrdup(srcs[i]);
+        mods[job->n_sources][colon - srcs[i]] = 0;
+        job->sources[job->n_sources].modality = mods[job->n_sources];
+        job->sources[job->n_sources++].path = colon + 1;
+    }
+    job->n_targets = 1;
+    job->targets[0].modality = CSLFetchNameValueDef(md, "MM_MODALITY", "");
+    char spread_buf[4200];
+    const char *spread = NULL, *sp = CSLFetchNameValue(md, "MM_SPREAD");
+    if (sp && !strncmp(sp, "sidecar ", 8)) {
+        const char *sl = strrchr(dst, '/');
+        snprintf(spread_buf, sizeof spread_buf, "%.*s%s", sl ? (int)(sl - dst + 1) : 0, dst,
+                 sp + 8);
+        spread = spread_buf;
+    }
     GDALDatasetH sds = spread ? mmgeo_open_raster(spread, err, sizeof err) : NULL;
     GDALDatasetH src = job->n_sources ? mmgeo_open_raster(job->sources[0].path, err, sizeof err)
                                       : NULL;
-    char **md = GDALGetMetadata(ds, NULL);
     char now[40];
     const time_t t = time(NULL);
     struct tm tmv;
@@ -439,6 +463,8 @@ int mm_tool_stac_item(const char *tool, const char *dst, const char *spread, con
     if (src) GDALClose(src);
     if (sds) GDALClose(sds);
     GDALClose(ds);
+    CSLDestroy(srcs);
+    for (int i = 0; i < MMGEO_MAX_IO; i++) CPLFree(mods[i]);
     return rc;
 }
 

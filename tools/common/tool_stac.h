@@ -8,15 +8,15 @@
 
 /* The item's file name of an output: DST.stac.json (malloc'd; NULL when out of memory). */
 char *mm_tool_stac_path(const char *dst);
-/* Writes the STAC Item of the output dst (spread: its sidecar, or NULL), read back from the
- * written file: geometry (the footprint, edges densified) and bbox in WGS 84 (longitude,
+/* Writes the STAC Item of the output dst, all read back from the written file (its sources,
+ * modality and spread sidecar from its MM_SOURCE, MM_MODALITY and MM_SPREAD items): geometry (the footprint, edges densified) and bbox in WGS 84 (longitude,
  * latitude), the projection extension (proj:epsg or null, proj:wkt2, proj:shape,
  * proj:transform), the source's acquisition datetime (its metadata, or the STAC item beside it;
  * else the processing time, said in metaearth:datetime_source), the output (and spread) as
  * assets, each source as a derived_from link, and the model, task and settings as properties
- * with metaearth:synthetic true. job: the run's sources and targets. Returns 0, or -1 after a
- * message on stderr (the raster stays written). */
-int mm_tool_stac_item(const char *tool, const char *dst, const char *spread, const mmgeo_job *job);
+ * with metaearth:synthetic true. Returns 0, or -1 after a message on stderr (the raster stays
+ * written). */
+int mm_tool_stac_item(const char *tool, const char *dst);
 /* Writes a STAC Catalog at path (id, description) linking the items (n paths; relative hrefs
  * for those under the catalog's folder). Returns 0, or -1 after a message on stderr. */
 int mm_tool_stac_catalog(const char *tool, const char *path, const char *id,

@@ -326,7 +326,7 @@ int mm_translate_cmd_run(mm_translate_cmd *c, const char *tool) {
     rc = mm_tool_run_job(opt, &job, &tm.geo, &mp, run_proc, &md, &aoi, dst_path);
     /* --stac (on in a batch): the output's STAC item, from the written file */
     if (rc == 0 && c->stac &&
-        mm_tool_stac_item(TOOL, dst_path, spread_path[0] ? spread_path : NULL, &job))
+        mm_tool_stac_item(TOOL, dst_path))
         rc = 1;
 done:
     mmgeo_sampler_free(&sampler);
