@@ -319,6 +319,7 @@ static int write_json(const char *tool, const char *path, cJSON *j) {
 
 int mm_tool_stac_item(const char *tool, const char *dst) {
     char err[1024];
+    GDALAllRegister(); /* (mm_batch calls it for an up-to-date output, without a run) */
     GDALDatasetH ds = mmgeo_open_raster(dst, err, sizeof err);
     if (!ds) {
         fprintf(stderr, "%s: the STAC item: %s\n", tool, err);
