@@ -193,9 +193,15 @@ def convert(a):
     for kv in a.set or []:
         set_field(cfg, kv)
 
+    implied = implied_tensors(cfg)  # a config libmm refuses stops here, before any reading
     tensors = load_inputs(a.inputs, a.state_key)
-    implied = implied_tensors(cfg)
 
+    # drops first: a dropped tensor is offered to no rule, so that a catch-all rule
+    # ("blocks.{i}.{rest:path}") cannot turn it into a target the model does not have
+    drops = [compile_pattern(p) for mp in maps for p in mp.get("drop", [])]
+    drops += [compile_pattern(p) for p in a.drop or []]
+    dropped = sorted(n for n in tensors if any(d.fullmatch(n) for d in drops))
+    kept = sorted(set(tensors) - set(dropped))
     made, used = {}, set()
     problems = []
     for mp in maps:
@@ -203,16 +209,16 @@ def convert(a):
             srcs = rule["sources"] if "sources" in rule else [rule["source"]]
             tgts = rule["targets"] if "targets" in rule else [rule["target"]]
             rx = compile_pattern(srcs[0])
-            for name in sorted(tensors):
+            for name in kept:
                 m = rx.fullmatch(name)
                 if not m:
                     continue
                 binds = m.groupdict()
                 names = [fill(p, binds, rule["_where"]) for p in srcs]
-                absent = [n for n in names if n not in tensors]
+                absent = [n for n in names if n not in kept]
                 if absent:
                     problems.append(f"{rule['_where']}: '{name}' matched, but {absent} are not in "
-                                    "the checkpoint")
+                                    "the checkpoint (or dropped)")
                     continue
                 outs = apply_rule(rule, [tensors[n] for n in names])
                 for tp, t in zip(tgts, outs):
@@ -221,10 +227,7 @@ def convert(a):
                         problems.append(f"'{tn}' is made twice: from {made[tn][1]} and from {names}")
                     made[tn] = (t, names)
                 used.update(names)
-    drops = [compile_pattern(p) for mp in maps for p in mp.get("drop", [])]
-    drops += [compile_pattern(p) for p in a.drop or []]
-    dropped = sorted(n for n in tensors if n not in used and any(d.fullmatch(n) for d in drops))
-    unmapped = sorted(n for n in tensors if n not in used and n not in dropped)
+    unmapped = sorted(n for n in kept if n not in used)
     missing = sorted(n for n in implied if n not in made)
     extra = sorted(n for n in made if n not in implied)
     bad = sorted(n for n in made if n in implied and tuple(made[n][0].shape) != implied[n])
