@@ -42,12 +42,14 @@
 #include "part_file.h"
 #include "tool_model.h"
 #include "tool_run.h"
+#include "tool_stac.h"
 #include "translate_cmd.h"
 
 static const char *TOOL = "mm_batch";
 
 void mm_batch_plan_usage(FILE *f) {
     fprintf(f,
+            "One scene over a Slurm cluster (see mm_batch(1), docs/batch.md):\n"
             "       mm_batch plan [-q] [--chunks N] [--dir PLAN] [--submit] [--partition P]\n"
             "         [--time T] [--mem M] [--cpus-per-task N] [--account A] [--qos Q]\n"
             "         [--sbatch OPTION]... -- [mm_translate's options] SRC DST\n"
@@ -56,9 +58,9 @@ void mm_batch_plan_usage(FILE *f) {
             "plan splits one translation into N chunks on the model's window grid (default 4)\n"
             "and writes PLAN (default DST.mmplan): plan.json, array.sbatch (a job array, one\n"
             "chunk per task) and stitch.sbatch; --submit submits both with sbatch, the stitch\n"
-            "with --dependency=afterok. chunk runs chunks (INDEX, else $SLURM_ARRAY_TASK_ID),\n"
-            "skipping those whose stamp matches; stitch writes DST from the chunks, identical\n"
-            "to mm_translate's output of the same command.\n");
+            "to start once the array has succeeded. chunk runs chunks (INDEX, else the task's\n"
+            "$SLURM_ARRAY_TASK_ID), skipping those whose stamp matches; stitch writes DST from\n"
+            "the chunks, the same raster as mm_translate's output of the same command.\n");
 }
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -299,6 +301,7 @@ static void as_chunk(mm_translate_cmd *c, const plan *p, int k) {
     c->opt.has_srcwin = 1;
     memcpy(c->opt.srcwin, p->c[k].srcwin, sizeof c->opt.srcwin);
     c->dst_path = p->c[k].output;
+    c->stac = 0; /* a STAC item is the final output's (stitch), not a chunk's */
 }
 
 /* ---- plan --------------------------------------------------------------------------------- */
@@ -463,7 +466,6 @@ static int plan_main(int argc, char **argv) {
         case O_DIR: dir = optarg; break;
         case O_SUBMIT: do_submit = 1; break;
         case O_HELP:
-            printf("Usage:\n");
             mm_batch_plan_usage(stdout);
             CSLDestroy(so.lines);
             return 0;
@@ -525,7 +527,9 @@ static int plan_main(int argc, char **argv) {
     const char *refuse = c.opt.gsd > 0   ? "--gsd (its warped result is not bit-identical by region)"
                          : c.opt.aoi     ? "--aoi (chunks outside the area would fail)"
                          : c.opt.seamless ? "--seamless (its margins make chunks cost whole scenes)"
-                                          : NULL;
+                         : c.opt.samples.samples > 1 && c.opt.samples.spread == MMGEO_SPREAD_SIDECAR
+                             ? "--samples with the spread in a sidecar (give --spread band)"
+                             : NULL;
     if (refuse) {
         fprintf(stderr, "%s: plan: %s is not supported in a plan; run mm_translate\n", TOOL, refuse);
         goto done;
@@ -1027,6 +1031,8 @@ static int stitch_main(int argc, char **argv) {
         goto out;
     }
     if (mm_batch_write_stamp(sp, key, fields, src, "mm_batch stitch", dst)) goto out;
+    /* --stac of the translation: the item of the output, as mm_translate writes it */
+    if (c.stac && mm_tool_stac_item(TOOL, dst)) goto out;
     if (!quiet)
         fprintf(stderr, "%s: stitch: %d chunks into '%s' (%s) in %.1f s\n", TOOL, p.n, dst,
                 GDALGetDriverShortName(drv), mm_now_seconds() - t0);
