@@ -33,7 +33,7 @@ mv "$T/stage" "$T/elsewhere/prefix" || { echo "FAIL: cannot move the prefix"; ex
 P=$T/elsewhere/prefix
 [ ! -e "$T/stage" ] || fail "the old prefix is still there"
 mkdir "$T/work" && cd "$T/work" || exit 1
-TOOLS="mm_info mm_bench mm_demo mm_translate mm_generate mm_embed mm_simulate mm_eval mm_baseline"
+TOOLS="mm_info mm_bench mm_demo mm_translate mm_generate mm_embed mm_simulate mm_eval mm_baseline mm_convert"
 for t in $TOOLS; do [ -x "$P/bin/$t" ] || fail "bin/$t not installed"; done
 for f in include/mm.h include/mmgeo.h include/mmsim.h lib/libmm.a lib/libmmgeo.a lib/libmmsim.so \
          lib/pkgconfig/libmm.pc lib/pkgconfig/mmgeo.pc lib/cmake/MetaEarthMM/MetaEarthMMConfig.cmake \
@@ -88,6 +88,12 @@ expect 0 "" "$P/bin/mm_embed" -q --threads 1 "$T/in/scene_sar.tif" "$T/work/toke
 expect 0 "" "$P/bin/mm_demo" -q --steps 1 --threads 1 --out "$T/work"
 [ -s "$T/work/demo_rgb.ppm" ] || fail "mm_demo wrote no demo_rgb.ppm"
 expect 0 "" "$P/bin/mm_info" "$P/share/metaearth-mm/default.safetensors"
+# mm_convert runs its Python converter and mappings from the moved share/metaearth-mm/convert
+[ -f "$P/share/metaearth-mm/convert/mm_convert.py" ] || fail "share/metaearth-mm/convert/mm_convert.py not installed"
+expect 0 "" "$P/bin/mm_convert" --list-mappings
+grep -q "^diffusers-vae" "$T/out.txt" || fail "mm_convert --list-mappings: $(head -c 300 "$T/out.txt")"
+expect 0 "" "$P/bin/mm_convert" -m metaearth-ref -c "$S/tests/golden/tiny_config.json" -o "$T/work/conv.safetensors" "$TINY"
+grep -q "loads in libmm" "$T/out.txt" || fail "mm_convert: $(head -c 300 "$T/out.txt")"
 expect 0 "" "$P/bin/mm_info" --config "$P/share/metaearth-mm/metaearth-mm-600m.json"
 expect 0 "" "$P/bin/mm_bench" --model "$TINY" --threads 1 --reps 1 --steps 0 --no-matmul
 expect 0 "" "$P/bin/mm_simulate" -q --size 64 --seed 3 "$T/work/sim"
