@@ -295,6 +295,16 @@ static void test_defaults(void **state)
     assert_float_equal(cfg.sampling.guidance, 1.2f, 0.0);
     assert_float_equal(cfg.sampling.sde_eta, 1.0f, 0.0);
     assert_float_equal(cfg.sampling.time_shift, 1.0f, 0.0);
+    /* the conventions' defaults: the project's own behaviour */
+    assert_true(cfg.dit.timestep_scale == 1000.0);
+    assert_int_equal(cfg.dit.time_data_at_1, 0);
+    assert_int_equal(cfg.dit.pos_column_first, 0);
+    assert_int_equal(cfg.dit.scene_norm_out, 1);
+    assert_int_equal(cfg.dit.adaln_chunks, 6);
+    assert_int_equal(cfg.dit.cond_modality, 1);
+    assert_int_equal(cfg.sampling.final_mean, 0);
+    assert_float_equal(cfg.sampling.final_step_size, 0.0f, 0.0);
+    assert_int_equal(cfg.vae.has_latents_stats, 0);
     assert_int_equal(cfg.vae_factor, 4);
     assert_int_equal(cfg.latent_size, 16);
     assert_int_equal(cfg.tokens_per_side, 16);
@@ -334,6 +344,54 @@ static void test_sampling_values(void **state)
     assert_int_equal(cfg.sampling.sampler, 2);
     assert_int_equal(cfg.sampling.steps, 10);
     assert_float_equal(cfg.sampling.guidance, 1.2f, 0.0);
+}
+
+/* Every convention field set to its other value parses, and changes the implied tensors where
+ * it should: no scene.norm_out, adaLN tables of 4H. */
+static int count_tensor(const char *name, int ndim, const int64_t *shape, void *user)
+{
+    int64_t *c = user;
+    if (strcmp(name, "scene.norm_out.weight") == 0) c[0]++;
+    if (strcmp(name, "gen.blocks.0.adaLN_modulation.1.weight") == 0) c[1] = ndim ? shape[0] : 0;
+    return 0;
+}
+
+static void test_conventions(void **state)
+{
+    (void)state;
+    char *a = tiny_with("\"routing\": [0, 1, 2, 3, 4]",
+                        "\"routing\": [0, 1, 2, 3, 4], \"timestep_scale\": 1,"
+                        " \"time_direction\": \"data_at_1\", \"pos_embed_order\": \"column_first\","
+                        " \"scene_norm_out\": false, \"adaln_chunks\": 4,"
+                        " \"condition\": \"scene+time\"");
+    char *json = malloc(strlen(a) + 256);
+    char *at = strstr(a, "\"shift_factor\": 0.0");
+    assert_non_null(at);
+    sprintf(json, "%.*s\"shift_factor\": 0.0, \"latents_mean\": [0.5, -1, 0, 2],"
+            " \"latents_std\": [1, 2, 3, 4]%s", (int)(at - a), a, at + strlen("\"shift_factor\": 0.0"));
+    mm_config cfg;
+    parse_ok(json, &cfg);
+    assert_true(cfg.dit.timestep_scale == 1.0);
+    assert_int_equal(cfg.dit.time_data_at_1, 1);
+    assert_int_equal(cfg.dit.pos_column_first, 1);
+    assert_int_equal(cfg.dit.scene_norm_out, 0);
+    assert_int_equal(cfg.dit.adaln_chunks, 4);
+    assert_int_equal(cfg.dit.cond_modality, 0);
+    assert_int_equal(cfg.vae.has_latents_stats, 1);
+    assert_float_equal(cfg.vae.latents_mean[1], -1.0f, 0.0);
+    assert_float_equal(cfg.vae.latents_std[3], 4.0f, 0.0);
+    int64_t c[2] = {0, 0};
+    assert_int_equal(mm_config_visit_tensors(&cfg, count_tensor, c), 0);
+    assert_int_equal(c[0], 0);
+    assert_int_equal(c[1], 4 * 64);
+    free(a);
+    free(json);
+    a = tiny_with("\"time_shift\": 1.0}",
+                  "\"time_shift\": 1.0, \"final_step\": \"mean\", \"final_step_size\": 0.04}");
+    parse_ok(a, &cfg);
+    assert_int_equal(cfg.sampling.final_mean, 1);
+    assert_float_equal(cfg.sampling.final_step_size, 0.04f, 0.0);
+    free(a);
 }
 
 static void test_routing_shared_branches(void **state)
@@ -547,6 +605,18 @@ static const bad_case BAD[] = {
     {NULL, "{} trailing", "invalid JSON", NULL},
     {NULL, "[1, 2, 3]", "config", "object"},
     {NULL, "\"metaearth-mm\"", "config", "object"},
+    /* conventions (issue 19): a value libmm cannot honour, named */
+    {"\"routing\": [0, 1, 2, 3, 4]", "\"routing\": [0, 1, 2, 3, 4], \"time_direction\": \"backwards\"", "dit.time_direction", "noise_at_1"},
+    {"\"routing\": [0, 1, 2, 3, 4]", "\"routing\": [0, 1, 2, 3, 4], \"pos_embed_order\": \"diagonal\"", "dit.pos_embed_order", "column_first"},
+    {"\"routing\": [0, 1, 2, 3, 4]", "\"routing\": [0, 1, 2, 3, 4], \"adaln_chunks\": 9", "dit.adaln_chunks", "not supported"},
+    {"\"routing\": [0, 1, 2, 3, 4]", "\"routing\": [0, 1, 2, 3, 4], \"condition\": \"time\"", "dit.condition", "scene+time"},
+    {"\"routing\": [0, 1, 2, 3, 4]", "\"routing\": [0, 1, 2, 3, 4], \"timestep_scale\": 0", "dit.timestep_scale", "(0"},
+    {"\"routing\": [0, 1, 2, 3, 4]", "\"routing\": [0, 1, 2, 3, 4], \"scene_norm_out\": 1", "dit.scene_norm_out", "boolean"},
+    {"\"routing\": [0, 1, 2, 3, 4]", "\"routing\": [0, 1, 2, 3, 4], \"time_direction\": 1", "dit.time_direction", "string"},
+    {"\"shift_factor\": 0.0", "\"shift_factor\": 0.0, \"latents_mean\": [0, 0, 0, 0]", "vae.latents_std", "missing"},
+    {"\"shift_factor\": 0.0", "\"shift_factor\": 0.0, \"latents_mean\": [0, 0], \"latents_std\": [1, 1]", "vae.latents_mean", "one per latent channel"},
+    {"\"shift_factor\": 0.0", "\"shift_factor\": 0.0, \"latents_mean\": [0, 0, 0, 0], \"latents_std\": [1, 0, 1, 1]", "vae.latents_std[1]", "> 0"},
+    {"\"shift_factor\": 0.0", "\"shift_factor\": 0.0, \"latents_mean\": \"x\", \"latents_std\": [1, 1, 1, 1]", "vae.latents_mean", "array"},
 };
 
 static void test_geo_section(void **state)
@@ -800,6 +870,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_sampling_values),
         cmocka_unit_test(test_routing_shared_branches),
+        cmocka_unit_test(test_conventions),
         cmocka_unit_test(test_diffusers_vae_pasted),
         cmocka_unit_test(test_failure_leaves_cfg_and_handles_small_err),
         cmocka_unit_test(test_geo_section),
