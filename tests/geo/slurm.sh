@@ -11,6 +11,9 @@
 # It fails, never skips, when Slurm cannot start; the one skip (77): not root and Slurm or munge
 # not installed (bootstrap.sh installs them; CI runs as root). Every wait is bounded.
 # Usage: slurm.sh BUILD_DIR MODEL
+# For a timing (docs/batch.md): MM_SLURM_SCENE=RASTER (a SAR scene instead of the synthetic one),
+# MM_SLURM_OPTS (mm_translate's options instead of the test's), MM_SLURM_THREADS (of the one
+# process; default 1).
 set -u
 B=$(cd "$1" && pwd)
 MODEL=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
@@ -124,11 +127,15 @@ wait_jobs() {
 }
 
 # --- the scene in one process, then as 4 array tasks and a stitch
-OPTS="--model $MODEL --steps 1 --guidance 1 -ot Float32"
-"$B/mm_make_samples" "$T" 150 110 >/dev/null || die "mm_make_samples"
+OPTS="--model $MODEL ${MM_SLURM_OPTS:---steps 1 --guidance 1 -ot Float32}"
+if [ -n "${MM_SLURM_SCENE:-}" ]; then
+    cp "$MM_SLURM_SCENE" "$T/scene_sar.tif" || die "cannot copy $MM_SLURM_SCENE"
+else
+    "$B/mm_make_samples" "$T" 150 110 >/dev/null || die "mm_make_samples"
+fi
 cd "$T" || exit 1
 t0=$(date +%s.%N)
-"$B/mm_translate" -q --threads 1 $OPTS scene_sar.tif one_rgb.tif || die "mm_translate"
+"$B/mm_translate" -q --threads "${MM_SLURM_THREADS:-1}" $OPTS scene_sar.tif one_rgb.tif || die "mm_translate"
 t1=$(date +%s.%N)
 expect 0 "submitted" "$B/mm_batch" plan --chunks 4 --dir p --cpus-per-task 1 --time 15 --submit \
     -- $OPTS scene_sar.tif out_rgb.tif
@@ -142,7 +149,7 @@ $SAME one_rgb.tif out_rgb.tif || fail "the Slurm output differs from mm_translat
 for i in 0 1 2 3; do
     grep -q "chunk $i of 4: .*done in" p/logs/chunk-$i.log || fail "chunk $i: log $(cat p/logs/chunk-$i.log)"
 done
-echo "$t0 $t1 $t2" | awk -v n="$(nproc)" '{ printf "one process (1 thread): %.1f s; 4 array tasks (1 CPU each, %d CPUs) and the stitch, from the submission: %.1f s\n", $2 - $1, n, $3 - $2 }'
+echo "$t0 $t1 $t2" | awk -v n="$(nproc)" -v th="${MM_SLURM_THREADS:-1}" '{ printf "one process (%d threads): %.1f s; 4 array tasks (1 CPU each, %d CPUs) and the stitch, from the submission: %.1f s\n", th, $2 - $1, n, $3 - $2 }'
 
 # --- a chunk lost (its task failed or was pre-empted): resubmitted alone, the result unchanged
 c0=$(ls p/chunks/chunk-0000_*.tif) c2=$(ls p/chunks/chunk-0002_*.tif)
