@@ -37,13 +37,18 @@ def water_fraction(rgb):
     return float(water_mask(rgb).mean())
 
 
+def window_sums(a, k, stride=1):
+    """Sums of every k x k window of a 2-D array whose origin is on a stride grid (a summed-area
+    table): out[i, j] = a[i*stride : i*stride + k, j*stride : j*stride + k].sum()."""
+    c = np.pad(np.asarray(a, np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    y = np.arange(0, a.shape[0] - k + 1, stride)[:, None]
+    x = np.arange(0, a.shape[1] - k + 1, stride)[None, :]
+    return c[y + k, x + k] - c[y, x + k] - c[y + k, x] + c[y, x]
+
+
 def box_mean(a, k):
     """k x k box mean of a 2-D array (edges replicated), k odd."""
-    r = k // 2
-    p = np.pad(np.asarray(a, np.float64), r, mode="edge")
-    c = np.pad(p.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    h, w = a.shape
-    return (c[k:k + h, k:k + w] - c[:h, k:k + w] - c[k:k + h, :w] + c[:h, :w]) / (k * k)
+    return window_sums(np.pad(np.asarray(a, np.float64), k // 2, mode="edge"), k) / (k * k)
 
 
 def paste_water(rng, recipient, donor, sar_dark=None):
@@ -68,16 +73,13 @@ def paste_water(rng, recipient, donor, sar_dark=None):
     if "sar" in donor and sar_dark is not None:
         w &= box_mean(turn(donor["sar"])[0], 5) < sar_dark
     m = box_mean(w, 5) > 0.5
-    out = {}
-    for name, a in recipient.items():
-        if name == "pan" or name not in donor:
-            out[name] = a.copy()
-            continue
-        out[name] = np.ascontiguousarray(np.where(m[None], turn(donor[name]), a))
-    # a modality the donor lacks (NIR) cannot be composited: drop it rather than keep a dry one
-    out = {name: a for name, a in out.items() if name == "pan" or name in donor}
+    # a modality the donor lacks (NIR) cannot be composited: left out rather than kept dry
+    out = {name: np.ascontiguousarray(np.where(m[None], turn(donor[name]), a))
+           for name, a in recipient.items() if name != "pan" and name in donor}
     if "rgb" in out:
         out["pan"] = luma(out["rgb"]).astype(np.float32)
+    elif "pan" in recipient:
+        out["pan"] = recipient["pan"].copy()
     return out, float(m.mean())
 
 
@@ -126,14 +128,9 @@ class RealScenes:
         for k, (_, mods) in enumerate(self.scenes):
             if "sar" not in mods:
                 continue
-            m = water_mask(mods["rgb"]).astype(np.float64)
-            c = np.pad(m.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-            h, w = m.shape
-            for y in range(0, h - S + 1, stride):
-                for x in range(0, w - S + 1, stride):
-                    f = (c[y + S, x + S] - c[y, x + S] - c[y + S, x] + c[y, x]) / (S * S)
-                    if min_frac <= f <= 0.9:
-                        out.append((k, y, x))
+            f = window_sums(water_mask(mods["rgb"]), S, stride) / (S * S)
+            out += [(k, int(i) * stride, int(j) * stride)
+                    for i, j in zip(*np.nonzero((f >= min_frac) & (f <= 0.9)))]
         return out
 
     def crop(self, rng, k, y, x, S):

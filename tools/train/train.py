@@ -40,6 +40,7 @@ import simdata  # noqa: E402
 import realdata  # noqa: E402
 
 HELD_OUT_PAIR = ("sar", "osm")  # never trained together: the zero-shot pair (paper: OSM-SAR)
+REAL_MODALITIES = ["rgb", "sar", "nir", "pan"]  # what a real window may hold (PAN: pseudo-PAN)
 PASTE_DARK_DB = -20.0  # --water-paste: pasted water is water-coloured with VH below this (dB)
 
 
@@ -294,7 +295,7 @@ def make_real_latents(args, cfg, model):
     scenes = realdata.RealScenes(args.real, cfg, "train")
     rng = np.random.default_rng(args.seed * 7 + 5)
     S = cfg["image_size"]
-    mods = ["rgb", "sar", "nir", "pan"]
+    mods = REAL_MODALITIES
     n = args.real_windows
     wins = [scenes.window(rng, S) for _ in range(n)]
     lat, has = encode_windows(model, cfg, wins, mods)
@@ -351,7 +352,7 @@ def add_water_paste(args, cfg, model, real):
             if f >= 0.02:  # a donor whose water is all bright (wind, shadow) pastes nothing
                 wins.append(w)
                 frac.append(f)
-        lat, has = encode_windows(model, cfg, wins, ["rgb", "sar", "nir", "pan"])
+        lat, has = encode_windows(model, cfg, wins, REAL_MODALITIES)
         water = torch.tensor([realdata.water_fraction(w["rgb"]) for w in wins])
         extra = {"latents": lat, "has": has, "water": water, "donors": len(donors)}
         log(args.work, f"water paste: {len(wins)} windows from {len(donors)} donor windows, "
