@@ -482,8 +482,10 @@ static void sim_class_names(classifier *c) {
 static double *features(const raster *r, double scale, int *nfeat) {
     const size_t n = (size_t)r->w * r->h;
     const int nf = 3 * r->bands;
-    double *f = malloc(n * nf * sizeof(double)), *x = malloc(n * sizeof(double));
-    double *m = malloc(n * sizeof(double)), *x2 = malloc(n * sizeof(double)),
+    /* x and x2 zeroed: every element is written below, but GCC cannot see that for n == 0 (the
+     * loop over n runs 0 times while local_mean is still called) and warns under -O2 */
+    double *f = malloc(n * nf * sizeof(double)), *x = calloc(n, sizeof(double));
+    double *m = malloc(n * sizeof(double)), *x2 = calloc(n, sizeof(double)),
            *m2 = malloc(n * sizeof(double));
     for (int b = 0; b < r->bands; b++) {
         for (size_t i = 0; i < n; i++) {
