@@ -6,7 +6,8 @@
  *   ./fuzz_safetensors -dict=tests/fuzz/safetensors.dict tests/fuzz/corpus
  *
  * Without libFuzzer (any compiler), -DMM_ST_FUZZ_MAIN builds a driver that runs the files named
- * on the command line through the same checks (for replaying crashes or the corpus). */
+ * on the command line through the same checks (for replaying crashes or the corpus). CMake builds
+ * both (tests/fuzz/CMakeLists.txt; the libFuzzer target with clang or -DMM_FUZZ=ON): README.md. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
