@@ -81,7 +81,7 @@ static mm_status translate(mm_context *ctx, mm_model *m, int n, const float *src
 }
 
 static mm_workload workload(const mods *md, int n) {
-    return (mm_workload){n, 1, &md->sar, 1, &md->rgb, 1.5f};
+    return (mm_workload){n, 1, &md->sar, 1, &md->rgb, 1.5f, 0};
 }
 
 static void test_reserve(void **state) {

@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
      * figures (docs/cuda.md, "Memory") */
     const int src_mod = 1 % mm_model_num_modalities(m), tgt_mod = 0;
     const int auto_batch = batch == 0;
-    mm_workload wl = {batch, 1, &src_mod, 1, &tgt_mod, guidance};
+    mm_workload wl = {batch, 1, &src_mod, 1, &tgt_mod, guidance, 0};
     mm_memory_plan plan;
     const size_t budget = (size_t)budget_mib << 20;
     if ((auto_batch ? mm_context_reserve_auto(ctx, &wl, 256, budget, &plan)

@@ -118,6 +118,8 @@ typedef struct {
     int n_targets;
     const int *target_mods;
     float guidance; /* with sources, != 1 doubles the batch of the model (guided sampling) */
+    int joint_guidance; /* as mm_sample_params.joint_guidance: without sources, with n_targets
+                           >= 2 and guidance != 1, the batch of the model is 1 + n_targets times */
 } mm_workload;
 
 typedef struct {
@@ -165,6 +167,13 @@ typedef struct {
     uint64_t seed;
     mm_progress_fn progress;
     void *progress_user;
+    /* Guidance between jointly generated modalities (calls without sources only; 0 = off, the
+     * default: then guidance has no effect without sources). With n_targets >= 2 and guidance
+     * w != 1, target j's velocity is v_u + w (v_c - v_u): v_c from the joint step, v_u from the
+     * same step with every other target dropped to pure noise at t = 1 (the modality drop of
+     * translation guidance; noise purpose MM_NOISE_UNCOND, drawn once per tile). With one
+     * target there is nothing to drop and the flag has no effect. docs/architecture.md 5. */
+    int joint_guidance;
 } mm_sample_params;
 
 /* Fills the model's defaults (config "sampling"). */
@@ -191,6 +200,27 @@ mm_status mm_generate(mm_context *ctx, const mm_sample_params *params, int n_til
  * out[i] (for source i) receives n_tiles x T x T x hidden floats, T = tokens per side. */
 mm_status mm_embed(mm_context *ctx, int n_tiles, int n_sources, const int *source_mods,
                    const float *const *sources, float *const *out);
+
+/* Zero-shot scene readout (paper section V-C, Eq. 22): the scene tokens of the branch of a
+ * modality that was not observed, inferred from the observed sources. The scene sequence is the
+ * sources at time source_t (0: clean, the paper's; t > 0: (1 - t) z + t eps with eps the
+ * MM_NOISE_INITIAL noise of the source's modality) followed by the readout branch: pure noise
+ * (MM_NOISE_UNCOND of the readout modality, step 0) at t = 1, as a dropped modality in training
+ * and in guidance. The output is that branch's partition of S. docs/architecture.md 5. */
+typedef struct {
+    int modality;   /* the branch read out: a modality that is not among the sources */
+    float source_t; /* time of the sources, in [0, 1); 0 = clean (the paper's) */
+    uint64_t seed;  /* with the tile ids, addresses the noise */
+} mm_readout_params;
+
+/* modality -1 (must be set), source_t 0, seed 0. */
+void mm_readout_params_default(mm_readout_params *p);
+
+/* out receives n_tiles x T x T x hidden floats (T = tokens per side): the readout branch's
+ * scene tokens. A tile's result depends on (seed, tile id, sources), not on the batch. */
+mm_status mm_embed_readout(mm_context *ctx, const mm_readout_params *params, int n_tiles,
+                           const uint64_t *tile_ids, int n_sources, const int *source_mods,
+                           const float *const *sources, float *out);
 
 /* ---- latent-level access (tiling with latent fusion, tests) -------------------------------- */
 

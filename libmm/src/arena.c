@@ -239,6 +239,7 @@ static mm_status measure(mm_context *ctx, const mm_workload *w, int n, size_t *c
     mm_sample_params_default(ctx->model, &p);
     p.steps = 1; /* every step has the same shapes */
     p.guidance = w->guidance;
+    p.joint_guidance = w->joint_guidance;
     p.progress = NULL;
     uint64_t *ids = calloc((size_t)(n > 0 ? n : 1), sizeof *ids);
     static const float placeholder = 0.0f; /* host buffers: never read (upload is a no-op) */

@@ -5,6 +5,8 @@
  * With guidance, the conditional and unconditional branches run as one forward over 2B tiles
  * (tiles B..2B-1 see their sources replaced by noise at t = 1): larger matrix products are
  * faster, and the backend's determinism contract makes a tile's rows independent of the batch.
+ * Joint guidance (no sources, nt >= 2 targets) runs 1 + nt copies: copy 0 the joint step, copy
+ * 1 + j target j with every other target replaced by its noise at t = 1.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -111,10 +113,15 @@ typedef struct {
     const int *src_mods, *tgt_mods;
     const uint64_t *tile_ids;
     size_t lat;         /* floats per tile latent */
-    float *src;         /* ns x (2B) latents: clean, then unconditional noise */
-    float *xin;         /* nt x (2B) model inputs */
-    float *t_host;      /* (ns + nt) x (2B) times */
+    float *src;         /* ns x (2B) latents: clean, then unconditional noise; joint guidance:
+                           nt x B unconditional noise of the targets */
+    float *xin;         /* nt x (K B) model inputs */
+    float *t_host;      /* (ns + nt) x (K B) times */
+    int joint;          /* joint guidance: K = 1 + nt copies of the batch */
 } sampler_state;
+
+/* Copies of the batch in one model evaluation: 2 with guidance, 1 + nt with joint guidance. */
+static int copies(const sampler_state *s) { return s->guided ? 2 : s->joint ? 1 + s->nt : 1; }
 
 /* t_i of the grid (docs/architecture.md section 5). With sampling.final_step_size d > 0 (SiT's
  * last_step_size) the first n - 1 steps cover [1, d] evenly and the last one goes d -> 0. */
@@ -131,7 +138,7 @@ static double time_at(const sampler_state *st, int i) {
 /* v (nt x B) = guided velocity at state x (nt x B) and time t. */
 static int velocity(sampler_state *s, const float *x, double t, float *v) {
     mm_context *ctx = s->ctx;
-    const int B2 = s->guided ? 2 * s->B : s->B, np = s->ns + s->nt;
+    const int K = copies(s), B2 = K * s->B, np = s->ns + s->nt;
     mm_part_dev parts[2 * MM_MAX_MODALITIES];
     int targets[MM_MAX_MODALITIES];
     float *vout[MM_MAX_MODALITIES];
@@ -150,6 +157,13 @@ static int velocity(sampler_state *s, const float *x, double t, float *v) {
         if (OPS->copy(BE, xi, xj, s->B * s->lat) ||
             (s->guided && OPS->copy(BE, xi + s->B * s->lat, xj, s->B * s->lat)))
             return mm_ctx_backend_failed(ctx, "copy");
+        for (int k = 1; s->joint && k < K; k++) { /* copy k: target k - 1 alone */
+            const float *in = k - 1 == j ? xj : s->src + (size_t)j * s->B * s->lat;
+            if (OPS->copy(BE, xi + (size_t)k * s->B * s->lat, in, s->B * s->lat))
+                return mm_ctx_backend_failed(ctx, "copy");
+            if (k - 1 != j)
+                for (int b = 0; b < s->B; b++) th[(size_t)k * s->B + b] = 1.0f;
+        }
         parts[s->ns + j] = (mm_part_dev){s->tgt_mods[j], xi, th};
         targets[j] = s->ns + j;
         vout[j] = vbuf + (size_t)j * B2 * s->lat;
@@ -161,6 +175,8 @@ static int velocity(sampler_state *s, const float *x, double t, float *v) {
         const size_t n = s->B * s->lat;
         if (s->guided && OPS->axpby(BE, vc, 1.0f - w, vc + n, w, n))
             return mm_ctx_backend_failed(ctx, "guidance");
+        if (s->joint && OPS->axpby(BE, vc, 1.0f - w, vc + (size_t)(1 + j) * n, w, n))
+            return mm_ctx_backend_failed(ctx, "joint guidance");
         if (OPS->copy(BE, dst, vc, n)) return mm_ctx_backend_failed(ctx, "copy");
     }
     return 0;
@@ -242,12 +258,20 @@ mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_ti
         return MM_ERROR_ARGUMENT;
     }
     const mm_model *m = ctx->model;
+    if (params->joint_guidance && n_sources > 0) {
+        mm_ctx_seterr(ctx, "joint guidance applies to generation without sources (%d given); "
+                           "translation guidance drops the sources",
+                      n_sources);
+        return MM_ERROR_ARGUMENT;
+    }
     sampler_state s = {ctx, params, n_tiles, n_sources, n_targets, 0, source_mods, target_mods,
-                       tile_ids, 0, NULL, NULL, NULL};
+                       tile_ids, 0, NULL, NULL, NULL, 0};
     s.guided = n_sources > 0 && params->guidance != 1.0f;
+    s.joint = n_sources == 0 && params->joint_guidance && n_targets >= 2 && params->guidance != 1.0f;
     s.lat = (size_t)m->cfg.vae.latent_channels * m->cfg.latent_size * m->cfg.latent_size;
-    const int B2 = s.guided ? 2 * n_tiles : n_tiles;
-    s.src = mm_ws(ctx, WS_S_SRC, (size_t)(n_sources ? n_sources : 1) * B2 * s.lat);
+    const int B2 = copies(&s) * n_tiles;
+    s.src = mm_ws(ctx, WS_S_SRC, s.joint ? (size_t)n_targets * n_tiles * s.lat
+                                         : (size_t)(n_sources ? n_sources : 1) * B2 * s.lat);
     s.xin = mm_ws(ctx, WS_S_LAT, (size_t)n_targets * B2 * s.lat);
     float *x = mm_ws(ctx, WS_S_X, (size_t)n_targets * n_tiles * s.lat);
     size_t max_img = 0;
@@ -272,6 +296,9 @@ mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_ti
                                    source_mods[i], 0))
             goto done;
     }
+    for (int j = 0; s.joint && j < n_targets; j++)
+        if (fill_noise(&s, s.src + (size_t)j * n_tiles * s.lat, MM_NOISE_UNCOND, target_mods[j], 0))
+            goto done;
     int rc = run_sampler(&s, x);
     if (rc) {
         st = rc == 2 ? MM_ERROR_INTERRUPTED : MM_ERROR_BACKEND;
@@ -346,6 +373,102 @@ mm_status mm_embed(mm_context *ctx, int n_tiles, int n_sources, const int *sourc
 done:
     if (st == MM_ERROR_NOMEM && !ctx->errmsg[0]) mm_ctx_seterr(ctx, "out of memory");
     free(zeros);
+    return st;
+}
+
+void mm_readout_params_default(mm_readout_params *p) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->modality = -1;
+}
+
+/* Eq. 22 of the paper: the sources (clean, or at source_t) and the readout branch as pure noise
+ * at t = 1 in one scene sequence; the readout branch's tokens out. */
+mm_status mm_embed_readout(mm_context *ctx, const mm_readout_params *params, int n_tiles,
+                           const uint64_t *tile_ids, int n_sources, const int *source_mods,
+                           const float *const *sources, float *out) {
+    if (!check_ctx(ctx)) return MM_ERROR_ARGUMENT;
+    ctx->errmsg[0] = 0;
+    ctx->be->errmsg[0] = 0;
+    unsigned seen = 0;
+    if (check_tiles(ctx, n_tiles) ||
+        check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source", &seen))
+        return MM_ERROR_ARGUMENT;
+    const mm_model *m = ctx->model;
+    if (!params || !tile_ids || !out || n_sources < 1) {
+        mm_ctx_seterr(ctx, "readout needs parameters, tile ids, an output and at least one source");
+        return MM_ERROR_ARGUMENT;
+    }
+    const int rm = params->modality;
+    if (rm < 0 || rm >= m->cfg.n_modalities) {
+        mm_ctx_seterr(ctx, "readout modality index %d out of range (the model has %d)", rm,
+                      m->cfg.n_modalities);
+        return MM_ERROR_ARGUMENT;
+    }
+    if (seen & (1u << rm)) {
+        mm_ctx_seterr(ctx, "readout modality '%s' is also a source: the readout is the branch of a "
+                           "modality that was not observed",
+                      m->cfg.modalities[rm]);
+        return MM_ERROR_ARGUMENT;
+    }
+    const float ts = params->source_t;
+    if (!(ts >= 0.0f && ts < 1.0f)) {
+        mm_ctx_seterr(ctx, "readout source time must be in [0, 1), got %g", (double)ts);
+        return MM_ERROR_ARGUMENT;
+    }
+    const int np = n_sources + 1;
+    const size_t lat = (size_t)m->cfg.vae.latent_channels * m->cfg.latent_size * m->cfg.latent_size;
+    const size_t NH = (size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size;
+    size_t max_img = 0;
+    for (int i = 0; i < m->cfg.n_modalities; i++)
+        if (image_floats(m, i) > max_img) max_img = image_floats(m, i);
+    float *lats = mm_ws(ctx, WS_S_SRC, (size_t)np * n_tiles * lat);
+    float *img = mm_ws(ctx, WS_S_IMG, max_img * n_tiles);
+    float *eps = ts > 0.0f ? mm_ws(ctx, WS_S_XI, (size_t)n_tiles * lat) : NULL;
+    float *scene = mm_ws(ctx, WS_S_X, (size_t)np * n_tiles * NH);
+    float *times = malloc(sizeof(float) * 2 * (size_t)n_tiles);
+    mm_part_dev parts[MM_MAX_MODALITIES];
+    mm_status st = MM_ERROR_BACKEND;
+    if (!lats || !img || !scene || !times || (ts > 0.0f && !eps)) {
+        st = MM_ERROR_NOMEM;
+        goto done;
+    }
+    for (int b = 0; b < n_tiles; b++) times[b] = ts, times[n_tiles + b] = 1.0f;
+    for (int i = 0; i < np; i++) {
+        float *dst = lats + (size_t)i * n_tiles * lat;
+        const int mod = i < n_sources ? source_mods[i] : rm;
+        if (i < n_sources) {
+            if (OPS->upload(BE, img, sources[i], image_floats(m, mod) * n_tiles)) {
+                mm_ctx_backend_failed(ctx, "upload");
+                goto done;
+            }
+            if (mm_vae_encode_dev(ctx, mod, n_tiles, img, dst)) goto done;
+        }
+        /* the readout branch's noise, or the noise of a source read at source_t > 0 */
+        float *nz = i < n_sources ? eps : dst;
+        for (int b = 0; nz && b < n_tiles; b++)
+            if (OPS->noise(BE, nz + (size_t)b * lat, params->seed, tile_ids[b],
+                           i < n_sources ? MM_NOISE_INITIAL : MM_NOISE_UNCOND, mod, 0, lat)) {
+                mm_ctx_backend_failed(ctx, "noise");
+                goto done;
+            }
+        if (i < n_sources && eps && /* (1 - t) z + t eps */
+            OPS->axpby(BE, dst, ts, eps, 1.0f - ts, (size_t)n_tiles * lat)) {
+            mm_ctx_backend_failed(ctx, "noising");
+            goto done;
+        }
+        parts[i] = (mm_part_dev){mod, dst, i < n_sources ? times : times + n_tiles};
+    }
+    if (mm_dit_forward(ctx, n_tiles, np, parts, 0, NULL, NULL, scene)) goto done;
+    for (int b = 0; b < n_tiles; b++)
+        if (OPS->download(BE, out + (size_t)b * NH, scene + ((size_t)b * np + n_sources) * NH, NH)) {
+            mm_ctx_backend_failed(ctx, "download");
+            goto done;
+        }
+    st = MM_OK;
+done:
+    if (st == MM_ERROR_NOMEM && !ctx->errmsg[0]) mm_ctx_seterr(ctx, "out of memory");
+    free(times);
     return st;
 }
 

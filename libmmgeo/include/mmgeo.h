@@ -453,7 +453,10 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
 
 /* The embedding processor: libmm's mm_embed of source 0 (with the other sources as further
  * partitions), its scene tokens written as hidden_size target channels of T x T cells (planar).
- * Use with a job whose out_scale is image_size / T and whose target profile is MMGEO_IO_RAW. */
+ * With readout set, libmm's mm_embed_readout instead (paper V-C, Eq. 22: the tokens of the
+ * branch readout_params.modality inferred from the sources, its noise addressed by the window's
+ * tile id). Use with a job whose out_scale is image_size / T and whose target profile is
+ * MMGEO_IO_RAW. */
 typedef struct {
     mm_context *ctx;
     int n_sources;
@@ -461,6 +464,8 @@ typedef struct {
     int tokens, hidden; /* T, hidden size */
     float *scratch;     /* internal (NULL at first; free() after the run) */
     size_t scratch_n;
+    int readout;                       /* 0: mm_embed (the sources' own tokens) */
+    mm_readout_params readout_params;  /* with readout */
 } mmgeo_embed_processor;
 int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,

@@ -57,7 +57,8 @@ int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *in
                            .source_mods = mp->source_mods,
                            .n_targets = mp->n_targets,
                            .target_mods = mp->target_mods,
-                           .guidance = mp->params.guidance};
+                           .guidance = mp->params.guidance,
+                           .joint_guidance = mp->params.joint_guidance};
     mm_memory_plan plan;
     const mm_status s = automatic ? mm_context_reserve_auto(mp->ctx, &w, max, 0, &plan)
                                   : mm_context_reserve(mp->ctx, &w, 0, &plan);
@@ -77,21 +78,25 @@ int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *in
 int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
                         size_t errlen) {
-    (void)tile_ids;
     mmgeo_embed_processor *e = user;
     const int T = e->tokens, Hd = e->hidden, ns = e->n_sources;
     const size_t per = (size_t)T * T * Hd;
-    const size_t need = per * (size_t)n_tiles * (size_t)ns;
+    const size_t need = per * (size_t)n_tiles * (size_t)(e->readout ? 1 : ns);
     if (e->scratch_n < need) {
         float *p = realloc(e->scratch, need * sizeof(float));
         if (!p) return mmgeo_fail(err, errlen, "out of memory");
         e->scratch = p, e->scratch_n = need;
     }
     float *out[MMGEO_MAX_IO];
-    for (int i = 0; i < ns; i++) out[i] = e->scratch + (size_t)i * n_tiles * per;
-    if (mm_embed(e->ctx, n_tiles, ns, e->source_mods, sources, out) != MM_OK)
+    for (int i = 0; i < (e->readout ? 1 : ns); i++) out[i] = e->scratch + (size_t)i * n_tiles * per;
+    if (e->readout) {
+        if (mm_embed_readout(e->ctx, &e->readout_params, n_tiles, tile_ids, ns, e->source_mods,
+                             sources, out[0]) != MM_OK)
+            return mmgeo_fail(err, errlen, "%s", mm_context_errmsg(e->ctx));
+    } else if (mm_embed(e->ctx, n_tiles, ns, e->source_mods, sources, out) != MM_OK)
         return mmgeo_fail(err, errlen, "%s", mm_context_errmsg(e->ctx));
-    /* tokens of source 0: T x T x hidden (row-major cells) -> hidden planes of T x T */
+    /* tokens of source 0 (or of the readout branch): T x T x hidden (row-major cells) -> hidden
+     * planes of T x T */
     for (int t = 0; t < n_tiles; t++) {
         const float *s = out[0] + (size_t)t * per;
         float *d = targets[0] + (size_t)t * per;

@@ -601,12 +601,16 @@ def gen_forward(model, z, S, t, m, trace=None):
     return -v if model.conv["time_direction"] == "data_at_1" else v
 
 
-def predict_velocity(model, sources, targets, t, guidance=1.0, uncond_sources=None):
+def predict_velocity(model, sources, targets, t, guidance=1.0, uncond_sources=None,
+                     joint_uncond=None):
     """Velocity of each target for one step of a task, with classifier-free guidance.
 
     sources: list of (z, m), clean (t = 0). targets: list of (z, m), all at time t ([B] or float).
     uncond_sources: list of noise latents, one per source, used at t = 1 in the unconditional
     branch (required when guidance != 1 and there are sources).
+    joint_uncond: joint guidance (no sources, two or more targets): one noise latent per target;
+    target j's unconditional branch is the same step with every other target k replaced by
+    joint_uncond[k] at t = 1 (dropped as in training), target j itself kept at t.
     The scene sequence is sources (in order) then targets (in order).
     Returns the list of velocities, one per target.
     """
@@ -620,8 +624,20 @@ def predict_velocity(model, sources, targets, t, guidance=1.0, uncond_sources=No
         return [gen_forward(model, z, s, tt, m) for (z, m), s in zip(targets, S)]
 
     v_c = velocities([(z, zero, m) for z, m in sources])
-    if guidance == 1.0 or not sources:
+    if guidance == 1.0:
         return v_c
+    if not sources:
+        if joint_uncond is None or len(targets) < 2:
+            return v_c  # nothing to drop: the conditional and unconditional steps are one
+        assert len(joint_uncond) == len(targets)
+        w = torch.tensor(guidance, dtype=v_c[0].dtype)
+        out = []
+        for j, (zj, mj) in enumerate(targets):
+            parts = [(zj, tt, m) if k == j else (joint_uncond[k], one, m)
+                     for k, (_, m) in enumerate(targets)]
+            vu = gen_forward(model, zj, scene_forward(model, parts)[j], tt, mj)
+            out.append(vu + w * (v_c[j] - vu))
+        return out
     assert uncond_sources is not None and len(uncond_sources) == len(sources)
     v_u = velocities([(n, one, m) for n, (_, m) in zip(uncond_sources, sources)])
     w = torch.tensor(guidance, dtype=v_c[0].dtype)
@@ -711,8 +727,11 @@ def time_grid(steps, shift=1.0, final_step_size=0.0):
 
 
 def sample(model, sources, targets, seed, tile_ids, steps=None, sampler=None, guidance=None,
-           sde_eta=None, time_shift=None, bf16=False, trace=None):
+           sde_eta=None, time_shift=None, bf16=False, trace=None, joint_guidance=False):
     """Run a translate (sources non-empty) or joint generation (sources empty) task.
+
+    joint_guidance: without sources, guidance between the jointly generated targets (see
+    predict_velocity; the dropped targets' noise is PURPOSE_UNCOND, step 0, once per tile).
 
     sources: list of (z_clean [B, C, L, L], m); targets: list of modality indices.
     Defaults come from config["sampling"]. The sampler state is kept in the model dtype
@@ -741,13 +760,18 @@ def sample(model, sources, targets, seed, tile_ids, steps=None, sampler=None, gu
     if guidance != 1.0 and sources:
         uncond = [noise_batch(seed, tile_ids, PURPOSE_UNCOND, m, 0, shape).to(dt)
                   for _, m in sources]
+    joint_uncond = None
+    if joint_guidance and not sources and guidance != 1.0 and len(targets) >= 2:
+        joint_uncond = [noise_batch(seed, tile_ids, PURPOSE_UNCOND, m, 0, shape).to(dt)
+                        for m in targets]
 
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     def vel(state, t):
         with ctx():
             vs = predict_velocity(model, srcs, [(state[m], m) for m in targets],
-                                  torch.full((B,), t, dtype=torch.float64), guidance, uncond)
+                                  torch.full((B,), t, dtype=torch.float64), guidance, uncond,
+                                  joint_uncond)
         return {m: v.to(dt) for m, v in zip(targets, vs)}
 
     final_mean = model.conv["final_step"] == "mean"
@@ -785,6 +809,29 @@ def scene_embedding(model, sources):
     """Scene embedding task: S of each clean source partition (t = 0)."""
     B = sources[0][0].shape[0]
     return scene_forward(model, [(z, torch.zeros(B, dtype=torch.float64), m) for z, m in sources])
+
+
+def scene_readout(model, sources, readout_mod, seed, tile_ids, source_t=0.0):
+    """Zero-shot scene readout (paper V-C, Eq. 22): the scene tokens of the branch of modality
+    readout_mod, which is given as pure noise (PURPOSE_UNCOND, step 0) at t = 1, inferred from the
+    sources (list of (z_clean, m)) at time source_t: clean for 0 (the paper's), else
+    (1 - t) z + t eps with eps the PURPOSE_INIT noise of the source's modality. The scene sequence
+    is the sources (in order) then the readout branch. Returns [B, N, H]."""
+    assert all(m != readout_mod for _, m in sources) and 0.0 <= source_t < 1.0
+    dt = model.dtype
+    B = len(tile_ids)
+    shape = (model.C, model.L, model.L)
+    ts = float(np.float32(source_t))  # the time as the C API takes it (float32)
+    parts = []
+    for z, m in sources:
+        z = z.to(dt)
+        if ts > 0.0:
+            eps = noise_batch(seed, tile_ids, PURPOSE_INIT, m, 0, shape).to(dt)
+            z = (1 - torch.tensor(ts, dtype=dt)) * z + torch.tensor(ts, dtype=dt) * eps
+        parts.append((z, torch.full((B,), ts, dtype=torch.float64), m))
+    noise = noise_batch(seed, tile_ids, PURPOSE_UNCOND, readout_mod, 0, shape).to(dt)
+    parts.append((noise, torch.ones(B, dtype=torch.float64), readout_mod))
+    return scene_forward(model, parts)[-1]
 
 
 # --------------------------------------------------------------------------------------------
