@@ -23,6 +23,7 @@
 #include "args.h"
 #include "config.h" /* libmm's config parser and tensor list (internal, linked statically) */
 #include "mm.h"
+#include "read_file.h"
 
 static const char *TOOL = "mm_convert";
 
@@ -58,32 +59,6 @@ static void usage(FILE *f) {
             "tools, the version.\n");
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[65536];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (!buf) buf = calloc(1, 1);
-    else buf[len] = 0;
-    return buf;
-}
-
 static int print_tensor(const char *name, int ndim, const int64_t *shape, void *user) {
     (void)user;
     printf("%s\t", name);
@@ -95,7 +70,7 @@ static int print_tensor(const char *name, int ndim, const int64_t *shape, void *
 /* --list-tensors: libmm's parser is the judge, so a config libmm cannot honour is refused here
  * with the field named, before any tensor is converted. */
 static int list_tensors(const char *path) {
-    char *text = slurp(path);
+    char *text = mm_read_text_file(path);
     if (!text) {
         fprintf(stderr, "%s: cannot read '%s': %s\n", TOOL, path, strerror(errno));
         return 1;

@@ -8,6 +8,7 @@
 
 #include "args.h"
 #include "mm.h"
+#include "read_file.h"
 
 static const char *TOOL = "mm_info";
 
@@ -30,32 +31,6 @@ static void print_counts(const mm_param_count *p) {
     printf("parameters:\n");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("  %-32s %14lld  (%.1fM)\n", rows[i].name, (long long)rows[i].n, rows[i].n / 1e6);
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[65536];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb || cap > (64u << 20)) {
-                free(nb ? nb : buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (!buf) buf = calloc(1, 1);
-    else buf[len] = 0;
-    return buf;
 }
 
 int main(int argc, char **argv) {
@@ -82,7 +57,7 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
-        char *text = slurp(config), *err = NULL;
+        char *text = mm_read_text_file(config), *err = NULL;
         if (!text) {
             fprintf(stderr, "%s: cannot read '%s'\n", TOOL, config);
             return 1;
