@@ -3,7 +3,9 @@
  * Float32 raster at token resolution: hidden_size bands, one cell per scene token, the
  * geotransform scaled by image_size / tokens_per_side. The raster is cut into the model's windows
  * on the anchored grid (aligned to token cells) and the tokens of overlapping windows are
- * averaged with the raised-cosine weights. See man/mm_embed.1 and docs/tools.md.
+ * averaged with the raised-cosine weights. --readout scene writes instead the zero-shot readout
+ * of Eq. 22 (libmm's mm_embed_readout): the tokens of the branch of a modality that was not
+ * observed, inferred from the source. See man/mm_embed.1 and docs/tools.md.
  */
 #define _GNU_SOURCE
 #include <cpl_conv.h>
@@ -36,11 +38,16 @@ static void usage(FILE *f) {
             "         [-srcwin XOFF YOFF XSIZE YSIZE | -projwin ULX ULY LRX LRY]\n"
             "         [--aoi FILE [--aoi-layer NAME]] [--sar-units db|linear|amplitude]\n"
             "         [--sar-band N] [--nonfinite error|nodata] [--max-pixels N] [--force]\n"
+            "         [--readout source|scene] [--readout-modality MODALITY] [--readout-t T]\n"
+            "         [--seed N]\n"
             "         SRC DST\n"
             "Writes the scene tokens of SRC as a Float32 raster at token resolution (one band per\n"
             "hidden feature, one cell per token). The modality comes from -s, else the\n"
             "MM_MODALITY metadata item, else a modality word in the file name. SAR units and\n"
-            "band as mm_translate (--sar-units, --sar-band). See mm_embed(1).\n"
+            "band as mm_translate (--sar-units, --sar-band). --readout scene writes instead the\n"
+            "zero-shot readout (paper V-C, Eq. 22): the tokens of the --readout-modality branch,\n"
+            "given as pure noise at t = 1, inferred from SRC (clean, or at --readout-t).\n"
+            "See mm_embed(1).\n"
             "The model: --model, else $MM_MODEL, else the default model (%s).\n",
         mm_tool_default_model());
 }
@@ -55,13 +62,52 @@ int main(int argc, char **argv) {
     mmgeo_job_init(&job);
     mmgeo_aoi *aoi = NULL;
     mmgeo_run_stats stats;
-    static const struct option opts[] = {MM_TOOL_OPTIONS, MM_TOOL_SOURCE_OPTIONS, {0, 0, 0, 0}};
-    int o, bad = 0;
+    enum { O_READOUT = 256, O_READOUT_MOD, O_READOUT_T };
+    static const struct option opts[] = {MM_TOOL_OPTIONS,
+                                         MM_TOOL_SOURCE_OPTIONS,
+                                         {"readout", required_argument, 0, O_READOUT},
+                                         {"readout-modality", required_argument, 0, O_READOUT_MOD},
+                                         {"readout-t", required_argument, 0, O_READOUT_T},
+                                         {"seed", required_argument, 0, MM_OPT_SEED},
+                                         {0, 0, 0, 0}};
+    int o, bad = 0, readout = 0, readout_t_set = 0;
+    const char *readout_mod = NULL;
+    float readout_t = 0.0f;
     while ((o = mm_tool_getopt(&opt, argc, argv, "qs:b:", opts, usage, &bad)) != -1) {
         switch (o) {
         case 's': src_mod = optarg; break;
+        case O_READOUT:
+            if (strcmp(optarg, "scene") == 0) readout = 1;
+            else if (strcmp(optarg, "source") == 0) readout = 0;
+            else {
+                fprintf(stderr, "%s: --readout takes source or scene, got '%s'\n", TOOL, optarg);
+                bad = 1;
+            }
+            break;
+        case O_READOUT_MOD: readout_mod = optarg; break;
+        case O_READOUT_T:
+            bad = mm_arg_float(TOOL, "--readout-t", optarg, 0, 1, &readout_t);
+            if (!bad && readout_t >= 1.0f) {
+                fprintf(stderr, "%s: --readout-t must be below 1 (at t = 1 the source is pure "
+                                "noise)\n", TOOL);
+                bad = 1;
+            }
+            readout_t_set = 1;
+            break;
         default: bad = 1; break;
         }
+    }
+    if (!bad && !opt.stop && !readout && (readout_mod || readout_t_set || opt.seed_set)) {
+        fprintf(stderr, "%s: --readout-modality, --readout-t and --seed go with --readout scene\n",
+                TOOL);
+        bad = 1;
+    }
+    if (!bad && !opt.stop && readout && !readout_mod) {
+        fprintf(stderr,
+                "%s: --readout scene needs --readout-modality MODALITY: the modality whose "
+                "branch is read out (one the source is not)\n",
+                TOOL);
+        bad = 1;
     }
     if (!bad && !opt.stop && argc - optind != 2) {
         fprintf(stderr, "%s: expected SRC and DST, got %d file name%s\n", TOOL, argc - optind,
@@ -122,6 +168,20 @@ int main(int argc, char **argv) {
     ep.source_mods[0] = m;
     ep.tokens = T;
     ep.hidden = Hd;
+    if (readout) {
+        mm_readout_params_default(&ep.readout_params);
+        if ((ep.readout_params.modality = mm_tool_modality(TOOL, &tm, readout_mod)) < 0) goto done;
+        if (ep.readout_params.modality == m) {
+            fprintf(stderr,
+                    "%s: --readout-modality %s is the source's modality: the readout is the "
+                    "branch of a modality that was not observed\n",
+                    TOOL, readout_mod);
+            goto done;
+        }
+        ep.readout = 1;
+        ep.readout_params.source_t = readout_t;
+        ep.readout_params.seed = opt.seed;
+    }
     mmgeo_processor proc;
     memset(&proc, 0, sizeof proc);
     proc.fn = mmgeo_process_embed;
@@ -137,7 +197,16 @@ int main(int argc, char **argv) {
         goto done;
     }
     md = mm_tool_md_sources(md, &job);
-    md = CSLSetNameValue(md, "MM_EMBEDDING", "scene tokens");
+    if (readout) {
+        md = CSLSetNameValue(md, "MM_EMBEDDING", "scene readout");
+        md = CSLSetNameValue(md, "MM_READOUT_MODALITY", readout_mod);
+        snprintf(buf, sizeof buf, "%.9g", (double)ep.readout_params.source_t);
+        md = CSLSetNameValue(md, "MM_READOUT_T", buf);
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)opt.seed);
+        md = CSLSetNameValue(md, "MM_SEED", buf);
+    } else {
+        md = CSLSetNameValue(md, "MM_EMBEDDING", "scene tokens");
+    }
     snprintf(buf, sizeof buf, "%d", r);
     md = CSLSetNameValue(md, "MM_TOKEN_CELL", buf);
     snprintf(buf, sizeof buf, "%d", S);

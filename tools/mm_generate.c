@@ -3,8 +3,10 @@
  * a georeferenced grid given as gdalwarp takes it (-te, -tr or -ts, -t_srs) or copied from a
  * raster (-like), one output file per modality. The grid is cut into the model's windows on the
  * same anchored grid as mm_translate, every window generated jointly in all the modalities, and
- * the windows blended (or, with --seamless, fused in latent space at every sampling step). See
- * man/mm_generate.1 and docs/tools.md.
+ * the windows blended (or, with --seamless, fused in latent space at every sampling step).
+ * --joint-guidance applies the guidance scale between the jointly generated modalities (libmm's
+ * mm_sample_params.joint_guidance; off by default, as today). See man/mm_generate.1 and
+ * docs/tools.md.
  */
 #define _GNU_SOURCE
 #include <cpl_conv.h>
@@ -37,7 +39,8 @@ static void usage(FILE *f) {
            "         [--config KEY VALUE]... [--model FILE] [--device cpu|cuda] [--threads N]\n"
            "         [--precision bf16|fp32] [--steps N] [--guidance G] [--seed N]\n"
            "         [--sampler euler|heun|euler_maruyama] [--overlap PX] [--batch N]\n"
-           "         [--seamless] [--profile MODALITY=SPEC]... [--aoi FILE [--aoi-layer NAME]]\n"
+           "         [--seamless] [--joint-guidance] [--profile MODALITY=SPEC]...\n"
+           "         [--aoi FILE [--aoi-layer NAME]]\n"
            "         [--gsd M] [--nonfinite error|nodata] [--max-pixels N] [--force]\n"
            "         (-te XMIN YMIN XMAX YMAX (-tr XRES YRES | -ts WIDTH HEIGHT) [-t_srs SRS]\n"
            "          | -like FILE)\n"
@@ -45,8 +48,10 @@ static void usage(FILE *f) {
            "Generates aligned rasters of several modalities jointly, from nothing, on the grid\n"
            "given by -te/-tr/-ts/-t_srs (as gdalwarp) or copied from FILE (-like): one output per\n"
            "modality, named by -t MODALITY:FILE or by a modality word in the file name\n"
-           "(out_rgb.tif out_sar.tif). The outputs are synthetic (SYNTHETIC=YES). See\n"
-           "mm_generate(1).\n"
+           "(out_rgb.tif out_sar.tif). The outputs are synthetic (SYNTHETIC=YES).\n"
+           "--joint-guidance applies --guidance between the modalities generated together (each\n"
+           "one's unconditional step drops the others to noise); without it guidance has no\n"
+           "effect here. See mm_generate(1).\n"
            "The model: --model, else $MM_MODEL, else the default model (%s).\n",
         mm_tool_default_model());
 }
@@ -81,7 +86,8 @@ int main(int argc, char **argv) {
     mmgeo_job job;
     mmgeo_job_init(&job);
 
-    enum { O_TE = 256, O_TR, O_TS, O_TSRS, O_LIKE };
+    enum { O_TE = 256, O_TR, O_TS, O_TSRS, O_LIKE, O_JOINT_GUIDANCE };
+    int joint_guidance = 0;
     static const struct option opts[] = {MM_TOOL_OPTIONS,
                                          MM_TOOL_SAMPLING_OPTIONS,
                                          MM_TOOL_TILING_OPTIONS,
@@ -90,6 +96,7 @@ int main(int argc, char **argv) {
                                          {"ts", required_argument, 0, O_TS},
                                          {"t_srs", required_argument, 0, O_TSRS},
                                          {"like", required_argument, 0, O_LIKE},
+                                         {"joint-guidance", no_argument, 0, O_JOINT_GUIDANCE},
                                          {0, 0, 0, 0}};
     int o, bad = 0;
     while ((o = mm_tool_getopt(&opt, argc, argv, "qt:", opts, usage, &bad)) != -1) {
@@ -99,6 +106,7 @@ int main(int argc, char **argv) {
         case O_TS: bad = parse_doubles("-ts", 2, optarg, argv, argc, ts), has_ts = 1; break;
         case O_TSRS: t_srs = optarg; break;
         case O_LIKE: like = optarg; break;
+        case O_JOINT_GUIDANCE: joint_guidance = 1; break;
         case 't':
             if (n_tspec == MMGEO_MAX_IO) {
                 fprintf(stderr, "%s: at most %d outputs\n", TOOL, MMGEO_MAX_IO);
@@ -129,6 +137,9 @@ int main(int argc, char **argv) {
     else if (has_ts && !(ts[0] >= 1 && ts[1] >= 1 && ts[0] == floor(ts[0]) &&
                          ts[1] == floor(ts[1]) && ts[0] <= INT_MAX && ts[1] <= INT_MAX))
         gerr = "-ts WIDTH HEIGHT must be positive integers";
+    else if (joint_guidance && opt.seamless)
+        gerr = "--joint-guidance is not available with --seamless (the latent fusion has no "
+               "joint-guided branch yet): use the blended tiling";
     if (gerr) {
         fprintf(stderr, "%s: %s\n", TOOL, gerr);
         usage(stderr);
@@ -270,7 +281,23 @@ int main(int argc, char **argv) {
     if (mm_tool_profiles_apply(TOOL, &opt.profiles, NULL, &job)) goto done;
 
     /* the model */
+    const int batch0 = opt.batch;
     if (mm_tool_model_processor(&opt, model, 0, n_out, &ctx, &mp, &proc)) goto done;
+    if (joint_guidance) { /* the working memory planned again, for the 1 + n_out copies */
+        char info[512], rerr[2048];
+        mp.params.joint_guidance = 1;
+        opt.batch = batch0;
+        if (mmgeo_model_reserve(&mp, &opt.batch, 64, info, sizeof info, rerr, sizeof rerr)) {
+            fprintf(stderr, "%s: %s\n", TOOL, rerr);
+            goto done;
+        }
+        if (batch0 == 0 && !opt.quiet) fprintf(stderr, "%s: with joint guidance, %s\n", TOOL, info);
+        if (n_out < 2 && !opt.quiet)
+            fprintf(stderr,
+                    "%s: warning: --joint-guidance with one modality has no effect (there is no "
+                    "other modality to drop)\n",
+                    TOOL);
+    }
 
     /* provenance */
     char err[2048];
@@ -282,6 +309,7 @@ int main(int argc, char **argv) {
     md = CSLSetNameValue(md, "MM_SOURCE", "none (joint generation)");
     md = CSLSetNameValue(md, "MM_JOINT", joint);
     md = mm_tool_md_tiling(md, &mp.params, NULL, model, proc.window, opt.overlap, opt.seamless);
+    if (joint_guidance) md = CSLSetNameValue(md, "MM_JOINT_GUIDANCE", "YES");
 
     job.overlap = opt.overlap;
     job.batch = opt.batch;

@@ -191,6 +191,8 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
     s.Ol = O / f;
     s.lat = (size_t)s.C * L * L;
     s.guided = s.ns > 0 && mp->params.guidance != 1.0f;
+    if (mp->params.joint_guidance)
+        return mmgeo_fail(err, errlen, "joint guidance is not available in the seamless mode");
     const int B = job->batch > 0 ? job->batch : 1;
     const mm_sample_params *p = &mp->params;
     if (p->steps < 1) return mmgeo_fail(err, errlen, "steps must be at least 1");
