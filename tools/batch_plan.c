@@ -177,13 +177,7 @@ static int write_plan(const plan *p) {
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     char *path = join(p->dir, "plan.json");
-    FILE *f = mm_part_open(path, "w");
-    int rc = -1;
-    if (f) {
-        fputs(text, f);
-        fputc('\n', f);
-        rc = mm_part_commit(f, path);
-    }
+    const int rc = mm_part_write_text(path, text);
     if (rc) fprintf(stderr, "%s: cannot write '%s': %s\n", TOOL, path, strerror(errno));
     free(path);
     cJSON_free(text);

@@ -543,13 +543,7 @@ int mm_batch_write_stamp(const char *sp, const char *key, cJSON *fields, const c
     cJSON_AddStringToObject(j, "key", key);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
-    FILE *f = mm_part_open(sp, "w");
-    int rc = -1;
-    if (f) {
-        fputs(text, f);
-        fputc('\n', f);
-        rc = mm_part_commit(f, sp);
-    }
+    const int rc = mm_part_write_text(sp, text);
     if (rc) fprintf(stderr, "%s: cannot write the stamp '%s': %s\n", TOOL, sp, strerror(errno));
     cJSON_free(text);
     return rc;
@@ -723,13 +717,7 @@ static int write_report(const char *path, const char *manifest, const items *it,
     }
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
-    FILE *f = mm_part_open(path, "w");
-    int rc = -1;
-    if (f) {
-        fputs(text, f);
-        fputc('\n', f);
-        rc = mm_part_commit(f, path);
-    }
+    const int rc = mm_part_write_text(path, text);
     if (rc) fprintf(stderr, "%s: cannot write the report '%s': %s\n", TOOL, path, strerror(errno));
     cJSON_free(text);
     return rc;

@@ -7,15 +7,12 @@
 # the same files as -j 1 (JSON Lines); bad manifests and usage exit 2.
 # Usage: batch.sh BUILD_DIR MODEL
 set -u
-B=$1
-MODEL=$2
 TEST_NAME=mm_batch_test
-. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
-HERE=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/../lib/geo.sh" # $B $MODEL $PLUGIN $HERE $PY $SAME need_python; $T fail expect no_file
 OPTS="--threads 1 --steps 1 --guidance 1"
 MB="$B/mm_batch --model $MODEL $OPTS"
 MT="$B/mm_translate -q --model $MODEL $OPTS"
-"$B/mm_make_samples" "$T" 72 54 >/dev/null || { echo "FAIL: mm_make_samples"; exit 1; }
+make_samples 72 54
 mkdir "$T/b"
 cp "$T/scene_sar.tif" "$T/b/a_sar.tif"
 cp "$T/scene_sar.tif" "$T/b/c_sar.tif"

@@ -9,19 +9,14 @@
 # array and the stitch with --dependency=afterok; bad usage exits 2.
 # Usage: batch_plan.sh BUILD_DIR MODEL
 set -u
-B=$(cd "$1" && pwd)
-MODEL=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 TEST_NAME=mm_batch_plan_test
-. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
-HERE=$(cd "$(dirname "$0")" && pwd)
-PY=${MM_TEST_PYTHON:-/usr/bin/python3} # Debian's, which has python3-gdal
-SAME="$PY $HERE/same_raster.py"
-$PY -c 'from osgeo import gdal' 2>/dev/null || { echo "FAIL: $PY with GDAL (python3-gdal) is needed"; exit 1; }
+. "$(dirname "$0")/../lib/geo.sh" # $B $MODEL $PLUGIN $HERE $PY $SAME need_python; $T fail expect no_file
+need_python 'from osgeo import gdal' 'GDAL (python3-gdal)'
 OPTS="--model $MODEL --threads 1 --steps 1 --guidance 1"
 MB="$B/mm_batch"
 MT="$B/mm_translate -q $OPTS"
 # 150 x 110 pixels: 6 x 5 windows of 32 with the overlap of 8
-"$B/mm_make_samples" "$T" 150 110 >/dev/null || { echo "FAIL: mm_make_samples"; exit 1; }
+make_samples 150 110
 cd "$T" || exit 1
 nchunks() { $PY -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["chunks"]))' "$1/plan.json"; }
 run_all() { # PLAN: every chunk, one process each

@@ -6,17 +6,13 @@
 # temporary files of dead processes removed, Ctrl-C, creation options checked against the
 # driver's list, and the message of a missing input. Usage: safety.sh BUILD_DIR MODEL [PLUGIN_DIR]
 set -u
-B=$1
-MODEL=$2
-PLUGIN=${3:-}
 TEST_NAME=mm_safety_test
-. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
-HERE=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/../lib/geo.sh" # $B $MODEL $PLUGIN $HERE $PY $SAME need_python; $T fail expect no_file
 MT="$B/mm_translate -q --threads 1 --steps 1 --guidance 1 --model $MODEL"
 MTI="$B/mm_translate -q --processor identity --model $MODEL" # no model run
 MG="$B/mm_generate -q --threads 1 --steps 1 --model $MODEL"
 ME="$B/mm_embed -q --threads 1 --model $MODEL"
-"$B/mm_make_samples" "$T" 72 54 >/dev/null || { echo "FAIL: mm_make_samples"; exit 1; }
+make_samples 72 54
 sum() { sha256sum "$1" | cut -c1-64; }
 
 # --- 1. identity of files, not strings

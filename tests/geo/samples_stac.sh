@@ -14,20 +14,14 @@
 #    mm_batch writes an item per output and catalog.json, --no-stac none.
 # Usage: samples_stac.sh BUILD_DIR MODEL [DRIVER_DIR]
 set -u
-B=$1
-MODEL=$2
-DRV=${3:-}
 TEST_NAME=mm_samples_stac_test
-. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
-HERE=$(cd "$(dirname "$0")" && pwd)
-PY=${MM_TEST_PYTHON:-/usr/bin/python3} # Debian's, which has python3-gdal and numpy
-$PY -c 'from osgeo import gdal; import numpy' 2>/dev/null ||
-    { echo "FAIL: $PY with GDAL and numpy (python3-gdal, python3-numpy) is needed"; exit 1; }
+. "$(dirname "$0")/../lib/geo.sh" # $B $MODEL $PLUGIN $HERE $PY $SAME need_python; $T fail expect no_file
+need_python 'from osgeo import gdal; import numpy' 'GDAL and numpy (python3-gdal, python3-numpy)'
 OPTS="--threads 1 --steps 1 --guidance 1"
 MT0="$B/mm_translate -q --model $MODEL $OPTS -t rgb"
 MT="$B/mm_translate -q --model $MODEL $OPTS"
 # 96 x 64: with --overlap 0 the 32-pixel windows tile it exactly (each pixel has one window)
-"$B/mm_make_samples" "$T" 96 64 >/dev/null || { echo "FAIL: mm_make_samples"; exit 1; }
+make_samples 96 64
 S=$T/scene_sar.tif
 SHA=$(sha256sum "$MODEL" | cut -d' ' -f1)
 
@@ -118,9 +112,9 @@ sys.exit(0 if ok else 1)
 PY
 
 # --- 4. the driver: SAMPLES=3 is --samples 3 --spread band (the blended default overlap)
-if [ -n "$DRV" ]; then
+if [ -n "$PLUGIN" ]; then
     $MT --seed 5 --samples 3 --spread band "$S" "$T/cli_rgb.tif" 2>/dev/null || fail "CLI --samples 3 --spread band"
-    GDAL_DRIVER_PATH=$DRV gdal_translate -q -oo MODEL="$MODEL" -oo STEPS=1 -oo GUIDANCE=1 -oo THREADS=1 \
+    GDAL_DRIVER_PATH=$PLUGIN gdal_translate -q -oo MODEL="$MODEL" -oo STEPS=1 -oo GUIDANCE=1 -oo THREADS=1 \
         -oo SEED=5 -oo SAMPLES=3 "MM:rgb:$S" "$T/drv.tif" 2>"$T/err.txt" || fail "driver SAMPLES=3: $(cat "$T/err.txt")"
     $PY -c 'import sys, numpy as np
 from osgeo import gdal
@@ -131,7 +125,7 @@ d = band4.GetDescription()
 sys.exit(0 if same and "spread" in d and b.GetMetadataItem("MM_SAMPLES") == "3" else 1)' "$T/cli_rgb.tif" "$T/drv.tif" ||
         fail "driver SAMPLES=3 differs from mm_translate --samples 3 --spread band"
     for k in 0 -1 1e9 x; do
-        GDAL_DRIVER_PATH=$DRV gdalinfo -oo MODEL="$MODEL" -oo SAMPLES=$k "MM:rgb:$S" >/dev/null 2>"$T/err.txt" &&
+        GDAL_DRIVER_PATH=$PLUGIN gdalinfo -oo MODEL="$MODEL" -oo SAMPLES=$k "MM:rgb:$S" >/dev/null 2>"$T/err.txt" &&
             fail "driver SAMPLES=$k opened"
         grep -q "SAMPLES must be a whole number" "$T/err.txt" || fail "driver SAMPLES=$k: $(cat "$T/err.txt")"
     done

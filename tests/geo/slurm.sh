@@ -15,13 +15,8 @@
 # MM_SLURM_OPTS (mm_translate's options instead of the test's), MM_SLURM_THREADS (of the one
 # process; default 1).
 set -u
-B=$(cd "$1" && pwd)
-MODEL=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 TEST_NAME=mm_batch_slurm_test
-. "$(dirname "$0")/../lib/cli.sh" # $T, fail, expect, no_file
-HERE=$(cd "$(dirname "$0")" && pwd)
-PY=${MM_TEST_PYTHON:-/usr/bin/python3} # Debian's, which has python3-gdal
-SAME="$PY $HERE/same_raster.py"
+. "$(dirname "$0")/../lib/geo.sh" # $B $MODEL $PLUGIN $HERE $PY $SAME need_python; $T fail expect no_file
 WAIT=${MM_SLURM_WAIT:-300} # seconds for the jobs of one submission at most
 
 missing=""
@@ -37,7 +32,7 @@ if [ -n "$missing" ]; then
     echo "FAIL: not installed:$missing (bootstrap.sh installs slurmctld slurmd slurm-client munge)"
     exit 1
 fi
-$PY -c 'from osgeo import gdal' 2>/dev/null || { echo "FAIL: $PY with GDAL (python3-gdal) is needed"; exit 1; }
+need_python 'from osgeo import gdal' 'GDAL (python3-gdal)'
 
 S=$T/slurm
 mkdir -p "$S/munge" "$S/state" "$S/spool" "$S/log" || exit 1

@@ -30,3 +30,15 @@ int mm_part_commit(FILE *f, const char *path) {
     }
     return 0;
 }
+
+int mm_part_write_text(const char *path, const char *text) {
+    if (!text) {
+        errno = ENOMEM;
+        return 1;
+    }
+    FILE *f = mm_part_open(path, "w");
+    if (!f) return 1;
+    fputs(text, f);
+    fputc('\n', f);
+    return mm_part_commit(f, path);
+}

@@ -10,5 +10,9 @@ FILE *mm_part_open(const char *path, const char *mode);
 /* Closes f (from mm_part_open(path, ...)) and renames it onto path. Returns 0 on success; on any
  * write, close or rename error removes the temporary file and returns non-zero. */
 int mm_part_commit(FILE *f, const char *path);
+/* Writes text and a newline into path the same way (mm_part_open, then mm_part_commit): a JSON
+ * document from cJSON_Print, a small text file. Returns 0 on success; non-zero with errno set
+ * (ENOMEM when text is NULL, as after a failed cJSON_Print) when nothing was written. */
+int mm_part_write_text(const char *path, const char *text);
 
 #endif

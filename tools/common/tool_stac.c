@@ -305,13 +305,7 @@ static int write_json(const char *tool, const char *path, cJSON *j) {
         fprintf(stderr, "%s: out of memory\n", tool);
         return -1;
     }
-    FILE *f = mm_part_open(path, "w");
-    int bad = !f;
-    if (f) {
-        fputs(text, f);
-        fputc('\n', f);
-        bad = mm_part_commit(f, path);
-    }
+    const int bad = mm_part_write_text(path, text);
     if (bad) fprintf(stderr, "%s: cannot write '%s': %s\n", tool, path, strerror(errno));
     cJSON_free(text);
     return bad ? -1 : 0;
