@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "backend.h"
 #include "mm.h"
 #include "safetensors.h"
 
@@ -22,6 +23,8 @@ static const double TOL_FP32 = 1e-4;
 
 static mm_model *model;
 static mm_context *ctx;
+/* MM_TEST_DEVICE=cuda: the same checks on the CUDA backend (fp32, TF32 off) */
+static int on_cuda;
 static mm_st_file *golden, *readout;
 static int rgb, sar, nir, T, H, S;
 static const uint64_t tiles[2] = {7, 11};
@@ -79,6 +82,7 @@ static int setup(void **state) {
     mm_context_params_default(&p);
     p.precision = MM_PRECISION_FP32;
     p.n_threads = 2;
+    if (on_cuda) p.device = MM_DEVICE_CUDA;
     if (mm_context_create(model, &p, &ctx, &msg) != MM_OK) fail_msg("context: %s", msg);
     if (mm_st_open(MM_GOLDEN_DIR "/tiny_golden.safetensors", &golden, err, sizeof err))
         fail_msg("golden: %s", err);
@@ -266,6 +270,21 @@ static void test_joint_guidance_plan(void **state) {
 }
 
 int main(void) {
+    const char *dev = getenv("MM_TEST_DEVICE");
+    if (dev && !strcmp(dev, "cuda")) {
+        char err[512] = "";
+        mm_backend *be = mm_backend_cuda_create(0, 0, err, sizeof err);
+        if (!be) {
+            printf("SKIPPED: no CUDA device (%s)\n", err);
+            return 77; /* ctest: SKIP_RETURN_CODE */
+        }
+        be->ops->destroy(be);
+        on_cuda = 1;
+        printf("readout and joint guidance parity on the CUDA backend (fp32)\n");
+    } else if (dev && *dev && strcmp(dev, "cpu")) {
+        printf("MM_TEST_DEVICE must be cpu or cuda, got '%s'\n", dev);
+        return 2;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readout),
         cmocka_unit_test(test_readout_errors),
