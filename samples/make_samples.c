@@ -10,12 +10,12 @@
 #include <cpl_string.h>
 #include <gdal.h>
 #include <math.h>
-#include <ogr_srs_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "rasters.h" /* tests/geo: raster_set_utm */
 
 static const char *TOOL = "mm_make_samples";
 
@@ -50,12 +50,7 @@ static int write_scene(const char *dir, const char *name, int W, int H, int nb, 
     GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, W, H, nb, t, co);
     CSLDestroy(co);
     if (!ds) return 1;
-    double gt[6] = {500000, 10, 0, 5000000, 0, -10};
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32632);
-    GDALSetSpatialRef(ds, srs);
-    OSRDestroySpatialReference(srs);
+    raster_set_utm(ds); /* the 10 m UTM 32N grid of the test rasters */
     /* SAR: linear sigma0, said so (mm_translate reads it without --sar-units) */
     if (value == sar) GDALSetMetadataItem(ds, "SAR_UNITS", "linear", NULL);
     double *buf = malloc(sizeof(double) * (size_t)W * H);

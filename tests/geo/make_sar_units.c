@@ -16,12 +16,12 @@
 #include <cpl_string.h>
 #include <gdal.h>
 #include <math.h>
-#include <ogr_srs_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mmgeo.h"
+#include "rasters.h"
 
 enum { W = 72, H = 54 };
 
@@ -49,12 +49,7 @@ static int write_raster(const char *dir, const char *name, GDALDataType t, int n
     snprintf(path, sizeof path, "%s/%s", dir, name);
     GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, W, H, nb, t, NULL);
     if (!ds) return 1;
-    double gt[6] = {500000, 10, 0, 5000000, 0, -10};
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32632);
-    GDALSetSpatialRef(ds, srs);
-    OSRDestroySpatialReference(srs);
+    raster_set_utm(ds); /* the 10 m UTM 32N grid of the test rasters */
     if (item) GDALSetMetadataItem(ds, "SAR_UNITS", item, NULL);
     double buf[W * H];
     int bad = 0;

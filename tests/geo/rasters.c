@@ -31,6 +31,16 @@ int raster_hole(const raster_spec *s, int x, int y) {
            (y == s->height - 3) || (x + y) % 29 == 0;
 }
 
+int raster_set_utm(GDALDatasetH ds) {
+    double gt[6] = {500000, 10, 0, 5000000, 0, -10};
+    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+    int bad = GDALSetGeoTransform(ds, gt) != CE_None;
+    bad |= OSRImportFromEPSG(srs, 32632) != OGRERR_NONE;
+    bad |= GDALSetSpatialRef(ds, srs) != CE_None;
+    OSRDestroySpatialReference(srs);
+    return bad;
+}
+
 int raster_write(const char *path, const raster_spec *s) {
     GDALDriverH drv = GDALGetDriverByName("GTiff");
     char **co = CSLSetNameValue(NULL, "COMPRESS", "DEFLATE");
@@ -41,9 +51,8 @@ int raster_write(const char *path, const raster_spec *s) {
     OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
     if (s->geo == GEO_GEOGRAPHIC) OSRImportFromEPSG(srs, 4326);
     else OSRImportFromEPSG(srs, 32632); /* UTM 32N */
-    double gt[6] = {500000, 10, 0, 5000000, 0, -10};
     switch (s->geo) {
-    case GEO_UTM: GDALSetGeoTransform(ds, gt); GDALSetSpatialRef(ds, srs); break;
+    case GEO_UTM: raster_set_utm(ds); break;
     case GEO_GEOGRAPHIC: {
         double g[6] = {9.1, 0.0001, 0, 45.6, 0, -0.0001};
         GDALSetGeoTransform(ds, g);

@@ -22,4 +22,8 @@ void raster_value(const raster_spec *s, int x, int y, int b, double *re, double 
 int raster_hole(const raster_spec *s, int x, int y);
 /* Writes a GeoTIFF; returns 0 on success. */
 int raster_write(const char *path, const raster_spec *s);
+/* Georeferences ds on the 10 m grid of UTM 32N (EPSG:32632) whose top left corner is (500000,
+ * 5000000), north up: GEO_UTM, and the grid of the samples (samples/make_samples.c) and of the
+ * other test scenes. Returns 0 on success. */
+int raster_set_utm(GDALDatasetH ds);
 #endif
