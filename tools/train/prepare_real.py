@@ -9,6 +9,8 @@ and evaluation (docs/data.md lists every source, its licence and this conversion
   sen12mscr/SEN12MS_CR_SARColorData/{sar,gt}_{train,test}/*.tif   (S1 VV+VH dB, S2 RGB L1C)
   integration_tests/tiffs/SSL4EO-S12/{s1,s2c}/...    kai-tub/rico-hdl (S1 VV/VH dB, S2 L1C)
   integration_tests/tiffs/Major-TOM-Core/S2L2A/...   kai-tub/rico-hdl (S2 L2A with NIR)
+  terramind/examples/{S1RTC,S2L1C}/<cell>.tif       IBM/terramind (TerraMesh: S1 RTC VV+VH dB,
+                                                    S2 L1C 13 bands; train only)
 
 Writes --out/{train,test}/<id>_{sar,rgb,nir}.tif (SAR: Float32 VH sigma0 dB, unit type "dB" and
 SAR_UNITS=db; optical: UInt16 reflectance x 10000) and --out/calibration.json, the 8-bit to dB
@@ -16,6 +18,8 @@ and 8-bit to reflectance tables with the evidence they were estimated from.
 
 The split is by source scene: every fragment of the Sentinel-1 scene of 2020-12-04 (Texas, S2
 tile T14RNT) and the four SEN12MS-CR test patches are held out; nothing of them trains.
+Sources added after the first model (TerraMesh) only add training scenes: they are not part of
+the calibration references, so every earlier output is written exactly as before.
 """
 import argparse
 import glob
@@ -29,6 +33,10 @@ gdal.UseExceptions()
 
 HELD_OUT_S1 = "S1A_IW_GRDH_1SDV_20201204T003507"  # the VolkovVl scene kept for evaluation
 QUANTILES = np.linspace(0.0, 1.0, 257)
+# TerraMesh S1 is radiometrically terrain-corrected gamma0 (Major-TOM Core S1RTC); the model's
+# SAR is sigma0. On flat ground sigma0 = gamma0 * cos(theta); at the middle of the IW swath
+# (theta about 37 degrees, 29..46 across it) that is -0.98 dB (-0.6 .. -1.6 dB across the swath).
+RTC_GAMMA0_TO_SIGMA0_DB = 10.0 * np.log10(np.cos(np.radians(37.0)))
 
 
 def read(path):
@@ -88,6 +96,50 @@ def epsg_wkt(code):
     s = osr.SpatialReference()
     s.ImportFromEPSG(code)
     return s.ExportToWkt()
+
+
+def terramesh_scenes(raw, out, count, scenes):
+    """TerraMesh validation samples shipped by IBM/terramind (examples/): per Major-TOM grid cell
+    one S1 RTC file (Float64, band 1 VV, band 2 VH, gamma0 in dB) and one S2 L1C file (Int16, 13
+    bands B1..B8, B8A, B9..B12, reflectance x 10000, no offset) on the same 224 x 224 UTM grid.
+    Written as training scenes: VH sigma0 dB (gamma0 + RTC_GAMMA0_TO_SIGMA0_DB), RGB (B4, B3,
+    B2) and NIR (B8). Returns the VH (dB, as written) and vegetation VH of all scenes, for the
+    evidence in calibration.json."""
+    ex = os.path.join(raw, "terramind", "examples")
+    all_vh, veg_vh = [], []
+    for s1p in sorted(glob.glob(os.path.join(ex, "S1RTC", "*.tif"))):
+        cell = os.path.basename(s1p)[:-len(".tif")]
+        s2p = os.path.join(ex, "S2L1C", cell + ".tif")
+        d1, d2 = gdal.Open(s1p), gdal.Open(s2p)
+        same_crs = osr.SpatialReference(d1.GetProjection()).IsSame(
+            osr.SpatialReference(d2.GetProjection()))
+        if d1.GetGeoTransform() != d2.GetGeoTransform() or not same_crs \
+                or d1.RasterCount != 2 or d2.RasterCount != 13:
+            raise SystemExit(f"{cell}: S1RTC and S2L1C are not on one grid or not 2 / 13 bands")
+        vh = d1.GetRasterBand(2).ReadAsArray().astype(np.float64)
+        if not np.isfinite(vh).all():
+            raise SystemExit(f"{cell}: VH holds non-finite values")
+        vh = (vh + RTC_GAMMA0_TO_SIGMA0_DB).astype(np.float32)
+        o = d2.ReadAsArray()
+        rgb, nir = o[[3, 2, 1]].astype(np.float64), o[7].astype(np.float64)
+        ident = "terramesh_" + cell
+        base = os.path.join(out, "train", ident)
+        write(base + "_sar.tif", vh[None], gdal.GDT_Float32, d1.GetProjection(),
+              d1.GetGeoTransform(), units="dB", descriptions=["VH"])
+        write(base + "_rgb.tif", np.clip(rgb, 0, 65535).astype(np.uint16), gdal.GDT_UInt16,
+              d2.GetProjection(), d2.GetGeoTransform(),
+              descriptions=["B4 red", "B3 green", "B2 blue"])
+        write(base + "_nir.tif", np.clip(nir, 0, 65535).astype(np.uint16)[None], gdal.GDT_UInt16,
+              d2.GetProjection(), d2.GetGeoTransform(), descriptions=["B8 NIR"])
+        all_vh.append(vh.ravel())
+        veg_vh.append(vh[veg_mask(rgb / 10000.0)])
+        count["train"] += 1
+        scenes.append({"id": ident, "split": "train", "source": "terramesh",
+                       "s1": d1.GetMetadataItem("datetime"),
+                       "s2": gdal.Open(os.path.join(ex, "S2RGB", cell + ".tif"))
+                       .GetMetadataItem("datetime"),
+                       "modalities": ["sar", "rgb", "nir"]})
+    return np.concatenate(all_vh), np.concatenate(veg_vh)
 
 
 def main():
@@ -241,6 +293,9 @@ def main():
         scenes.append({"id": ident, "split": "train", "source": "majortom",
                        "s2": os.path.basename(d), "modalities": ["rgb", "nir"]})
 
+    # ---- TerraMesh (IBM/terramind examples): S1 RTC + S2 L1C, train only ----
+    tm_vh, tm_veg = terramesh_scenes(raw, args.out, count, scenes)
+
     # ---- evidence for docs/data.md ----
     def stats(a):
         return [round(float(x), 2) for x in np.percentile(a, [1, 5, 25, 50, 75, 95, 99])]
@@ -258,6 +313,10 @@ def main():
         "volkov_train_8bit_percentiles": stats(np.concatenate(pool_sar)),
         "reference_pixels": int(ref_vh.size),
         "volkov_train_fragments": len(train_names),
+        "terramesh_rtc_gamma0_to_sigma0_db": round(float(RTC_GAMMA0_TO_SIGMA0_DB), 3),
+        "terramesh_vh_db_percentiles_1_5_25_50_75_95_99": stats(tm_vh),
+        "terramesh_vegetation_vh_db_median": round(float(np.median(tm_veg)), 2),
+        "terramesh_vegetation_pixels": int(tm_veg.size),
         "counts": count,
         "scenes": scenes,
     }
