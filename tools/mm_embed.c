@@ -77,8 +77,10 @@ int main(int argc, char **argv) {
         switch (o) {
         case 's': src_mod = optarg; break;
         case O_READOUT:
-            if (strcmp(optarg, "scene") == 0) readout = 1;
-            else if (strcmp(optarg, "source") == 0) readout = 0;
+            if (strcmp(optarg, "scene") == 0)
+                readout = 1;
+            else if (strcmp(optarg, "source") == 0)
+                readout = 0;
             else {
                 fprintf(stderr, "%s: --readout takes source or scene, got '%s'\n", TOOL, optarg);
                 bad = 1;
@@ -88,8 +90,10 @@ int main(int argc, char **argv) {
         case O_READOUT_T:
             bad = mm_arg_float(TOOL, "--readout-t", optarg, 0, 1, &readout_t);
             if (!bad && readout_t >= 1.0f) {
-                fprintf(stderr, "%s: --readout-t must be below 1 (at t = 1 the source is pure "
-                                "noise)\n", TOOL);
+                fprintf(stderr,
+                        "%s: --readout-t must be below 1 (at t = 1 the source is pure "
+                        "noise)\n",
+                        TOOL);
                 bad = 1;
             }
             readout_t_set = 1;
@@ -219,7 +223,7 @@ int main(int argc, char **argv) {
     job.overlap = overlap;
     job.batch = opt.batch;
     mm_tool_job_output(&job, TOOL, opt.format, opt.co, md, &opt.quiet, &stats);
-    mm_tool_job_guards(&opt, &job, NULL); /* --nonfinite, --max-pixels, --force */
+    mm_tool_job_guards(&opt, &job, NULL);              /* --nonfinite, --max-pixels, --force */
     if (!opt.quiet) mmgeo_gsd_check(&job, &tm.geo, 0); /* a warning outside the model's range */
     if (opt.aoi) { /* windows outside skipped, cells outside nodata */
         if (mm_tool_open_aoi(TOOL, opt.aoi, opt.aoi_layer, &job, &aoi, &md)) goto done;

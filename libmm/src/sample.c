@@ -121,7 +121,9 @@ typedef struct {
 } sampler_state;
 
 /* Copies of the batch in one model evaluation: 2 with guidance, 1 + nt with joint guidance. */
-static int copies(const sampler_state *s) { return s->guided ? 2 : s->joint ? 1 + s->nt : 1; }
+static int copies(const sampler_state *s) {
+    return s->guided ? 2 : s->joint ? 1 + s->nt : 1;
+}
 
 /* t_i of the grid (docs/architecture.md section 5). With sampling.final_step_size d > 0 (SiT's
  * last_step_size) the first n - 1 steps cover [1, d] evenly and the last one goes d -> 0. */
@@ -259,8 +261,9 @@ mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_ti
     }
     const mm_model *m = ctx->model;
     if (params->joint_guidance && n_sources > 0) {
-        mm_ctx_seterr(ctx, "joint guidance applies to generation without sources (%d given); "
-                           "translation guidance drops the sources",
+        mm_ctx_seterr(ctx,
+                      "joint guidance applies to generation without sources (%d given); "
+                      "translation guidance drops the sources",
                       n_sources);
         return MM_ERROR_ARGUMENT;
     }
@@ -392,7 +395,8 @@ mm_status mm_embed_readout(mm_context *ctx, const mm_readout_params *params, int
     ctx->be->errmsg[0] = 0;
     unsigned seen = 0;
     if (check_tiles(ctx, n_tiles) ||
-        check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source", &seen))
+        check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source",
+                         &seen))
         return MM_ERROR_ARGUMENT;
     const mm_model *m = ctx->model;
     if (!params || !tile_ids || !out || n_sources < 1) {
@@ -406,8 +410,9 @@ mm_status mm_embed_readout(mm_context *ctx, const mm_readout_params *params, int
         return MM_ERROR_ARGUMENT;
     }
     if (seen & (1u << rm)) {
-        mm_ctx_seterr(ctx, "readout modality '%s' is also a source: the readout is the branch of a "
-                           "modality that was not observed",
+        mm_ctx_seterr(ctx,
+                      "readout modality '%s' is also a source: the readout is the branch of a "
+                      "modality that was not observed",
                       m->cfg.modalities[rm]);
         return MM_ERROR_ARGUMENT;
     }
@@ -433,7 +438,8 @@ mm_status mm_embed_readout(mm_context *ctx, const mm_readout_params *params, int
         st = MM_ERROR_NOMEM;
         goto done;
     }
-    for (int b = 0; b < n_tiles; b++) times[b] = ts, times[n_tiles + b] = 1.0f;
+    for (int b = 0; b < n_tiles; b++)
+        times[b] = ts, times[n_tiles + b] = 1.0f;
     for (int i = 0; i < np; i++) {
         float *dst = lats + (size_t)i * n_tiles * lat;
         const int mod = i < n_sources ? source_mods[i] : rm;
@@ -461,7 +467,8 @@ mm_status mm_embed_readout(mm_context *ctx, const mm_readout_params *params, int
     }
     if (mm_dit_forward(ctx, n_tiles, np, parts, 0, NULL, NULL, scene)) goto done;
     for (int b = 0; b < n_tiles; b++)
-        if (OPS->download(BE, out + (size_t)b * NH, scene + ((size_t)b * np + n_sources) * NH, NH)) {
+        if (OPS->download(BE, out + (size_t)b * NH, scene + ((size_t)b * np + n_sources) * NH,
+                          NH)) {
             mm_ctx_backend_failed(ctx, "download");
             goto done;
         }
