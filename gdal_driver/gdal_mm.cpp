@@ -15,6 +15,7 @@
 #include "cpl_string.h"
 #include "gdal_priv.h"
 #include "mmgeo.h"
+#include "mmgeo_settings.h"
 
 #ifndef MM_DEFAULT_MODEL
 #define MM_DEFAULT_MODEL "models/default.safetensors"
@@ -410,6 +411,25 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         mods[0] = m;
     }
 
+    // the settings: every one through libmmgeo's parser (mmgeo_settings.h), the same rules and
+    // messages as mm_translate's options; SOURCE_MODALITY and CACHE are the driver's own
+    mmgeo_settings st;
+    mmgeo_settings_init(&st, 1);
+    for (int i = 0; i < opt.size(); i++) {
+        char *key = nullptr;
+        const char *val = CPLParseNameValue(opt[i], &key);
+        const bool known = key && mmgeo_settings_known(key);
+        const bool bad = known && mmgeo_settings_set(&st, key, val);
+        CPLFree(key);
+        if (bad) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s", mmgeo_settings_errmsg(&st));
+            return nullptr;
+        }
+    }
+    if (mmgeo_settings_finish(&st)) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s", mmgeo_settings_errmsg(&st));
+        return nullptr;
+    }
     mmgeo_virtual_params p;
     mmgeo_virtual_params_init(&p);
     p.target = target.c_str();
@@ -418,105 +438,8 @@ GDALDataset *MMDataset::Open(GDALOpenInfo *info) {
         p.source_paths[i] = paths[i].c_str();
         p.source_mods[i] = mods[i].c_str();
     }
+    p.settings = &st;
     p.default_model = DefaultModel();
-    p.model_path = opt.FetchNameValue("MODEL");
-    p.device = opt.FetchNameValue("DEVICE");
-    p.precision = opt.FetchNameValue("PRECISION");
-    p.sampler = opt.FetchNameValue("SAMPLER");
-    p.processor = opt.FetchNameValue("PROCESSOR");
-    // numbers: checked, so that a typo is an error rather than a default
-    struct Num {
-        const char *name;
-        double lo, hi;
-        bool integer;
-    };
-    const Num nums[] = {{"STEPS", 1, 65535, true},       {"GUIDANCE", 0, 100, false},
-                        {"SEED", 0, 1.8e19, true},       {"OVERLAP", 0, 1 << 20, true},
-                        {"THREADS", 0, 4096, true},      {"BATCH", 1, 4096, true},
-                        {"CACHE_MB", 0, 1 << 20, false}, {"WINDOW", 1, 8192, true}};
-    double val[8];
-    bool set[8] = {};
-    for (int i = 0; i < 8; i++) {
-        const char *s = opt.FetchNameValue(nums[i].name);
-        if (!s) continue;
-        char *end = nullptr;
-        val[i] = CPLStrtod(s, &end);
-        if (!*s || *end || !(val[i] >= nums[i].lo && val[i] <= nums[i].hi) ||
-            (nums[i].integer && val[i] != static_cast<double>(static_cast<long long>(val[i])))) {
-            CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s=%s is not %s from %g to %g", nums[i].name,
-                     s, nums[i].integer ? "an integer" : "a number", nums[i].lo, nums[i].hi);
-            return nullptr;
-        }
-        set[i] = true;
-    }
-    if (set[0]) p.steps = static_cast<int>(val[0]);
-    if (set[1]) p.guidance = val[1];
-    if (set[2]) {
-        p.seed_set = 1;
-        p.seed = strtoull(opt.FetchNameValue("SEED"), nullptr, 10);
-    }
-    if (set[3]) p.overlap = static_cast<int>(val[3]);
-    if (set[4]) p.threads = static_cast<int>(val[4]);
-    if (set[5]) p.batch = static_cast<int>(val[5]);
-    if (set[6]) p.cache_mb = val[6];
-    if (set[7]) p.window = static_cast<int>(val[7]);
-    // BANDS=1,2,3 (as -b), PROFILE=MOD=SPEC[,MOD=SPEC] (as --profile), OT=TYPE (as -ot)
-    const CPLStringList bands(CSLTokenizeString2(opt.FetchNameValueDef("BANDS", ""), ", ", 0));
-    if (bands.size() > MMGEO_MAX_BANDS) {
-        CPLError(CE_Failure, CPLE_IllegalArg, "MM: at most %d BANDS", MMGEO_MAX_BANDS);
-        return nullptr;
-    }
-    for (int i = 0; i < bands.size(); i++) {
-        char *end = nullptr;
-        const long b = strtol(bands[i], &end, 10);
-        if (*end || b < 1 || b > 1 << 20) {
-            CPLError(CE_Failure, CPLE_IllegalArg, "MM: BANDS: '%s' is not a band number", bands[i]);
-            return nullptr;
-        }
-        p.bands[p.n_bands++] = static_cast<int>(b);
-    }
-    const CPLStringList profiles(CSLTokenizeString2(opt.FetchNameValueDef("PROFILE", ""), ", ", 0));
-    if (profiles.size() > MMGEO_MAX_PROFILES) {
-        CPLError(CE_Failure, CPLE_IllegalArg, "MM: at most %d PROFILE items", MMGEO_MAX_PROFILES);
-        return nullptr;
-    }
-    for (int i = 0; i < profiles.size(); i++)
-        p.profiles[p.n_profiles++] = profiles[i];
-    if (const char *ot = opt.FetchNameValue("OT")) {
-        p.out_type = GDALGetDataTypeByName(ot);
-        if (p.out_type == GDT_Unknown) {
-            CPLError(CE_Failure, CPLE_IllegalArg,
-                     "MM: OT=%s is not a GDAL data type (Byte, UInt16, Float32, ...)", ot);
-            return nullptr;
-        }
-    }
-    // SAR_UNITS=db|linear|amplitude, SAR_BAND=N (as --sar-units, --sar-band): libmmgeo's parser
-    p.sar.open_options = 1;
-    for (const char *k : {"SAR_UNITS", "SAR_BAND"})
-        if (const char *v = opt.FetchNameValue(k)) {
-            char e[512];
-            if (mmgeo_sar_option(&p.sar, k, v, e, sizeof e)) {
-                CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s", e);
-                return nullptr;
-            }
-        }
-    // NONFINITE=ERROR|NODATA (as --nonfinite): NaN or Inf from the network, never data
-    if (const char *nf = opt.FetchNameValue("NONFINITE")) {
-        if (!EQUAL(nf, "ERROR") && !EQUAL(nf, "NODATA")) {
-            CPLError(CE_Failure, CPLE_IllegalArg, "MM: NONFINITE=%s is not ERROR or NODATA", nf);
-            return nullptr;
-        }
-        p.nonfinite = EQUAL(nf, "NODATA") ? MMGEO_NONFINITE_NODATA : MMGEO_NONFINITE_ERROR;
-    }
-    // SAMPLES=K (as --samples K; the spread one more band): libmmgeo's parser
-    p.samples.open_options = 1;
-    if (const char *k = opt.FetchNameValue("SAMPLES")) {
-        char e[512];
-        if (mmgeo_samples_option(&p.samples, "samples", k, e, sizeof e)) {
-            CPLError(CE_Failure, CPLE_IllegalArg, "MM: %s", e);
-            return nullptr;
-        }
-    }
     const char *cache = opt.FetchNameValue("CACHE");
     if (!cache) cache = CPLGetConfigOption("MM_CACHE", nullptr);
     if (cache && !EQUAL(cache, "NONE")) p.cache_path = cache;
@@ -600,6 +523,8 @@ void GDALRegister_MM() {
         "<Option name='SAMPLES' type='int' default='1' description='K samples of every window "
         "with distinct seeds: their mean, and their spread (standard deviation) as one more "
         "band (as mm_translate --samples K --spread band)'/>"
+        "<Option name='SPREAD' type='string-select' description='where the spread of SAMPLES "
+        "goes: one more band (a dataset has no sidecar)'><Value>BAND</Value></Option>"
         "<Option name='PROCESSOR' type='string-select' description='test hook: a test "
         "processor instead of the model'><Value>model</Value><Value>identity</Value>"
         "<Value>negate</Value></Option>"

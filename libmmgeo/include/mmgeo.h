@@ -207,15 +207,9 @@ typedef struct {
     int samples;              /* K (0 or 1: one sample, the plain run) */
     mmgeo_spread_mode spread; /* where the spread goes */
     int spread_set;           /* spread given */
-    int open_options;         /* messages name the driver's open options (SAMPLES=K) */
 } mmgeo_samples_options;
-
-/* The one parser of the sampling options, for the tools (--samples K, --spread band|sidecar) and
- * the driver (open options SAMPLES=K, SPREAD=BAND|SIDECAR): key "samples" or "spread"
- * (case-insensitive). K is an integer from 1 to MMGEO_MAX_SAMPLES. 0, or MMGEO_ERROR with a
- * message naming the option and the range or choices. */
-int mmgeo_samples_option(mmgeo_samples_options *o, const char *key, const char *value, char *err,
-                         size_t errlen);
+/* --samples K / SAMPLES=K and --spread / SPREAD are read by the settings parser
+ * (mmgeo_settings.h): K is an integer from 1 to MMGEO_MAX_SAMPLES. */
 /* The seed of sample k (0-based) of a run with seed base: base itself for k = 0 (so one sample is
  * the plain run), else SplitMix64's output for the state base + k * 0x9E3779B97F4A7C15 (distinct
  * streams, not base + k, which the next base's run would share). */
@@ -288,12 +282,8 @@ typedef struct {
     mmgeo_sar_input profile_input; /* with 1: amplitude, intensity or db */
 } mmgeo_sar_options;
 
-/* The one parser of the SAR options, for the tools (--sar-units db|linear|amplitude,
- * --sar-band N) and the driver (open options SAR_UNITS=..., SAR_BAND=N): key "units" or "band"
- * (case-insensitive; "sar-units", "SAR_UNITS", "sar-band", "SAR_BAND" too). 0, or MMGEO_ERROR with
- * a message naming the choices. */
-int mmgeo_sar_option(mmgeo_sar_options *o, const char *key, const char *value, char *err,
-                     size_t errlen);
+/* --sar-units / SAR_UNITS and --sar-band / SAR_BAND are read by the settings parser
+ * (mmgeo_settings.h). */
 /* Name of units ("db", "linear", "amplitude"; "" when unset). */
 const char *mmgeo_sar_units_name(mmgeo_sar_units u);
 /* Takes the units the profile overrides "MODALITY=SPEC" (n of them) imply for SAR sources: a
@@ -575,43 +565,24 @@ void mmgeo_region_close(mmgeo_region *r);
 #define MMGEO_MAX_PROFILES 16
 /* Everything mm_translate would do for SOURCES -> TARGET with these settings, as region
  * renderers: the full resolution and the overview levels the model's GSD range allows. */
+typedef struct mmgeo_settings mmgeo_settings; /* mmgeo_settings.h */
 typedef struct {
     const char *target; /* modality */
     int n_sources;
     const char *source_paths[MMGEO_MAX_IO];
     const char *source_mods[MMGEO_MAX_IO]; /* NULL: MM_MODALITY item, else a word of the name */
-    const char *model_path;                /* NULL: $MM_MODEL, else default_model */
+    /* the settings (mmgeo_settings_set and mmgeo_settings_finish done): the model (NULL:
+       default_model), device, precision, threads, sampling, overlap, batch (< 1: 4), cache_mb,
+       processor and window, bands, profiles, output type, SAR units and band, nonfinite,
+       samples (the spread is one more band: a dataset has no sidecar) */
+    const mmgeo_settings *settings;
     const char *default_model;
-    const char *device;    /* NULL: cpu */
-    const char *precision; /* NULL: the context's default */
-    int threads;           /* 0: all cores */
-    int steps;             /* 0: the model's default */
-    double guidance;       /* < 0: the model's default */
-    const char *sampler;   /* NULL: the model's default */
-    int seed_set;
-    uint64_t seed;
-    int overlap;            /* < 0: a quarter of the window */
-    int batch;              /* windows per processor call (0: 4) */
     const char *cache_path; /* NULL or "": no persistent cache */
-    double cache_mb;        /* < 0: 256 */
-    const char *processor;  /* NULL or "model"; test hooks: "identity", "negate" */
-    int window;             /* test hooks' window (0: the model's) */
     const char *tool;       /* MM_TOOL of the provenance (NULL: "gdal_MM") */
-    int n_bands;            /* bands of the (single) source, 1-based (0: all), as -b */
-    int bands[MMGEO_MAX_BANDS];
-    int n_profiles;         /* "MODALITY=SPEC" overrides (mmgeo_profile_parse), as --profile */
-    const char *profiles[MMGEO_MAX_PROFILES];
-    GDALDataType out_type;  /* GDT_Unknown: the target profile's, as -ot */
-    mmgeo_sar_options sar;  /* SAR_UNITS, SAR_BAND (mmgeo_sar_option), as --sar-units and
-                               --sar-band; messages name the open options */
-    mmgeo_nonfinite nonfinite; /* NONFINITE, as --nonfinite */
-    mmgeo_samples_options samples; /* SAMPLES (mmgeo_samples_option), as --samples; the spread
-                                      is one more band (MMGEO_SPREAD_BAND: a dataset has no
-                                      sidecar) */
 } mmgeo_virtual_params;
 
 typedef struct mmgeo_virtual mmgeo_virtual;
-/* All zero but guidance, overlap and cache_mb (-1: defaults) and out_type (GDT_Unknown). */
+/* All zero. */
 void mmgeo_virtual_params_init(mmgeo_virtual_params *p);
 int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char *err,
                        size_t errlen);

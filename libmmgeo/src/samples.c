@@ -12,36 +12,6 @@
 
 #include "internal.h"
 
-int mmgeo_samples_option(mmgeo_samples_options *o, const char *key, const char *value, char *err,
-                         size_t errlen) {
-    const int oo = o->open_options;
-    if (!key || !value) return mmgeo_fail(err, errlen, "a sampling option without a value");
-    if (!strcasecmp(key, "samples")) {
-        char *end;
-        errno = 0;
-        const long v = strtol(value, &end, 10);
-        if (!*value || isspace((unsigned char)*value) || *end || errno || v < 1 ||
-            v > MMGEO_MAX_SAMPLES)
-            return mmgeo_fail(err, errlen,
-                              "%s must be a whole number of samples from 1 to %d, got '%s'",
-                              oo ? "SAMPLES" : "--samples", MMGEO_MAX_SAMPLES, value);
-        o->samples = (int)v;
-        return 0;
-    }
-    if (!strcasecmp(key, "spread")) {
-        if (!strcasecmp(value, "band"))
-            o->spread = MMGEO_SPREAD_BAND;
-        else if (!strcasecmp(value, "sidecar"))
-            o->spread = MMGEO_SPREAD_SIDECAR;
-        else
-            return mmgeo_fail(err, errlen, "%s takes %s, got '%s'", oo ? "SPREAD" : "--spread",
-                              oo ? "BAND" : "band or sidecar", value);
-        o->spread_set = 1;
-        return 0;
-    }
-    return mmgeo_fail(err, errlen, "unknown sampling option '%s'", key);
-}
-
 uint64_t mmgeo_sample_seed(uint64_t base, int k) {
     if (k == 0) return base;
     uint64_t z = base + (uint64_t)k * 0x9E3779B97F4A7C15ull;

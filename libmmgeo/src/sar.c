@@ -1,7 +1,6 @@
 /* SAR sources as users hold them: sigma0 in dB, linear power, or GRD amplitude digital numbers.
- * The one parser of --sar-units / --sar-band (tools) and SAR_UNITS / SAR_BAND (driver), and the
- * setup of a SAR source: which band (VH), which units (option > metadata > detection), which
- * profile (the model's dB window). See mmgeo.h and docs/tools.md. */
+ * The setup of a SAR source (settings.c reads the options): which band (VH), which units (option
+ * > metadata > detection), which profile (the model's dB window). See mmgeo.h and docs/tools.md. */
 #define _POSIX_C_SOURCE 200809L
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -18,46 +17,6 @@ const char *mmgeo_sar_units_name(mmgeo_sar_units u) {
     case MMGEO_SAR_UNITS_AMPLITUDE: return "amplitude";
     default: return "";
     }
-}
-
-static int key_is(const char *key, const char *word) {
-    /* "units" matches "units", "sar-units", "--sar-units", "SAR_UNITS" */
-    while (*key == '-')
-        key++;
-    if (!strncasecmp(key, "sar", 3) && (key[3] == '-' || key[3] == '_')) key += 4;
-    return !strcasecmp(key, word);
-}
-
-int mmgeo_sar_option(mmgeo_sar_options *o, const char *key, const char *value, char *err,
-                     size_t errlen) {
-    const char *units_opt = o->open_options ? "SAR_UNITS" : "--sar-units";
-    const char *band_opt = o->open_options ? "SAR_BAND" : "--sar-band";
-    if (!key) return mmgeo_fail(err, errlen, "no SAR option name");
-    if (!value) value = "";
-    if (key_is(key, "units")) {
-        if (!strcasecmp(value, "db"))
-            o->units = MMGEO_SAR_UNITS_DB;
-        else if (!strcasecmp(value, "linear"))
-            o->units = MMGEO_SAR_UNITS_LINEAR;
-        else if (!strcasecmp(value, "amplitude"))
-            o->units = MMGEO_SAR_UNITS_AMPLITUDE;
-        else
-            return mmgeo_fail(err, errlen,
-                              "%s takes db, linear or amplitude (sigma0 in dB; linear sigma0, "
-                              "beta0 or gamma0; GRD amplitude digital numbers), not '%s'",
-                              units_opt, value);
-        return 0;
-    }
-    if (key_is(key, "band")) {
-        char *end = NULL;
-        const long b = strtol(value, &end, 10);
-        if (!*value || *end || b < 1 || b > 1 << 20)
-            return mmgeo_fail(err, errlen, "%s takes a band number (1, 2, ...), not '%s'", band_opt,
-                              value);
-        o->band = (int)b;
-        return 0;
-    }
-    return mmgeo_fail(err, errlen, "unknown SAR option '%s' (units, band)", key);
 }
 
 static mmgeo_sar_units units_of_input(mmgeo_sar_input in) {

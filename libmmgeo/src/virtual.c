@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mmgeo_settings.h"
 
 #define MAX_LEVELS 16
 
@@ -44,12 +45,7 @@ char **mmgeo_virtual_warnings(const mmgeo_virtual *v) {
     return v->warnings;
 }
 
-void mmgeo_virtual_params_init(mmgeo_virtual_params *p) {
-    memset(p, 0, sizeof *p);
-    p->guidance = -1;
-    p->overlap = -1;
-    p->cache_mb = -1;
-}
+void mmgeo_virtual_params_init(mmgeo_virtual_params *p) { memset(p, 0, sizeof *p); }
 
 void mmgeo_virtual_close(mmgeo_virtual *v) {
     if (!v) return;
@@ -153,21 +149,17 @@ static void add_overviews(mmgeo_virtual *v) {
 int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char *err,
                        size_t errlen) {
     *out = NULL;
+    const mmgeo_settings *set = p->settings;
+    if (!set) return mmgeo_fail(err, errlen, "no settings");
     if (!p->target || !*p->target) return mmgeo_fail(err, errlen, "no target modality");
     if (p->n_sources < 1 || p->n_sources > MMGEO_MAX_IO)
         return mmgeo_fail(err, errlen, "from 1 to %d sources, not %d", MMGEO_MAX_IO, p->n_sources);
-    if (p->n_bands && p->n_sources > 1)
+    if (set->n_bands && p->n_sources > 1)
         return mmgeo_fail(err, errlen, "bands are selected for a single source");
-    if (p->n_bands < 0 || p->n_bands > MMGEO_MAX_BANDS || p->n_profiles < 0 ||
-        p->n_profiles > MMGEO_MAX_PROFILES)
-        return mmgeo_fail(err, errlen, "at most %d bands and %d profiles", MMGEO_MAX_BANDS,
-                          MMGEO_MAX_PROFILES);
     mmgeo_virtual *v = calloc(1, sizeof *v);
     if (!v) return mmgeo_fail(err, errlen, "out of memory");
-    v->nonfinite = p->nonfinite;
-    const char *model_path = p->model_path && *p->model_path ? p->model_path
-                             : getenv("MM_MODEL")            ? getenv("MM_MODEL")
-                                                             : p->default_model;
+    v->nonfinite = set->nonfinite;
+    const char *model_path = set->model_path ? set->model_path : p->default_model;
     if (!model_path) {
         mmgeo_virtual_close(v);
         return mmgeo_fail(err, errlen, "no model (MODEL option or MM_MODEL)");
@@ -191,9 +183,9 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     const int ns = p->n_sources;
     job->n_sources = ns;
     /* the SAR units a PROFILE=sar=... implies, against SAR_UNITS */
-    mmgeo_sar_options sar = p->sar;
+    mmgeo_sar_options sar = set->sar;
     sar.open_options = 1;
-    if (mmgeo_sar_options_profiles(&sar, p->profiles, p->n_profiles, err, errlen)) goto fail;
+    if (mmgeo_sar_options_profiles(&sar, set->profiles, set->n_profiles, err, errlen)) goto fail;
     for (int i = 0; i < ns; i++) {
         if (!p->source_paths[i] || !*p->source_paths[i] ||
             strlen(p->source_paths[i]) >= sizeof v->paths[i]) {
@@ -238,8 +230,8 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         mmgeo_source *s = &job->sources[i];
         s->path = v->paths[i];
         s->modality = names[m];
-        s->n_bands = p->n_bands;
-        memcpy(s->bands, p->bands, sizeof s->bands);
+        s->n_bands = set->n_bands;
+        memcpy(s->bands, set->bands, sizeof s->bands);
         if (!strcmp(names[m], "sar")) { /* the SAR band, units and the model's dB window */
             if (mmgeo_sar_source(ds, &sar, &v->geo, m, mm_model_modality_channels(model, m), s,
                                  NULL, 0, err, errlen)) {
@@ -247,7 +239,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
                 goto fail;
             }
         } else {
-            const int b1 = p->n_bands ? p->bands[0] : 1;
+            const int b1 = set->n_bands ? set->bands[0] : 1;
             const GDALDataType dt = b1 >= 1 && b1 <= GDALGetRasterCount(ds)
                                         ? GDALGetRasterDataType(GDALGetRasterBand(ds, b1))
                                         : GDT_Byte;
@@ -283,40 +275,28 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     job->targets[0].modality = names[tm];
     mmgeo_model_geo_target_profile(&v->geo, tm, names[tm], &job->targets[0].profile);
     /* profile overrides and the output type, as mm_translate --profile and -ot */
-    for (int k = 0; k < p->n_profiles; k++) {
-        const char *eq = p->profiles[k] ? strchr(p->profiles[k], '=') : NULL;
-        if (!eq || eq == p->profiles[k]) {
-            mmgeo_fail(err, errlen, "the profile '%s' is not MODALITY=SPEC",
-                       p->profiles[k] ? p->profiles[k] : "");
-            goto fail;
-        }
-        const size_t ml = (size_t)(eq - p->profiles[k]);
+    for (int k = 0; k < set->n_profiles; k++) {
+        const char *spec = set->profiles[k], *eq = strchr(spec, '='); /* MODALITY=SPEC (settings.c) */
+        const size_t ml = (size_t)(eq - spec);
         int used = 0;
         for (int i = 0; i <= ns; i++) {
             mmgeo_profile *pr = i < ns ? &job->sources[i].profile : &job->targets[0].profile;
             const char *mod = i < ns ? job->sources[i].modality : names[tm];
-            if (strlen(mod) != ml || strncmp(mod, p->profiles[k], ml)) continue;
+            if (strlen(mod) != ml || strncmp(mod, spec, ml)) continue;
             char e2[512];
             if (mmgeo_profile_parse(eq + 1, pr, e2, sizeof e2)) {
-                mmgeo_fail(err, errlen, "profile %s: %s", p->profiles[k], e2);
+                mmgeo_fail(err, errlen, "profile %s: %s", spec, e2);
                 goto fail;
             }
             used = 1;
         }
         if (!used) {
-            mmgeo_fail(err, errlen, "profile %s: no source or target is '%.*s'", p->profiles[k],
-                       (int)ml, p->profiles[k]);
+            mmgeo_fail(err, errlen, "profile %s: no source or target is '%.*s'", spec, (int)ml,
+                       spec);
             goto fail;
         }
     }
-    if (p->out_type != GDT_Unknown) {
-        if (GDALDataTypeIsComplex(p->out_type)) {
-            mmgeo_fail(err, errlen, "the output type %s is complex",
-                       GDALGetDataTypeName(p->out_type));
-            goto fail;
-        }
-        job->targets[0].profile.out_type = p->out_type;
-    }
+    if (set->out_type != GDT_Unknown) job->targets[0].profile.out_type = set->out_type;
     mp->target_mods[0] = tm;
     proc->dst_channels[0] = mm_model_modality_channels(model, tm);
     proc->n_sources = ns;
@@ -324,46 +304,13 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     proc->window = mm_model_image_size(model);
 
     /* the processor */
-    const char *processor = p->processor && *p->processor ? p->processor : "model";
+    const char *processor = set->processor;
     char buf[4096];
     if (!strcmp(processor, "model")) {
         mm_context_params cp;
-        mm_context_params_default(&cp);
-        cp.n_threads = p->threads;
-        if (p->device && *p->device) {
-            if (!strcasecmp(p->device, "cpu"))
-                cp.device = MM_DEVICE_CPU;
-            else if (!strcasecmp(p->device, "cuda"))
-                cp.device = MM_DEVICE_CUDA;
-            else {
-                mmgeo_fail(err, errlen, "unknown device '%s' (cpu, cuda)", p->device);
-                goto fail;
-            }
-        }
-        if (p->precision && *p->precision) {
-            if (!strcasecmp(p->precision, "bf16"))
-                cp.precision = MM_PRECISION_BF16;
-            else if (!strcasecmp(p->precision, "fp32"))
-                cp.precision = MM_PRECISION_FP32;
-            else {
-                mmgeo_fail(err, errlen, "unknown precision '%s' (bf16, fp32)", p->precision);
-                goto fail;
-            }
-        }
-        mm_sample_params_default(model, &mp->params);
-        if (p->steps > 0) mp->params.steps = p->steps;
-        if (p->guidance >= 0) mp->params.guidance = (float)p->guidance;
-        if (p->seed_set) mp->params.seed = p->seed;
-        if (p->sampler && *p->sampler) {
-            const int s = mm_sampler_from_name(p->sampler);
-            if (s < 0) {
-                mmgeo_fail(err, errlen, "unknown sampler '%s' (euler, heun, euler_maruyama)",
-                           p->sampler);
-                goto fail;
-            }
-            mp->params.sampler = (mm_sampler)s;
-        }
-        if (p->window) {
+        mmgeo_settings_context_params(set, &cp);
+        mmgeo_settings_sample_params(set, model, &mp->params);
+        if (set->window) {
             mmgeo_fail(err, errlen, "the window is a test hook of the test processors");
             goto fail;
         }
@@ -382,23 +329,23 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     } else if (!strcmp(processor, "identity") || !strcmp(processor, "negate")) {
         proc->fn = processor[0] == 'i' ? mmgeo_process_identity : mmgeo_process_negate;
         proc->user = proc;
-        if (p->window) proc->window = p->window;
+        if (set->window) proc->window = set->window;
     } else {
         mmgeo_fail(err, errlen, "unknown processor '%s' (model; test hooks: identity, negate)",
                    processor);
         goto fail;
     }
-    if (p->overlap >= proc->window) {
-        mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", p->overlap,
+    if (set->overlap >= proc->window) {
+        mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", set->overlap,
                    proc->window);
         goto fail;
     }
-    job->overlap = p->overlap;
-    job->batch = p->batch > 0 ? p->batch : 4;
+    job->overlap = set->overlap;
+    job->batch = set->batch > 0 ? set->batch : 4;
     /* SAMPLES=K: as mm_translate --samples K --spread band (a dataset has no sidecar) */
     v->run_proc = proc;
-    if (p->samples.samples > 1) {
-        mmgeo_samples_options so = p->samples;
+    if (set->samples.samples > 1) {
+        mmgeo_samples_options so = set->samples;
         if (so.spread_set && so.spread != MMGEO_SPREAD_BAND) {
             mmgeo_fail(err, errlen, "SPREAD=SIDECAR: a dataset has no sidecar; its spread is one "
                                     "more band (SPREAD=BAND)");
@@ -432,7 +379,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         free(abs);
     }
     v->md = CSLSetNameValue(v->md, "MM_SOURCE", buf);
-    const int ov = p->overlap >= 0 ? p->overlap : proc->window / 4;
+    const int ov = set->overlap >= 0 ? set->overlap : proc->window / 4;
     if (proc->fn == mmgeo_process_model) {
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)mp->params.seed);
         v->md = CSLSetNameValue(v->md, "MM_SEED", buf);
@@ -467,15 +414,15 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
                      sha ? sha : "", mm_sampler_name(mp->params.sampler), mp->params.steps,
                      (double)mp->params.guidance, (double)mp->params.sde_eta,
                      (double)mp->params.time_shift, (unsigned long long)mp->params.seed,
-                     (int)(p->device && !strcasecmp(p->device, "cuda")),
+                     (int)(set->device == MM_DEVICE_CUDA),
                      (int)mm_context_precision(v->ctx)) < 0)
             v->key = NULL;
     } else if (asprintf(&v->key, "processor %s\n", processor) < 0) {
         v->key = NULL;
     }
-    if (v->key && p->samples.samples > 1) { /* the window results are the samples' mean and spread */
+    if (v->key && set->samples.samples > 1) { /* the window results are the samples' mean and spread */
         char *k2 = NULL;
-        if (asprintf(&k2, "%ssamples %d spread band\n", v->key, p->samples.samples) < 0) k2 = NULL;
+        if (asprintf(&k2, "%ssamples %d spread band\n", v->key, set->samples.samples) < 0) k2 = NULL;
         free(v->key);
         v->key = k2;
     }
@@ -483,8 +430,8 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
         mmgeo_fail(err, errlen, "out of memory");
         goto fail;
     }
-    if (p->samples.samples > 1) {
-        mmgeo_samples_options so = p->samples;
+    if (set->samples.samples > 1) {
+        mmgeo_samples_options so = set->samples;
         so.spread = MMGEO_SPREAD_BAND;
         v->md = mmgeo_samples_metadata(v->md, &so,
                                        proc->fn == mmgeo_process_model ? &mp->params.seed : NULL,
@@ -497,7 +444,7 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     ro.key = v->key;
     ro.nonfinite = v->nonfinite;
     ro.cache_path = p->cache_path;
-    if (p->cache_mb >= 0) ro.cache_mb = p->cache_mb;
+    if (set->cache_mb >= 0) ro.cache_mb = set->cache_mb;
     if (mmgeo_region_open(job, v->run_proc, &ro, &v->levels[0], err, errlen)) goto fail;
     v->n_levels = 1;
     add_overviews(v);

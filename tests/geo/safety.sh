@@ -136,7 +136,7 @@ if command -v python3 >/dev/null 2>&1; then
             -oo MODEL="$T/blown.safetensors" -oo STEPS=1 "MM:rgb:$T/scene_sar.tif" "$T/drv_nd.tif"
         gdalinfo -stats "$T/drv_nd.tif" 2>&1 | grep -q "no valid pixels" ||
             fail "the driver's NONFINITE=NODATA: valid pixels from a NaN network"
-        expect 1 "ERROR or NODATA" env GDAL_DRIVER_PATH="$PLUGIN" gdalinfo -oo NONFINITE=maybe \
+        expect 1 "NONFINITE takes error or nodata" env GDAL_DRIVER_PATH="$PLUGIN" gdalinfo -oo NONFINITE=maybe \
             -oo MODEL="$MODEL" "MM:rgb:$T/scene_sar.tif"
     fi
 fi

@@ -127,7 +127,7 @@ sys.exit(0 if same and "spread" in d and b.GetMetadataItem("MM_SAMPLES") == "3" 
     for k in 0 -1 1e9 x; do
         GDAL_DRIVER_PATH=$PLUGIN gdalinfo -oo MODEL="$MODEL" -oo SAMPLES=$k "MM:rgb:$S" >/dev/null 2>"$T/err.txt" &&
             fail "driver SAMPLES=$k opened"
-        grep -q "SAMPLES must be a whole number" "$T/err.txt" || fail "driver SAMPLES=$k: $(cat "$T/err.txt")"
+        grep -q "SAMPLES must be a decimal integer from 1 to 1000" "$T/err.txt" || fail "driver SAMPLES=$k: $(cat "$T/err.txt")"
     done
 else
     fail "no driver directory given: the driver's SAMPLES is not checked"
@@ -135,11 +135,11 @@ fi
 
 # --- 5. bad values: a message, exit 2, nothing written
 for k in 0 -1 1e9 x ""; do
-    expect 2 "samples must be a whole number of samples from 1 to 1000" $MT --samples "$k" "$S" "$T/bad_rgb.tif"
+    expect 2 "--samples / SAMPLES must be a decimal integer from 1 to 1000" $MT --samples "$k" "$S" "$T/bad_rgb.tif"
     no_file "$T/bad_rgb.tif"
 done
-expect 2 "spread takes band or sidecar" $MT --samples 2 --spread nope "$S" "$T/bad_rgb.tif"
-expect 2 "spread needs --samples" $MT --spread band "$S" "$T/bad_rgb.tif"
+expect 2 "--spread / SPREAD takes band or sidecar" $MT --samples 2 --spread nope "$S" "$T/bad_rgb.tif"
+expect 2 "--spread / SPREAD needs --samples" $MT --spread band "$S" "$T/bad_rgb.tif"
 expect 2 "not --seamless" $MT --samples 2 --seamless "$S" "$T/bad_rgb.tif"
 no_file "$T/bad_rgb.tif"
 no_file "$T/bad_rgb.spread.tif"
@@ -193,7 +193,7 @@ printf 'input,output,task\na_sar.tif,a_rgb.tif,sar:rgb\n' >"$T/c/m.csv"
 expect 0 "" "$B/mm_batch" -q --no-stac --model "$MODEL" $OPTS "$T/c/m.csv"
 no_file "$T/c/a_rgb.tif.stac.json"
 no_file "$T/c/catalog.json"
-expect 2 "samples must be a whole number" "$B/mm_batch" --samples 0 --model "$MODEL" "$T/c/m.csv"
+expect 2 "--samples / SAMPLES must be a decimal integer" "$B/mm_batch" --samples 0 --model "$MODEL" "$T/c/m.csv"
 printf 'input,output,task,options\na_sar.tif,n_rgb.tif,sar:rgb,--no-stac\n' >"$T/c/n.csv"
 expect 1 "--no-stac is an option of mm_batch's command line" "$B/mm_batch" -q --model "$MODEL" $OPTS "$T/c/n.csv"
 

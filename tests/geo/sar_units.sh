@@ -77,7 +77,7 @@ same "$T/o_lin.tif" "$T/o_two.tif"
 expect 0 "" $MTI -b 2 "$T/sar_two.tif" "$T/o_two_b.tif"
 same "$T/o_lin.tif" "$T/o_two_b.tif"
 expect 1 "does not exist" $MTI --sar-band 3 "$T/sar_two.tif" "$T/x_rgb.tif"
-expect 2 "band number" $MTI --sar-band 0 "$T/sar_two.tif" "$T/x_rgb.tif"
+expect 2 "--sar-band / SAR_BAND must be a decimal integer" $MTI --sar-band 0 "$T/sar_two.tif" "$T/x_rgb.tif"
 
 # --- SAR outputs say they are dB (unit type and SAR_UNITS=db) and read back without an option
 S="$B/mm_translate -q --threads 1 --steps 1 --guidance 1 --model $MODEL"

@@ -23,6 +23,7 @@
 #include <ogr_srs_api.h>
 
 #include "mmgeo.h"
+#include "mmgeo_settings.h"
 #include "rasters.h"
 
 static char g_dir[256];
@@ -578,21 +579,22 @@ static void test_sar_units(void **state) {
     (void)state;
     char err[512], from[256];
     mmgeo_sar_options o;
-    memset(&o, 0, sizeof o);
-    assert_int_equal(mmgeo_sar_option(&o, "units", "DB", err, sizeof err), 0);
-    assert_int_equal(o.units, MMGEO_SAR_UNITS_DB);
-    assert_int_equal(mmgeo_sar_option(&o, "SAR_UNITS", "amplitude", err, sizeof err), 0);
-    assert_int_equal(o.units, MMGEO_SAR_UNITS_AMPLITUDE);
-    assert_int_equal(mmgeo_sar_option(&o, "--sar-units", "linear", err, sizeof err), 0);
-    assert_int_equal(o.units, MMGEO_SAR_UNITS_LINEAR);
-    assert_int_equal(mmgeo_sar_option(&o, "units", "dbm", err, sizeof err), MMGEO_ERROR);
-    assert_non_null(strstr(err, "--sar-units takes db, linear or amplitude"));
-    o.open_options = 1;
-    assert_int_equal(mmgeo_sar_option(&o, "SAR_BAND", "x", err, sizeof err), MMGEO_ERROR);
-    assert_non_null(strstr(err, "SAR_BAND takes a band number"));
-    assert_int_equal(mmgeo_sar_option(&o, "SAR_BAND", "2", err, sizeof err), 0);
-    assert_int_equal(o.band, 2);
-    assert_int_equal(mmgeo_sar_option(&o, "colour", "2", err, sizeof err), MMGEO_ERROR);
+    /* the options themselves: the settings parser (mmgeo_settings.h; test_settings.c) */
+    mmgeo_settings st;
+    mmgeo_settings_init(&st, 0);
+    assert_int_equal(mmgeo_settings_set(&st, "sar-units", "DB"), 0);
+    assert_int_equal(st.sar.units, MMGEO_SAR_UNITS_DB);
+    assert_int_equal(mmgeo_settings_set(&st, "SAR_UNITS", "amplitude"), 0);
+    assert_int_equal(st.sar.units, MMGEO_SAR_UNITS_AMPLITUDE);
+    assert_int_equal(mmgeo_settings_set(&st, "--sar-units", "linear"), 0);
+    assert_int_equal(st.sar.units, MMGEO_SAR_UNITS_LINEAR);
+    assert_int_equal(mmgeo_settings_set(&st, "sar-units", "dbm"), MMGEO_ERROR);
+    assert_non_null(strstr(mmgeo_settings_errmsg(&st),
+                           "--sar-units / SAR_UNITS takes db, linear or amplitude"));
+    assert_int_equal(mmgeo_settings_set(&st, "SAR_BAND", "x"), MMGEO_ERROR);
+    assert_non_null(strstr(mmgeo_settings_errmsg(&st), "--sar-band / SAR_BAND must be a decimal"));
+    assert_int_equal(mmgeo_settings_set(&st, "SAR_BAND", "2"), 0);
+    assert_int_equal(st.sar.band, 2);
     /* --profile sar=KIND: its units, which must agree with --sar-units */
     memset(&o, 0, sizeof o);
     const char *p1[] = {"rgb=byte", "sar=amplitude:-30:0"};

@@ -14,7 +14,8 @@
 void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int batch_default) {
     memset(o, 0, sizeof *o);
     o->tool = tool;
-    o->batch_min = batch_min;
+    mmgeo_settings_init(&o->set, batch_min);
+    o->set.batch = batch_default;
     o->model_path = getenv("MM_MODEL") ? getenv("MM_MODEL") : MM_DEFAULT_MODEL;
     o->overlap = -1;
     o->batch = batch_default;
@@ -22,11 +23,66 @@ void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int bat
     o->guidance = -1;
 }
 
+/* The settings' name of a common option that is one (mmgeo_settings.h), else NULL. */
+static const char *setting_name(int c) {
+    switch (c) {
+    case MM_OPT_MODEL: return "model";
+    case MM_OPT_DEVICE: return "device";
+    case MM_OPT_THREADS: return "threads";
+    case MM_OPT_PRECISION: return "precision";
+    case MM_OPT_OVERLAP: return "overlap";
+    case MM_OPT_BATCH: return "batch";
+    case MM_OPT_PROFILE: return "profile";
+    case MM_OPT_STEPS: return "steps";
+    case MM_OPT_GUIDANCE: return "guidance";
+    case MM_OPT_SEED: return "seed";
+    case MM_OPT_SAMPLER: return "sampler";
+    case 'b': return "bands";
+    case MM_OPT_SAMPLES: return "samples";
+    case MM_OPT_SPREAD: return "spread";
+    case MM_OPT_SAR_UNITS: return "sar-units";
+    case MM_OPT_SAR_BAND: return "sar-band";
+    case MM_OPT_NONFINITE: return "nonfinite";
+    default: return NULL;
+    }
+}
+
+/* The fields the tools read, from the settings (once the options are read). */
+static void take_settings(mm_tool_opts *o) {
+    const mmgeo_settings *s = &o->set;
+    if (s->model_path) o->model_path = s->model_path;
+    if (s->device_set) o->device = mmgeo_settings_device_name(s->device);
+    if (s->precision_set) o->precision = mmgeo_settings_precision_name(s->precision);
+    if (s->sampler >= 0) o->sampler = mm_sampler_name((mm_sampler)s->sampler);
+    o->threads = s->threads;
+    o->overlap = s->overlap;
+    o->batch = s->batch;
+    o->steps = s->steps > 0 ? s->steps : -1;
+    o->guidance = s->guidance >= 0 ? (float)s->guidance : -1;
+    o->seed = s->seed;
+    o->seed_set = s->seed_set;
+    o->profiles.n = s->n_profiles;
+    memcpy(o->profiles.spec, s->profiles, sizeof(const char *) * (size_t)s->n_profiles);
+    o->n_bands = s->n_bands;
+    memcpy(o->bands, s->bands, sizeof o->bands);
+    o->sar = s->sar;
+    o->nonfinite = s->nonfinite;
+    o->samples = s->samples;
+}
+
 /* One common option (code c, optarg and optind as getopt_long_only left them; --config takes the
  * value that follows): 0 when it was handled, 1 when its value is bad (a message is printed), 2
  * when the tool should exit with status 0, -1 when it is not a common option. */
 static int common_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usage)(FILE *)) {
     const char *T = o->tool;
+    const char *name = setting_name(c);
+    if (name) {
+        if (mmgeo_settings_set(&o->set, name, optarg)) {
+            fprintf(stderr, "%s: %s\n", T, mmgeo_settings_errmsg(&o->set));
+            return 1;
+        }
+        return 0;
+    }
     switch (c) {
     case MM_OPT_HELP: usage(stdout); return 2;
     case MM_OPT_VERSION:
@@ -43,58 +99,14 @@ static int common_opt(mm_tool_opts *o, int c, int argc, char **argv, void (*usag
         }
         CPLSetConfigOption(optarg, argv[optind++]);
         return 0;
-    case MM_OPT_MODEL: o->model_path = optarg; return 0;
-    case MM_OPT_DEVICE: o->device = optarg; return 0;
-    case MM_OPT_THREADS: return mm_arg_int(T, "--threads", optarg, 0, 4096, &o->threads);
-    case MM_OPT_PRECISION: o->precision = optarg; return 0;
-    case MM_OPT_OVERLAP: return mm_arg_int(T, "--overlap", optarg, 0, 1 << 20, &o->overlap);
-    case MM_OPT_BATCH: return mm_arg_int(T, "--batch", optarg, o->batch_min, 4096, &o->batch);
-    case MM_OPT_PROFILE: return mm_tool_profile_add(T, &o->profiles, optarg);
     case MM_OPT_AOI: o->aoi = optarg; return 0;
     case MM_OPT_AOI_LAYER: o->aoi_layer = optarg; return 0;
-    case MM_OPT_STEPS: return mm_arg_int(T, "--steps", optarg, 1, 65535, &o->steps);
-    case MM_OPT_GUIDANCE: return mm_arg_float(T, "--guidance", optarg, 0, 100, &o->guidance);
-    case MM_OPT_SEED: o->seed_set = 1; return mm_arg_u64(T, "--seed", optarg, &o->seed);
-    case MM_OPT_SAMPLER: o->sampler = optarg; return 0;
     case MM_OPT_SRCWIN:
         o->has_srcwin = 1;
         return mm_arg_srcwin(T, optarg, argc, argv, &optind, o->srcwin);
     case MM_OPT_PROJWIN:
         o->has_projwin = 1;
         return mm_arg_projwin(T, optarg, argc, argv, &optind, o->projwin);
-    case 'b':
-        if (o->n_bands == MMGEO_MAX_BANDS) {
-            fprintf(stderr, "%s: at most %d bands\n", T, MMGEO_MAX_BANDS);
-            return 1;
-        }
-        return mm_arg_int(T, "-b", optarg, 1, 1 << 20, &o->bands[o->n_bands++]);
-    case MM_OPT_SAMPLES:
-    case MM_OPT_SPREAD: {
-        char err[512];
-        if (mmgeo_samples_option(&o->samples, c == MM_OPT_SAMPLES ? "samples" : "spread", optarg,
-                                 err, sizeof err)) {
-            fprintf(stderr, "%s: %s\n", T, err);
-            return 1;
-        }
-        return 0;
-    }
-    case MM_OPT_SAR_UNITS:
-    case MM_OPT_SAR_BAND: {
-        char err[512];
-        if (mmgeo_sar_option(&o->sar, c == MM_OPT_SAR_UNITS ? "units" : "band", optarg, err,
-                             sizeof err)) {
-            fprintf(stderr, "%s: %s\n", T, err);
-            return 1;
-        }
-        return 0;
-    }
-    case MM_OPT_NONFINITE:
-        if (!strcmp(optarg, "error") || !strcmp(optarg, "nodata")) {
-            o->nonfinite = optarg[0] == 'e' ? MMGEO_NONFINITE_ERROR : MMGEO_NONFINITE_NODATA;
-            return 0;
-        }
-        fprintf(stderr, "%s: --nonfinite takes error or nodata, got '%s'\n", T, optarg);
-        return 1;
     case MM_OPT_MAX_PIXELS:
         if (mm_arg_double(T, "--max-pixels", optarg, &o->max_pixels)) return 1;
         if (!(o->max_pixels >= 1)) {
@@ -125,10 +137,6 @@ static int check_opts(const mm_tool_opts *o) {
         fprintf(stderr, "%s: --aoi-layer needs --aoi\n", o->tool);
         return 1;
     }
-    if (o->samples.spread_set && o->samples.samples < 2) {
-        fprintf(stderr, "%s: --spread needs --samples K with K of 2 or more\n", o->tool);
-        return 1;
-    }
     if (o->samples.samples > 1 && o->seamless) {
         fprintf(stderr, "%s: --samples works with the blended tiling, not --seamless\n", o->tool);
         return 1;
@@ -142,6 +150,12 @@ int mm_tool_getopt(mm_tool_opts *o, int argc, char **argv, const char *shortopts
     while (!*bad && !o->stop) {
         const int c = getopt_long_only(argc, argv, shortopts, longopts, NULL);
         if (c == -1) {
+            if (mmgeo_settings_finish(&o->set)) {
+                fprintf(stderr, "%s: %s\n", o->tool, mmgeo_settings_errmsg(&o->set));
+                *bad = 1;
+                return -1;
+            }
+            take_settings(o);
             *bad = check_opts(o);
             return -1;
         }
@@ -162,28 +176,14 @@ void mm_tool_opts_free(mm_tool_opts *o) {
 
 int mm_tool_context(const mm_tool_opts *o, mm_model *model, mm_context **ctx) {
     mm_context_params cp;
-    mm_context_params_default(&cp);
-    cp.n_threads = o->threads;
-    if (mm_arg_device(o->tool, o->device, &cp.device)) return -1;
-    if (o->precision && mm_arg_precision(o->tool, o->precision, &cp.precision)) return -1;
+    mmgeo_settings_context_params(&o->set, &cp);
+    cp.n_threads = o->threads; /* mm_batch shares the cores among its items */
     *ctx = mm_tool_create_context(o->tool, model, &cp);
     return *ctx ? 0 : -1;
 }
 
 int mm_tool_sample_params(const mm_tool_opts *o, const mm_model *model, mm_sample_params *p) {
-    mm_sample_params_default(model, p);
-    if (o->steps > 0) p->steps = o->steps;
-    if (o->guidance >= 0) p->guidance = o->guidance;
-    if (o->seed_set) p->seed = o->seed;
-    if (o->sampler) {
-        const int s = mm_sampler_from_name(o->sampler);
-        if (s < 0) {
-            fprintf(stderr, "%s: unknown sampler '%s' (euler, heun, euler_maruyama)\n", o->tool,
-                    o->sampler);
-            return -1;
-        }
-        p->sampler = (mm_sampler)s;
-    }
+    mmgeo_settings_sample_params(&o->set, model, p);
     p->progress = mm_tool_sampling_progress;
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "mmgeo.h"
+#include "mmgeo_settings.h"
 #include "tool_profiles.h"
 
 enum {
@@ -93,8 +94,13 @@ enum {
 
 typedef struct {
     const char *tool;
-    int batch_min; /* the smallest --batch accepted (0: "from the free memory") */
-    /* the values: defaults from mm_tool_opts_init, then the command line */
+    /* the settings shared with the GDAL driver, read by libmmgeo's one parser (mmgeo_settings.h):
+       --model, --device, --precision, --threads, --overlap, --batch, --steps, --guidance,
+       --seed, --sampler, --profile, -b, --sar-units, --sar-band, --nonfinite, --samples,
+       --spread, and mm_translate's -ot, --processor, --window */
+    mmgeo_settings set;
+    /* copied from set when the options end (the tools and mm_batch read these; mm_batch shares
+       the threads among its items, the model processor sets an automatic batch) */
     int quiet;
     const char *format, *model_path, *device, *precision, *sampler; /* NULL: not given */
     char **co;                                                      /* -co, a GDAL list */
@@ -109,19 +115,21 @@ typedef struct {
     double projwin[4];                   /* -projwin */
     int has_projwin, seamless;           /* -projwin given, --seamless */
     double gsd;                          /* --gsd, metres; 0: not given */
-    mmgeo_sar_options sar;               /* --sar-units, --sar-band (mmgeo_sar_option) */
+    mmgeo_sar_options sar;               /* --sar-units, --sar-band */
     mmgeo_nonfinite nonfinite;           /* --nonfinite error|nodata */
     double max_pixels;                   /* --max-pixels; 0: MMGEO_DEFAULT_MAX_PIXELS */
     int force;                           /* --force: past the size guard */
-    mmgeo_samples_options samples;       /* --samples, --spread (mmgeo_samples_option) */
+    mmgeo_samples_options samples;       /* --samples, --spread */
     int stop;                            /* --help or --version: exit with status 0 */
 } mm_tool_opts;
 
-/* Defaults: the model from $MM_MODEL, else MM_DEFAULT_MODEL; batch batch_default. */
+/* Defaults: the model from MM_MODEL, else MM_DEFAULT_MODEL; batch batch_default; --batch from
+ * batch_min. */
 void mm_tool_opts_init(mm_tool_opts *o, const char *tool, int batch_min, int batch_default);
 /* getopt_long_only over the tool's options that handles the common ones itself: the code of the
  * next option the tool handles, or -1 when there is none left: the options ended (then the checks
- * between common options have run: -srcwin or -projwin, --aoi-layer needs --aoi), *bad is set
+ * between common options have run: -srcwin or -projwin, --aoi-layer needs --aoi, the settings'
+ * own (mmgeo_settings_finish: MM_DEVICE, MM_MODEL), and the fields are copied from set), *bad is set
  * (a message was printed; the tool exits with status 2), or o->stop is set (--help printed
  * usage(stdout), or --version; the tool exits with status 0). The tool sets *bad for a bad value
  * of its own options. */

@@ -1,5 +1,7 @@
 #include "tool_profiles.h"
 
+#include "mmgeo_settings.h"
+
 #include <gdal.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,14 +40,14 @@ int mm_tool_profiles_apply(const char *tool, const mm_tool_profiles *p, const ch
                 return -1;
             }
     }
-    if (out_type) {
-        const GDALDataType t = GDALGetDataTypeByName(out_type);
-        if (t == GDT_Unknown || GDALDataTypeIsComplex(t)) {
-            fprintf(stderr, "%s: -ot %s: not a real GDAL data type (Byte, UInt16, Float32, ...)\n",
-                    tool, out_type);
+    if (out_type) { /* the settings' rule for -ot (mmgeo_settings.h) */
+        mmgeo_settings s;
+        mmgeo_settings_init(&s, 0);
+        if (mmgeo_settings_set(&s, "ot", out_type)) {
+            fprintf(stderr, "%s: %s\n", tool, mmgeo_settings_errmsg(&s));
             return -1;
         }
-        job->targets[0].profile.out_type = t;
+        job->targets[0].profile.out_type = s.out_type;
     }
     return 0;
 }

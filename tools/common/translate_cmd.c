@@ -75,9 +75,16 @@ int mm_translate_cmd_parse(mm_translate_cmd *c, int argc, char **argv, void (*us
             break;
         }
         switch (o) {
-        case O_OT: c->out_type = optarg; break;
-        case O_PROCESSOR: c->processor = optarg; break;
-        case O_WINDOW: bad = mm_arg_int(TOOL, "--window", optarg, 1, 8192, &c->window); break;
+        case O_OT:
+        case O_PROCESSOR:
+        case O_WINDOW: /* settings shared with the driver (mmgeo_settings.h) */
+            if (mmgeo_settings_set(&c->opt.set, o == O_OT ? "ot" : o == O_WINDOW ? "window" : "processor",
+                                   optarg)) {
+                fprintf(stderr, "%s: %s\n", TOOL, mmgeo_settings_errmsg(&c->opt.set));
+                bad = 1;
+            } else if (o == O_OT)
+                c->out_type = optarg;
+            break;
         case O_REPORT: c->report = optarg; break;
         case O_STAC: c->stac = 1; break;
         case O_NO_STAC: c->stac = 0; break;
@@ -96,6 +103,8 @@ int mm_translate_cmd_parse(mm_translate_cmd *c, int argc, char **argv, void (*us
     }
     if (bad) return 2;
     if (c->opt.stop) return 1;
+    c->processor = c->opt.set.processor;
+    c->window = c->opt.set.window;
     if (batch && (c->n_src_spec || c->target_mod)) {
         fprintf(stderr, "%s: -s and -t come from the task of each item (SOURCE:TARGET)\n", TOOL);
         return 2;
@@ -249,7 +258,8 @@ int mm_translate_cmd_run(mm_translate_cmd *c, const char *tool) {
     proc.dst_channels[0] = mm_model_modality_channels(model, t);
 
     /* profile overrides and output type */
-    if (mm_tool_profiles_apply(TOOL, &opt->profiles, c->out_type, &job)) goto done;
+    if (mm_tool_profiles_apply(TOOL, &opt->profiles, NULL, &job)) goto done;
+    if (opt->set.out_type != GDT_Unknown) job.targets[0].profile.out_type = opt->set.out_type;
 
     /* -srcwin, or -projwin: the source window of the first source's raster */
     if (mm_tool_srcwin(opt, src_path[0], &job)) goto done;
