@@ -174,13 +174,11 @@ static int write_plan(const plan *p) {
         cJSON_AddStringToObject(o, "output", p->c[i].output + dl + 1); /* relative to the plan */
         cJSON_AddItemToArray(a, o);
     }
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
     char *path = join(p->dir, "plan.json");
-    const int rc = mm_part_write_text(path, text);
+    const int rc = mm_part_write_json(path, j);
     if (rc) fprintf(stderr, "%s: cannot write '%s': %s\n", TOOL, path, strerror(errno));
     free(path);
-    cJSON_free(text);
+    cJSON_Delete(j);
     return rc;
 }
 

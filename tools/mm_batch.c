@@ -541,11 +541,9 @@ int mm_batch_write_stamp(const char *sp, const char *key, cJSON *fields, const c
     snprintf(mt, sizeof mt, "%lld", mtime_ns(&st));
     cJSON_AddStringToObject(j, "output_mtime_ns", mt);
     cJSON_AddStringToObject(j, "key", key);
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    const int rc = mm_part_write_text(sp, text);
+    const int rc = mm_part_write_json(sp, j);
     if (rc) fprintf(stderr, "%s: cannot write the stamp '%s': %s\n", TOOL, sp, strerror(errno));
-    cJSON_free(text);
+    cJSON_Delete(j);
     return rc;
 }
 
@@ -715,11 +713,9 @@ static int write_report(const char *path, const char *manifest, const items *it,
         cJSON_AddNumberToObject(o, "seconds", (double)(long)(x->seconds * 1000 + 0.5) / 1000);
         cJSON_AddItemToArray(a, o);
     }
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    const int rc = mm_part_write_text(path, text);
+    const int rc = mm_part_write_json(path, j);
     if (rc) fprintf(stderr, "%s: cannot write the report '%s': %s\n", TOOL, path, strerror(errno));
-    cJSON_free(text);
+    cJSON_Delete(j);
     return rc;
 }
 

@@ -1,5 +1,6 @@
 #include "part_file.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 
@@ -41,4 +42,13 @@ int mm_part_write_text(const char *path, const char *text) {
     fputs(text, f);
     fputc('\n', f);
     return mm_part_commit(f, path);
+}
+
+int mm_part_write_json(const char *path, const cJSON *j) {
+    char *text = cJSON_Print(j);
+    const int rc = mm_part_write_text(path, text);
+    const int e = errno;
+    cJSON_free(text);
+    errno = e;
+    return rc;
 }

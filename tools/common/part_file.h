@@ -14,5 +14,8 @@ int mm_part_commit(FILE *f, const char *path);
  * document from cJSON_Print, a small text file. Returns 0 on success; non-zero with errno set
  * (ENOMEM when text is NULL, as after a failed cJSON_Print) when nothing was written. */
 int mm_part_write_text(const char *path, const char *text);
+/* The same for the JSON document j, as cJSON_Print formats it (ENOMEM when it cannot). */
+struct cJSON;
+int mm_part_write_json(const char *path, const struct cJSON *j);
 
 #endif

@@ -300,14 +300,8 @@ static void md_number(cJSON *props, const char *key, char **md, const char *item
 }
 
 static int write_json(const char *tool, const char *path, cJSON *j) {
-    char *text = cJSON_Print(j);
-    if (!text) {
-        fprintf(stderr, "%s: out of memory\n", tool);
-        return -1;
-    }
-    const int bad = mm_part_write_text(path, text);
+    const int bad = mm_part_write_json(path, j);
     if (bad) fprintf(stderr, "%s: cannot write '%s': %s\n", tool, path, strerror(errno));
-    cJSON_free(text);
     return bad ? -1 : 0;
 }
 
