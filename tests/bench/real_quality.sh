@@ -10,6 +10,8 @@
 # SAR grid:
 #   model       mm_translate with MODEL (default models/default.safetensors), --steps STEPS
 #               (default 8), --seed 1
+#   model-mean  with SAMPLES=K (K >= 2): the same model with --samples K, the per-pixel mean of K
+#               samples (the posterior-mean estimate; K times the model's time)
 #   sim-only    the same with SIM_MODEL, the simulator-only model (models/sim-default.safetensors,
 #               else /work/data/models/sim-default.safetensors)
 #   regression  mm_baseline: the mean RGB per SAR bin (256 bins over [-25, 5] dB of the 5 x 5 box
@@ -22,7 +24,7 @@
 # (mm_eval --auc-only). The report (real_quality_report.py) leaves out scenes with less than 2 %
 # water from the AUC means.
 #
-# Environment: MODEL, SIM_MODEL, STEPS, REAL_CROP (pixels: score only the central REAL_CROP x
+# Environment: MODEL, SIM_MODEL, STEPS, SAMPLES, REAL_CROP (pixels: score only the central REAL_CROP x
 # REAL_CROP window of the larger scenes, e.g. 512 for a quarter of the time), REAL_DATA (default /work/data/real), REAL_WORK (work
 # files, default /tmp/mm-real-quality; the classifier and the table are cached there),
 # REAL_OUT (default docs/quality: real_results.md, real_results.jsonl, real_sar2rgb.png).
@@ -45,6 +47,8 @@ if [ -z "${SIM_MODEL:-}" ]; then
     [ -f "$SIM_MODEL" ] || SIM_MODEL=/work/data/models/sim-default.safetensors
 fi
 STEPS=${STEPS:-8}
+SAMPLES=${SAMPLES:-1}
+case $SAMPLES in '' | *[!0-9]* | 0) echo "$0: SAMPLES must be a positive integer" >&2; exit 2 ;; esac
 CROP=${REAL_CROP:-}
 case $CROP in '' | *[!0-9]*) CROP="" ;; esac
 for t in mm_translate mm_eval mm_baseline; do
@@ -114,10 +118,12 @@ MODEL_SAR=$(sar_opts "$MODEL")
 SIM_SAR=$(sar_opts "$SIM_MODEL")
 same_model=0
 cmp -s "$MODEL" "$SIM_MODEL" && same_model=1
-translate() { # MODEL SAR_OPTS SRC DST
+translate() { # MODEL SAR_OPTS SRC DST [more options]
+    m=$1 o=$2 src=$3 dst=$4
+    shift 4
     # shellcheck disable=SC2086
-    "$B/mm_translate" -q --model "$1" --steps "$STEPS" --seed 1 -s sar -t rgb $2 \
-        --profile rgb=reflectance:0:10000 "$3" "$4"
+    "$B/mm_translate" -q --model "$m" --steps "$STEPS" --seed 1 -s sar -t rgb $o \
+        --profile rgb=reflectance:0:10000 "$@" "$src" "$dst"
 }
 record() { # scene method water_fraction json
     src=${1%%_*}
@@ -142,6 +148,11 @@ for id in $scenes; do
     wf=$("$B/mm_eval" --make-water-mask "$ref" --out "$mask" | sed 's/.*: \([0-9.]*\) water.*/\1/')
     record "$id" sar-input "$wf" "$("$B/mm_eval" --json --auc-only "$sar" --water "$mask")"
     translate "$MODEL" "$MODEL_SAR" "$sar" "$R/${id}_model.tif"
+    methods="model sim-only regression"
+    if [ "$SAMPLES" -gt 1 ]; then
+        translate "$MODEL" "$MODEL_SAR" "$sar" "$R/${id}_model-mean.tif" --samples "$SAMPLES"
+        methods="model model-mean sim-only regression"
+    fi
     if [ $same_model = 1 ]; then
         cp "$R/${id}_model.tif" "$R/${id}_sim-only.tif"
     else
@@ -149,7 +160,7 @@ for id in $scenes; do
     fi
     "$B/mm_baseline" -q --lut "$W/cache/sar2rgb_real.lut" --profile sar=db:-25:5 \
         --profile rgb=reflectance:0:10000 "$sar" "$R/${id}_regression.tif"
-    for m in model sim-only regression; do
+    for m in $methods; do
         record "$id" "$m" "$wf" "$("$B/mm_eval" --json --modality rgb --classifier "$W/cache/real_rgb.clf" \
             --water "$mask" "$R/${id}_$m.tif" "$ref")"
     done
@@ -160,6 +171,6 @@ secs=$(($(date +%s) - start))
 /usr/bin/python3 "$HERE/real_quality_report.py" --run "$R" --out "$OUT" --crop "${CROP:-0}" \
     --model "$MODEL" --model-sha "$(sha256sum "$MODEL" | cut -c1-16)" \
     --sim-model "$SIM_MODEL" --sim-model-sha "$(sha256sum "$SIM_MODEL" | cut -c1-16)" \
-    --steps "$STEPS" --seconds "$secs" --load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    --command "${CROP:+REAL_CROP=$CROP }tests/bench/real_quality.sh $B${2:+ $2}"
+    --steps "$STEPS" --samples "$SAMPLES" --seconds "$secs" --load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    --command "${CROP:+REAL_CROP=$CROP }$([ "$SAMPLES" -gt 1 ] && echo "SAMPLES=$SAMPLES ")tests/bench/real_quality.sh $B${2:+ $2}"
 log "wrote $OUT/real_results.md, $OUT/real_results.jsonl and $OUT/real_sar2rgb.png"

@@ -17,8 +17,8 @@ from quality_report import tile, write_palette_png  # noqa: E402
 
 gdal.UseExceptions()
 
-METHODS = ["model", "sim-only", "regression", "sar-input"]
-NAMES = {"model": "model", "sim-only": "simulator-only model", "regression": "regression (LUT)",
+METHODS = ["model", "model-mean", "sim-only", "regression", "sar-input"]
+NAMES = {"model": "model", "model-mean": "model, mean of K samples", "sim-only": "simulator-only model", "regression": "regression (LUT)",
          "sar-input": "SAR input itself"}
 MIN_WATER = 0.02  # scenes with less water are left out of the AUC means
 CROP = 256
@@ -182,11 +182,13 @@ def main():
     ap.add_argument("--sim-model", required=True)
     ap.add_argument("--sim-model-sha", default="")
     ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--samples", type=int, default=1)
     ap.add_argument("--seconds", type=int, default=0)
     ap.add_argument("--load", default="")
     ap.add_argument("--command", default="")
     a = ap.parse_args()
     recs = load(os.path.join(a.run, "evals.jsonl"))
+    NAMES["model-mean"] = f"model, mean of {a.samples} samples"
     os.makedirs(a.out, exist_ok=True)
     shutil.copyfile(os.path.join(a.run, "evals.jsonl"), os.path.join(a.out, "real_results.jsonl"))
     volkov = sorted({r["scene"] for r in recs if r["source"] == "volkov"})
@@ -194,7 +196,9 @@ def main():
     md = ["# Real-data quality: Sentinel-1 VH -> Sentinel-2 RGB", "",
           f"Written by `{a.command}` ({a.seconds} s, load {a.load}); method in "
           "[quality.md](../quality.md#real-data-sentinel-1-vh---sentinel-2-rgb).", "",
-          f"* model: `{a.model}` (SHA-256 {a.model_sha}…), {a.steps} steps, seed 1",
+          f"* model: `{a.model}` (SHA-256 {a.model_sha}…), {a.steps} steps, seed 1"
+          + (f"; and the per-pixel mean of {a.samples} samples (`--samples {a.samples}`)"
+             if a.samples > 1 else ""),
           f"* simulator-only model: `{a.sim_model}` (SHA-256 {a.sim_model_sha}…), {a.steps} steps, seed 1",
           "* regression: mean RGB per SAR bin fitted on the training split (`mm_baseline --pairs`)",
           f"* test scenes: {len(volkov)} volkov (Texas, 1024 × 1024) and {len(sen)} sen12mscr (256 × 256); "
