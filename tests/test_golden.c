@@ -16,6 +16,7 @@
 #include "context.h"
 #include "mm.h"
 #include "safetensors.h"
+#include "test_parity.h"
 
 /* fp32 stages: the bound. Noise is computed the same way in double on both sides. */
 static const double TOL_FP32 = 1e-4;
@@ -29,15 +30,7 @@ static mm_st_file *golden;
 static int rgb, sar;
 static const uint64_t tiles[2] = {7, 11};
 
-static float *ref(const char *name, size_t *n) {
-    const mm_st_tensor *t = mm_st_find(golden, name);
-    if (!t) fail_msg("golden tensor '%s' missing", name);
-    float *buf = malloc((size_t)t->numel * sizeof(float));
-    assert_non_null(buf);
-    mm_st_to_f32(t, buf);
-    if (n) *n = (size_t)t->numel;
-    return buf;
-}
+static float *ref(const char *name, size_t *n) { return mm_test_tensor(golden, name, n); }
 
 static double rel_err(const float *got, const float *want, size_t n) {
     double md = 0, mr = 0;
@@ -265,21 +258,8 @@ static void test_sample_joint(void **state) {
 }
 
 int main(void) {
-    const char *dev = getenv("MM_TEST_DEVICE");
-    if (dev && !strcmp(dev, "cuda")) {
-        char err[512] = "";
-        mm_backend *be = mm_backend_cuda_create(0, 0, err, sizeof err);
-        if (!be) {
-            printf("SKIPPED: no CUDA device (%s)\n", err);
-            return 77; /* ctest: SKIP_RETURN_CODE */
-        }
-        be->ops->destroy(be);
-        on_cuda = 1;
-        printf("golden parity on the CUDA backend (fp32)\n");
-    } else if (dev && *dev && strcmp(dev, "cpu")) {
-        printf("MM_TEST_DEVICE must be cpu or cuda, got '%s'\n", dev);
-        return 2;
-    }
+    const int rc = mm_test_pick_device("golden parity", &on_cuda);
+    if (rc) return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_vae),

@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "backend.h"
 #include "mm.h"
 #include "safetensors.h"
+#include "test_parity.h"
 
 static const double TOL_FP32 = 1e-4;
 
@@ -29,16 +29,6 @@ static mm_st_file *golden, *readout;
 static int rgb, sar, nir, T, H, S;
 static const uint64_t tiles[2] = {7, 11};
 static const uint64_t SEED = 1234;
-
-static float *tensor(mm_st_file *f, const char *name, size_t *n) {
-    const mm_st_tensor *t = mm_st_find(f, name);
-    if (!t) fail_msg("golden tensor '%s' missing", name);
-    float *buf = malloc((size_t)t->numel * sizeof(float));
-    assert_non_null(buf);
-    mm_st_to_f32(t, buf);
-    if (n) *n = (size_t)t->numel;
-    return buf;
-}
 
 static size_t stride_of(const char *name) {
     char key[128];
@@ -65,7 +55,7 @@ static double rel_err_strided(const float *got, size_t n, const float *want, siz
 /* got: the C engine's full result (n floats); the golden NAME its strided subset */
 static void check(const char *name, const float *got, size_t n) {
     size_t nw;
-    float *want = tensor(readout, name, &nw);
+    float *want = mm_test_tensor(readout, name, &nw);
     const double e = rel_err_strided(got, n, want, nw, stride_of(name));
     printf("  %-28s rel. error %.3e (tolerance %.0e, %zu of %zu values)\n", name, e, TOL_FP32, nw,
            n);
@@ -121,7 +111,8 @@ static void readout_case(const char *name, int n_src, const int *mods, const flo
 static void test_readout(void **state) {
     (void)state;
     const size_t n = (size_t)2 * T * T * H;
-    float *in_sar = tensor(golden, "in.sar", NULL), *in_rgb = tensor(golden, "in.rgb", NULL);
+    float *in_sar = mm_test_tensor(golden, "in.sar", NULL),
+          *in_rgb = mm_test_tensor(golden, "in.rgb", NULL);
     float *out = malloc(n * sizeof(float)), *emb = malloc(n * sizeof(float));
     float *one = malloc(n / 2 * sizeof(float));
     const float *s1[1] = {in_sar}, *s2[2] = {in_rgb, in_sar};
@@ -161,7 +152,7 @@ static void expect_refused(mm_status st, const char *needle) {
 
 static void test_readout_errors(void **state) {
     (void)state;
-    float *in_sar = tensor(golden, "in.sar", NULL);
+    float *in_sar = mm_test_tensor(golden, "in.sar", NULL);
     float *out = malloc((size_t)2 * T * T * H * sizeof(float));
     const float *s1[1] = {in_sar};
     const int m1[1] = {sar};
@@ -236,7 +227,7 @@ static void test_joint_guidance(void **state) {
     mm_sample_params_default(model, &sp);
     sp.steps = 1;
     sp.joint_guidance = 1;
-    float *in_sar = tensor(golden, "in.sar", NULL);
+    float *in_sar = mm_test_tensor(golden, "in.sar", NULL);
     const float *srcs[1] = {in_sar};
     expect_refused(mm_translate(ctx, &sp, 2, tiles, 1, &sar, srcs, 1, &rgb, g),
                    "joint guidance applies to generation without sources");
@@ -270,21 +261,8 @@ static void test_joint_guidance_plan(void **state) {
 }
 
 int main(void) {
-    const char *dev = getenv("MM_TEST_DEVICE");
-    if (dev && !strcmp(dev, "cuda")) {
-        char err[512] = "";
-        mm_backend *be = mm_backend_cuda_create(0, 0, err, sizeof err);
-        if (!be) {
-            printf("SKIPPED: no CUDA device (%s)\n", err);
-            return 77; /* ctest: SKIP_RETURN_CODE */
-        }
-        be->ops->destroy(be);
-        on_cuda = 1;
-        printf("readout and joint guidance parity on the CUDA backend (fp32)\n");
-    } else if (dev && *dev && strcmp(dev, "cpu")) {
-        printf("MM_TEST_DEVICE must be cpu or cuda, got '%s'\n", dev);
-        return 2;
-    }
+    const int rc = mm_test_pick_device("readout and joint guidance parity", &on_cuda);
+    if (rc) return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readout),
         cmocka_unit_test(test_readout_errors),
