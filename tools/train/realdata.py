@@ -110,16 +110,31 @@ class RealScenes:
         self.area = np.array([s[1]["rgb"].shape[1] * s[1]["rgb"].shape[2] for s in self.scenes],
                              np.float64)
 
-    def window(self, rng, S, need=()):
+    def window(self, rng, S, need=(), balance=0.0):
         """A dict modality -> C x S x S float32 of one random window of a scene holding every
-        modality in `need`."""
-        ok = np.array([all(m in s[1] for m in need) for s in self.scenes], bool)
-        p = self.area * ok
+        modality in `need` and at least S x S pixels. A scene is drawn with probability
+        proportional to area ** (1 - balance): 0 in proportion to its area (every pixel alike),
+        1 every scene alike (a small scene from another continent weighs as much as a large one:
+        the largest source, Volkov's California, holds 96 % of the SAR pixels)."""
+        ok = np.array([all(m in s[1] for m in need)
+                       and min(s[1]["rgb"].shape[1:]) >= S for s in self.scenes], bool)
+        if not ok.any():
+            raise ValueError(f"no training scene holds {S} x {S} pixels of {', '.join(need) or 'rgb'}")
+        p = self.area ** (1.0 - balance) * ok
         k = int(rng.choice(len(self.scenes), p=p / p.sum()))
         mods = self.scenes[k][1]
         _, h, w = mods["rgb"].shape
         y, x = int(rng.integers(0, h - S + 1)), int(rng.integers(0, w - S + 1))
         return self.crop(rng, k, y, x, S)
+
+    def source_share(self, S, balance=0.0):
+        """The expected share of window() draws per source (the scene id's prefix)."""
+        ok = np.array([min(s[1]["rgb"].shape[1:]) >= S for s in self.scenes], bool)
+        p = self.area ** (1.0 - balance) * ok
+        out = {}
+        for (sid, _), q in zip(self.scenes, p / p.sum()):
+            out[sid.split("_")[0]] = out.get(sid.split("_")[0], 0.0) + float(q)
+        return out
 
     def water_donors(self, S, min_frac=0.15, stride=32):
         """(scene, y, x) of every S x S window on a stride grid whose water fraction is at

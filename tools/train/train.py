@@ -297,7 +297,10 @@ def make_real_latents(args, cfg, model):
     S = cfg["image_size"]
     mods = REAL_MODALITIES
     n = args.real_windows
-    wins = [scenes.window(rng, S) for _ in range(n)]
+    wins = [scenes.window(rng, S, balance=args.scene_balance) for _ in range(n)]
+    share = scenes.source_share(S, args.scene_balance)
+    log(args.work, f"real windows: --scene-balance {args.scene_balance}, expected share by source "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in share.items()))
     lat, has = encode_windows(model, cfg, wins, mods)
     water = torch.tensor([realdata.water_fraction(w["rgb"]) for w in wins])
     out = {"latents": lat, "has": has, "water": water, "scenes": [s[0] for s in scenes.scenes]}
@@ -346,7 +349,7 @@ def add_water_paste(args, cfg, model, real):
         rng = np.random.default_rng(args.seed * 7 + 11)
         wins, frac = [], []
         while len(wins) < args.water_paste:
-            rec = scenes.window(rng, S, need=("sar", "rgb"))
+            rec = scenes.window(rng, S, need=("sar", "rgb"), balance=args.scene_balance)
             don = scenes.crop(rng, *donors[int(rng.integers(0, len(donors)))], S)
             w, f = realdata.paste_water(rng, rec, don, dark)
             if f >= 0.02:  # a donor whose water is all bright (wind, shadow) pastes nothing
@@ -655,6 +658,9 @@ def main():
     ap.add_argument("--water-boost", type=float, default=0.0,
                     help="real windows with more than 2 %% open water drawn 1 + this times as often")
     ap.add_argument("--real-windows", type=int, default=6144)
+    ap.add_argument("--scene-balance", type=float, default=0.0,
+                    help="real windows drawn from a scene with probability proportional to "
+                         "area ** (1 - this): 0 by area, 1 every scene alike (realdata.py)")
     ap.add_argument("--water-paste", type=int, default=0,
                     help="N more real windows with another window's open water pasted in "
                          "(copy-paste augmentation: SAR and RGB of the same water; realdata.py)")
