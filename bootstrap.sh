@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")"
 mode=${1:-build}
 
-PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev libgdal-dev gdal-bin libgeos-dev libfftw3-dev libsqlite3-dev g++ python3-gdal python3-numpy python3-torch groff-base slurmctld slurmd slurm-client munge"
+PACKAGES="build-essential cmake pkg-config libdnnl-dev libcjson-dev libcmocka-dev libgdal-dev gdal-bin clang-format libgeos-dev libfftw3-dev libsqlite3-dev g++ python3-gdal python3-numpy python3-torch groff-base slurmctld slurmd slurm-client munge"
 
 missing=""
 for p in $PACKAGES; do

@@ -38,8 +38,8 @@ const char *DefaultModel() {
             std::string dir = info.dli_fname;
             const size_t slash = dir.rfind('/');
             if (slash != std::string::npos) {
-                const std::string p = dir.substr(0, slash) + "/" MM_PLUGIN_REL_DATADIR
-                                      "/default.safetensors";
+                const std::string p =
+                    dir.substr(0, slash) + "/" MM_PLUGIN_REL_DATADIR "/default.safetensors";
                 if (access(p.c_str(), F_OK) == 0) {
                     path = p;
                     return;

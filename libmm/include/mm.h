@@ -60,12 +60,12 @@ mm_status mm_model_create_random(const char *config_json, uint64_t seed, mm_mode
 void mm_free(void *p);
 
 int mm_model_num_modalities(const mm_model *model);
-const char *mm_model_modality_name(const mm_model *model, int m); /* owned by the model */
+const char *mm_model_modality_name(const mm_model *model, int m);     /* owned by the model */
 int mm_model_modality_index(const mm_model *model, const char *name); /* -1 if unknown */
 int mm_model_modality_channels(const mm_model *model, int m);
 int mm_model_image_size(const mm_model *model);
 int mm_model_hidden_size(const mm_model *model);
-int mm_model_tokens_per_side(const mm_model *model); /* scene tokens per side of a tile */
+int mm_model_tokens_per_side(const mm_model *model);     /* scene tokens per side of a tile */
 const char *mm_model_config_json(const mm_model *model); /* owned by the model */
 const char *mm_model_name(const mm_model *model);
 
@@ -117,7 +117,7 @@ typedef struct {
     const int *source_mods;
     int n_targets;
     const int *target_mods;
-    float guidance; /* with sources, != 1 doubles the batch of the model (guided sampling) */
+    float guidance;     /* with sources, != 1 doubles the batch of the model (guided sampling) */
     int joint_guidance; /* as mm_sample_params.joint_guidance: without sources, with n_targets
                            >= 2 and guidance != 1, the batch of the model is 1 + n_targets times */
 } mm_workload;
@@ -152,7 +152,11 @@ uint64_t mm_context_alloc_count(const mm_context *ctx);
 
 /* ---- sampling --------------------------------------------------------------------------- */
 
-typedef enum { MM_SAMPLER_EULER = 0, MM_SAMPLER_HEUN = 1, MM_SAMPLER_EULER_MARUYAMA = 2 } mm_sampler;
+typedef enum {
+    MM_SAMPLER_EULER = 0,
+    MM_SAMPLER_HEUN = 1,
+    MM_SAMPLER_EULER_MARUYAMA = 2
+} mm_sampler;
 
 /* Called after every sampling step (and may be NULL). Return non-zero to stop: the call then
  * returns MM_ERROR_INTERRUPTED and the outputs are unspecified. */
@@ -160,10 +164,10 @@ typedef int (*mm_progress_fn)(void *user, int step, int n_steps);
 
 typedef struct {
     mm_sampler sampler;
-    int steps;         /* >= 1 */
-    float guidance;    /* classifier-free guidance scale; 1 = none */
-    float sde_eta;     /* Euler-Maruyama noise scale (0 = ODE) */
-    float time_shift;  /* 1 = uniform time grid */
+    int steps;        /* >= 1 */
+    float guidance;   /* classifier-free guidance scale; 1 = none */
+    float sde_eta;    /* Euler-Maruyama noise scale (0 = ODE) */
+    float time_shift; /* 1 = uniform time grid */
     uint64_t seed;
     mm_progress_fn progress;
     void *progress_user;

@@ -24,9 +24,9 @@
  * backends keep their own copies in their private slot. */
 typedef struct mm_weight {
     int64_t rows, cols;
-    const float *f32;       /* rows x cols, host */
-    const uint16_t *bf16;   /* same, bf16 (round to nearest even), host; NULL if not made */
-    const float *bias;      /* rows, host; NULL = no bias */
+    const float *f32;     /* rows x cols, host */
+    const uint16_t *bf16; /* same, bf16 (round to nearest even), host; NULL if not made */
+    const float *bias;    /* rows, host; NULL = no bias */
 } mm_weight;
 
 typedef enum { MM_ACT_NONE = 0, MM_ACT_GELU_TANH = 1, MM_ACT_SILU = 2 } mm_activation;
@@ -71,24 +71,23 @@ typedef struct {
     /* Multi-head self-attention without mask over n_seq sequences of S tokens.
      * qkv: [n_seq*S, 3*nh*hd] laid out [q | k | v], head h at columns h*hd.
      * out: [n_seq*S, nh*hd]. Softmax in fp32, scale 1/sqrt(hd). */
-    int (*attention)(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh,
-                     int hd);
+    int (*attention)(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh, int hd);
 
     /* y = LN(x) * (1 + scale) + shift per row, LN without affine (eps), scale/shift from the
      * modulation tables at their groups. */
     int (*layernorm_modulate)(mm_backend *b, float *y, const float *x, int64_t rows, int H,
                               float eps, mm_modulation shift, mm_modulation scale);
     /* y = LN(x) * w + bias per row (affine LayerNorm). */
-    int (*layernorm_affine)(mm_backend *b, float *y, const float *x, int64_t rows, int H,
-                            float eps, const float *w, const float *bias);
+    int (*layernorm_affine)(mm_backend *b, float *y, const float *x, int64_t rows, int H, float eps,
+                            const float *w, const float *bias);
     /* x += gate ⊙ y per row (gate from its modulation table). */
     int (*gated_add)(mm_backend *b, float *x, const float *y, int64_t rows, int H,
                      mm_modulation gate);
 
     /* GroupNorm over NCHW (per sample and group, over channels-in-group x HW), affine, then
      * SiLU if silu != 0. */
-    int (*group_norm)(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw,
-                      int groups, float eps, const float *gamma, const float *beta, int silu);
+    int (*group_norm)(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw, int groups,
+                      float eps, const float *gamma, const float *beta, int silu);
 
     /* element-wise */
     int (*silu)(mm_backend *b, float *y, const float *x, size_t n);
@@ -150,7 +149,7 @@ typedef struct {
 
 struct mm_backend {
     const mm_backend_ops *ops;
-    int use_bf16;   /* matrix products in bf16 with fp32 accumulation */
+    int use_bf16; /* matrix products in bf16 with fp32 accumulation */
     int n_threads;
     int dry; /* sizing pass (see scratch_plan) */
     /* Allocations of backend memory made so far (alloc() and the backend's own scratch and

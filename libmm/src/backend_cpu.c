@@ -51,9 +51,9 @@ typedef struct {
 /* MM_PROFILE=1 in the environment: time per operation, printed to stderr when the backend is
  * destroyed (the "where the time goes" table of docs/performance.md). */
 enum { P_LINEAR, P_CONV, P_ATTN, P_NORM, P_ELTWISE, P_LAYOUT, P_COUNT };
-static const char *const prof_names[P_COUNT] = {"matrix products (linear)", "convolutions",
-                                                "attention", "layer/group norms",
-                                                "element-wise", "layout (patchify, copies)"};
+static const char *const prof_names[P_COUNT] = {
+    "matrix products (linear)", "convolutions", "attention",
+    "layer/group norms",        "element-wise", "layout (patchify, copies)"};
 
 typedef struct {
     mm_backend base;
@@ -65,10 +65,10 @@ typedef struct {
     prim_entry prims[MM_MAX_PRIMS];
     int n_prims;
     omp_lock_t prim_lock;
-    scratch a_stage[MM_MAX_THREADS];  /* bf16 copy of A rows / im2col */
-    scratch work[MM_MAX_THREADS];     /* attention scores */
-    scratch pad[MM_MAX_THREADS];      /* oneDNN scratchpad */
-    scratch bstage;                   /* bf16 copy of a whole operand (attention qkv) */
+    scratch a_stage[MM_MAX_THREADS]; /* bf16 copy of A rows / im2col */
+    scratch work[MM_MAX_THREADS];    /* attention scores */
+    scratch pad[MM_MAX_THREADS];     /* oneDNN scratchpad */
+    scratch bstage;                  /* bf16 copy of a whole operand (attention qkv) */
 } cpu_backend;
 
 void mm_backend_seterr(mm_backend *b, const char *fmt, ...) {
@@ -88,7 +88,9 @@ static inline uint16_t bf16_bits(float f) {
     return (uint16_t)(nan ? quiet : rounded);
 }
 
-uint16_t mm_f32_to_bf16(float f) { return bf16_bits(f); }
+uint16_t mm_f32_to_bf16(float f) {
+    return bf16_bits(f);
+}
 
 static void convert_span(uint16_t *dst, const float *src, int64_t n);
 
@@ -136,7 +138,9 @@ static inline float bf16_to_f32(uint16_t h) {
     return f;
 }
 
-float mm_bf16_to_f32(uint16_t h) { return bf16_to_f32(h); }
+float mm_bf16_to_f32(uint16_t h) {
+    return bf16_to_f32(h);
+}
 
 static void *scratch_get(scratch *s, size_t bytes) {
     if (bytes <= s->cap) return s->buf;
@@ -148,15 +152,17 @@ static void *scratch_get(scratch *s, size_t bytes) {
     return s->buf;
 }
 
-static inline cpu_backend *cpu(mm_backend *b) { return (cpu_backend *)b; }
+static inline cpu_backend *cpu(mm_backend *b) {
+    return (cpu_backend *)b;
+}
 
 #define PROF_BEGIN(b) const double prof_t0 = cpu(b)->profile ? omp_get_wtime() : 0.0
-#define PROF_END(b, kind, flop)                                                                \
-    do {                                                                                       \
-        if (cpu(b)->profile) {                                                                 \
-            cpu(b)->prof_s[kind] += omp_get_wtime() - prof_t0;                                 \
-            cpu(b)->prof_flop[kind] += (flop);                                                 \
-        }                                                                                      \
+#define PROF_END(b, kind, flop)                                                                    \
+    do {                                                                                           \
+        if (cpu(b)->profile) {                                                                     \
+            cpu(b)->prof_s[kind] += omp_get_wtime() - prof_t0;                                     \
+            cpu(b)->prof_flop[kind] += (flop);                                                     \
+        }                                                                                          \
     } while (0)
 
 /* ---- oneDNN matmul blocks ------------------------------------------------------------------ */
@@ -194,7 +200,8 @@ static prim_entry *get_prim(cpu_backend *cb, int64_t M, int64_t K, int64_t N, in
     }
     if (hit || cb->n_prims >= MM_MAX_PRIMS) {
         if (!hit) { /* evict everything: shapes churned (e.g. many image sizes) */
-            for (int i = 0; i < cb->n_prims; i++) dnnl_primitive_destroy(cb->prims[i].prim);
+            for (int i = 0; i < cb->n_prims; i++)
+                dnnl_primitive_destroy(cb->prims[i].prim);
             cb->n_prims = 0;
         } else {
             omp_unset_lock(&cb->prim_lock);
@@ -220,16 +227,18 @@ static prim_entry *get_prim(cpu_backend *cb, int64_t M, int64_t K, int64_t N, in
     if (!bad && act != MM_ACT_NONE) {
         bad |= dnnl_post_ops_create(&po) != dnnl_success;
         if (!bad)
-            bad |= dnnl_post_ops_append_eltwise(
-                       po, 1.0f, act == MM_ACT_GELU_TANH ? dnnl_eltwise_gelu_tanh : dnnl_eltwise_swish,
-                       1.0f, 0.0f) != dnnl_success;
+            bad |= dnnl_post_ops_append_eltwise(po, 1.0f,
+                                                act == MM_ACT_GELU_TANH ? dnnl_eltwise_gelu_tanh
+                                                                        : dnnl_eltwise_swish,
+                                                1.0f, 0.0f) != dnnl_success;
         if (!bad) bad |= dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success;
     }
     if (!bad) bad |= dnnl_matmul_desc_init(&mdesc, &ad, &bd, bias ? &biasd : NULL, &cd);
     if (!bad) bad |= dnnl_primitive_desc_create(&pd, &mdesc, attr, cb->engine, NULL);
     if (!bad) bad |= dnnl_primitive_create(&prim, pd);
     if (!bad) {
-        const dnnl_memory_desc_t *sd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        const dnnl_memory_desc_t *sd =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         scratch_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0;
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -242,7 +251,8 @@ static prim_entry *get_prim(cpu_backend *cb, int64_t M, int64_t K, int64_t N, in
         return NULL;
     }
     prim_entry *e = &cb->prims[cb->n_prims++];
-    *e = (prim_entry){M, K, N, lda, ldb, ldc, a_trans, b_trans, bf16, act, bias, prim, scratch_bytes};
+    *e = (prim_entry){M,       K,    N,   lda,  ldb,  ldc,          a_trans,
+                      b_trans, bf16, act, bias, prim, scratch_bytes};
     omp_unset_lock(&cb->prim_lock);
     return e;
 }
@@ -299,8 +309,8 @@ static int64_t row_block(int64_t rows_per_item) {
     return (rows_per_item + chunks - 1) / chunks;
 }
 
-static int cpu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item,
-                      const mm_weight *W, mm_activation act) {
+static int cpu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M,
+                           int64_t rows_per_item, const mm_weight *W, mm_activation act) {
     cpu_backend *cb = cpu(b);
     const int64_t K = W->cols, N = W->rows;
     if (rows_per_item <= 0 || M % rows_per_item) {
@@ -336,7 +346,8 @@ static int cpu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M, i
          * slower, measured): column blocks are computed into a contiguous buffer, then copied */
         const int staged = nn != N;
         float *dst = y + m0 * N + n0;
-        if (staged && !(dst = scratch_get(&cb->work[omp_get_thread_num()], (size_t)(mb * nn) * 4))) {
+        if (staged &&
+            !(dst = scratch_get(&cb->work[omp_get_thread_num()], (size_t)(mb * nn) * 4))) {
             failed |= 1;
             continue;
         }
@@ -360,7 +371,7 @@ static int cpu_linear_impl(mm_backend *b, float *y, const float *x, int64_t M, i
 /* ---- convolution: im2col blocks of output pixels, each a single-threaded product -------- */
 
 static int cpu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int cin, int h, int w,
-                      const mm_weight *W, int k, int stride, const int pad[4]) {
+                           const mm_weight *W, int k, int stride, const int pad[4]) {
     cpu_backend *cb = cpu(b);
     const int oh = (h + pad[0] + pad[2] - k) / stride + 1;
     const int ow = (w + pad[1] + pad[3] - k) / stride + 1;
@@ -401,9 +412,12 @@ static int cpu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int c
                     const int iy = (int)(p / ow) * stride - pad[0] + ky;
                     const int ix = (int)(p % ow) * stride - pad[1] + kx;
                     float v = (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                                  ? xi[((int64_t)ci * h + iy) * w + ix] : 0.0f;
-                    if (bf) ((uint16_t *)col)[r * pb + q] = bf16_bits(v);
-                    else ((float *)col)[r * pb + q] = v;
+                                  ? xi[((int64_t)ci * h + iy) * w + ix]
+                                  : 0.0f;
+                    if (bf)
+                        ((uint16_t *)col)[r * pb + q] = bf16_bits(v);
+                    else
+                        ((float *)col)[r * pb + q] = v;
                 }
             }
             bop = col;
@@ -415,11 +429,13 @@ static int cpu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int c
             failed |= 1;
             continue;
         }
-        failed |= run_prim(cb, e, bf ? (const void *)W->bf16 : (const void *)W->f32, bop, tmp, NULL);
+        failed |=
+            run_prim(cb, e, bf ? (const void *)W->bf16 : (const void *)W->f32, bop, tmp, NULL);
         float *yo = y + (int64_t)img * cout * P + p0; /* contiguous product, strided copy */
         for (int64_t o = 0; o < cout; o++) {
             const float bias = W->bias ? W->bias[o] : 0.0f;
-            for (int64_t q = 0; q < pb; q++) yo[o * P + q] = tmp[o * pb + q] + bias;
+            for (int64_t q = 0; q < pb; q++)
+                yo[o * P + q] = tmp[o * pb + q] + bias;
         }
     }
     if (failed && !b->errmsg[0]) mm_backend_seterr(b, "convolution failed");
@@ -436,15 +452,20 @@ static int cpu_conv2d_impl(mm_backend *b, float *y, const float *x, int n, int c
 __attribute__((target_clones("avx512f", "avx2", "default"))) static float
 softmax_row(float *row, int S, float scale, void *out, int bf) {
     float lane[LANES];
-    for (int l = 0; l < LANES; l++) lane[l] = -INFINITY;
+    for (int l = 0; l < LANES; l++)
+        lane[l] = -INFINITY;
     int j = 0;
     for (; j + LANES <= S; j += LANES)
-        for (int l = 0; l < LANES; l++) lane[l] = row[j + l] > lane[l] ? row[j + l] : lane[l];
+        for (int l = 0; l < LANES; l++)
+            lane[l] = row[j + l] > lane[l] ? row[j + l] : lane[l];
     float mx = -INFINITY;
-    for (int l = 0; l < LANES; l++) mx = lane[l] > mx ? lane[l] : mx;
-    for (; j < S; j++) mx = row[j] > mx ? row[j] : mx;
+    for (int l = 0; l < LANES; l++)
+        mx = lane[l] > mx ? lane[l] : mx;
+    for (; j < S; j++)
+        mx = row[j] > mx ? row[j] : mx;
     const float off = mx * scale;
-    for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        lane[l] = 0.0f;
     for (j = 0; j + LANES <= S; j += LANES)
         for (int l = 0; l < LANES; l++) {
             const float e = fast_exp(row[j + l] * scale - off);
@@ -456,10 +477,12 @@ softmax_row(float *row, int S, float scale, void *out, int bf) {
         row[j] = fast_exp(row[j] * scale - off);
         sum += row[j];
     }
-    for (int l = 0; l < LANES; l++) sum += lane[l];
+    for (int l = 0; l < LANES; l++)
+        sum += lane[l];
     if (bf) {
         uint16_t *pr = out;
-        for (j = 0; j < S; j++) pr[j] = bf16_bits(row[j]);
+        for (j = 0; j < S; j++)
+            pr[j] = bf16_bits(row[j]);
     } else {
         memcpy(out, row, (size_t)S * sizeof(float));
     }
@@ -468,13 +491,14 @@ softmax_row(float *row, int S, float scale, void *out, int bf) {
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 convert_span(uint16_t *dst, const float *src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = bf16_bits(src[i]);
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = bf16_bits(src[i]);
 }
 
 /* ---- attention: per (sequence, head), scores and values as single-threaded products ----- */
 
-static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n_seq, int S,
-                              int nh, int hd) {
+static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh,
+                              int hd) {
     cpu_backend *cb = cpu(b);
     const int64_t H = (int64_t)nh * hd, ld = 3 * H, blk = (int64_t)S * hd;
     const int bf = b->use_bf16;
@@ -493,8 +517,10 @@ static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n
             for (int64_t h = 0; h < nh; h++) {
                 const float *src = qkv + row * ld + j * H + h * hd;
                 const int64_t dst = (((sq * nh + h) * 3 + j) * S + t) * hd;
-                if (bf) convert_span((uint16_t *)stage + dst, src, hd);
-                else memcpy((float *)stage + dst, src, (size_t)hd * sizeof(float));
+                if (bf)
+                    convert_span((uint16_t *)stage + dst, src, hd);
+                else
+                    memcpy((float *)stage + dst, src, (size_t)hd * sizeof(float));
             }
     }
     const float scale = 1.0f / sqrtf((float)hd);
@@ -507,7 +533,8 @@ static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n
         const void *q = base, *kk = base + blk * esz, *v = base + 2 * blk * esz;
         const int tid = omp_get_thread_num();
         /* scores (fp32), probabilities (operand type), head output (fp32) */
-        float *sc = scratch_get(&cb->work[tid], (size_t)S * S * (4 + esz) + (size_t)blk * 4 + (size_t)S * 4);
+        float *sc = scratch_get(&cb->work[tid],
+                                (size_t)S * S * (4 + esz) + (size_t)blk * 4 + (size_t)S * 4);
         if (!sc) {
             failed |= 1;
             continue;
@@ -533,7 +560,8 @@ static int cpu_attention_impl(mm_backend *b, float *out, const float *qkv, int n
         for (int t = 0; t < S; t++) {
             float *dst = out + (sq * S + t) * H + hh * hd;
             const float *src = o + (int64_t)t * hd;
-            for (int d = 0; d < hd; d++) dst[d] = src[d] * inv[t];
+            for (int d = 0; d < hd; d++)
+                dst[d] = src[d] * inv[t];
         }
     }
     if (failed && !b->errmsg[0]) mm_backend_seterr(b, "attention failed");
@@ -548,23 +576,30 @@ row_stats(const float *x, int H, float eps, float *mean, float *rstd) {
     float lane[LANES] = {0};
     int i = 0;
     for (; i + LANES <= H; i += LANES)
-        for (int l = 0; l < LANES; l++) lane[l] += x[i + l];
+        for (int l = 0; l < LANES; l++)
+            lane[l] += x[i + l];
     double s = 0.0;
-    for (; i < H; i++) s += x[i];
-    for (int l = 0; l < LANES; l++) s += lane[l];
+    for (; i < H; i++)
+        s += x[i];
+    for (int l = 0; l < LANES; l++)
+        s += lane[l];
     const float m = (float)(s / H);
-    for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        lane[l] = 0.0f;
     for (i = 0; i + LANES <= H; i += LANES)
-        for (int l = 0; l < LANES; l++) lane[l] += (x[i + l] - m) * (x[i + l] - m);
+        for (int l = 0; l < LANES; l++)
+            lane[l] += (x[i + l] - m) * (x[i + l] - m);
     double ss = 0.0;
-    for (; i < H; i++) ss += (double)(x[i] - m) * (x[i] - m);
-    for (int l = 0; l < LANES; l++) ss += lane[l];
+    for (; i < H; i++)
+        ss += (double)(x[i] - m) * (x[i] - m);
+    for (int l = 0; l < LANES; l++)
+        ss += lane[l];
     *mean = m;
     *rstd = (float)(1.0 / sqrt(ss / H + eps));
 }
 
 static int cpu_layernorm_modulate_impl(mm_backend *b, float *y, const float *x, int64_t rows, int H,
-                                  float eps, mm_modulation shift, mm_modulation scale) {
+                                       float eps, mm_modulation shift, mm_modulation scale) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         float mean, rstd;
@@ -573,36 +608,40 @@ static int cpu_layernorm_modulate_impl(mm_backend *b, float *y, const float *x, 
         const float *sh = shift.table + (r / shift.rows_per_group) * shift.stride;
         const float *sc = scale.table + (r / scale.rows_per_group) * scale.stride;
         float *yr = y + r * H;
-        for (int i = 0; i < H; i++) yr[i] = (xr[i] - mean) * rstd * (1.0f + sc[i]) + sh[i];
+        for (int i = 0; i < H; i++)
+            yr[i] = (xr[i] - mean) * rstd * (1.0f + sc[i]) + sh[i];
     }
     return 0;
 }
 
 static int cpu_layernorm_affine_impl(mm_backend *b, float *y, const float *x, int64_t rows, int H,
-                                float eps, const float *w, const float *bias) {
+                                     float eps, const float *w, const float *bias) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         float mean, rstd;
         const float *xr = x + r * H;
         row_stats(xr, H, eps, &mean, &rstd);
         float *yr = y + r * H;
-        for (int i = 0; i < H; i++) yr[i] = (xr[i] - mean) * rstd * w[i] + bias[i];
+        for (int i = 0; i < H; i++)
+            yr[i] = (xr[i] - mean) * rstd * w[i] + bias[i];
     }
     return 0;
 }
 
 static int cpu_gated_add_impl(mm_backend *b, float *x, const float *y, int64_t rows, int H,
-                         mm_modulation gate) {
+                              mm_modulation gate) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *g = gate.table + (r / gate.rows_per_group) * gate.stride;
-        for (int i = 0; i < H; i++) x[r * H + i] += g[i] * y[r * H + i];
+        for (int i = 0; i < H; i++)
+            x[r * H + i] += g[i] * y[r * H + i];
     }
     return 0;
 }
 
 static int cpu_group_norm_impl(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw,
-                          int groups, float eps, const float *gamma, const float *beta, int silu) {
+                               int groups, float eps, const float *gamma, const float *beta,
+                               int silu) {
     const int cpg = c / groups;
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t item = 0; item < (int64_t)n * groups; item++) {
@@ -610,9 +649,11 @@ static int cpu_group_norm_impl(mm_backend *b, float *y, const float *x, int n, i
         const float *xs = x + (img * c + g * cpg) * hw;
         const int64_t cnt = (int64_t)cpg * hw;
         double s = 0.0, ss = 0.0;
-        for (int64_t i = 0; i < cnt; i++) s += xs[i];
+        for (int64_t i = 0; i < cnt; i++)
+            s += xs[i];
         const double m = s / (double)cnt;
-        for (int64_t i = 0; i < cnt; i++) ss += (xs[i] - m) * (xs[i] - m);
+        for (int64_t i = 0; i < cnt; i++)
+            ss += (xs[i] - m) * (xs[i] - m);
         const float mean = (float)m, rstd = (float)(1.0 / sqrt(ss / (double)cnt + eps));
         for (int ch = 0; ch < cpg; ch++) {
             const int cc = (int)g * cpg + ch;
@@ -629,19 +670,22 @@ static int cpu_group_norm_impl(mm_backend *b, float *y, const float *x, int n, i
 
 static int cpu_silu_impl(mm_backend *b, float *y, const float *x, size_t n) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] / (1.0f + expf(-x[i]));
     return 0;
 }
 
 static int cpu_axpby_impl(mm_backend *b, float *y, float a, const float *x, float c, size_t n) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = a * x[i] + c * y[i];
+    for (size_t i = 0; i < n; i++)
+        y[i] = a * x[i] + c * y[i];
     return 0;
 }
 
 static int cpu_affine(mm_backend *b, float *y, const float *x, float a, float c, size_t n) {
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = a * x[i] + c;
+    for (size_t i = 0; i < n; i++)
+        y[i] = a * x[i] + c;
     return 0;
 }
 
@@ -649,7 +693,8 @@ static int cpu_add_grouped(mm_backend *b, float *x, int64_t rows, int H, mm_modu
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *vr = v.table + (r / v.rows_per_group) * v.stride;
-        for (int i = 0; i < H; i++) x[r * H + i] += vr[i];
+        for (int i = 0; i < H; i++)
+            x[r * H + i] += vr[i];
     }
     return 0;
 }
@@ -665,7 +710,8 @@ static int cpu_add_rows(mm_backend *b, float *x, const float *v, int64_t rows, i
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *vr = v + (r % period) * H;
-        for (int i = 0; i < H; i++) x[r * H + i] += vr[i];
+        for (int i = 0; i < H; i++)
+            x[r * H + i] += vr[i];
     }
     return 0;
 }
@@ -676,7 +722,8 @@ static int cpu_upsample2x(mm_backend *b, float *y, const float *x, int n, int c,
         const float *xp = x + plane * h * w;
         float *yp = y + plane * 4 * h * w;
         for (int i = 0; i < 2 * h; i++)
-            for (int j = 0; j < 2 * w; j++) yp[(int64_t)i * 2 * w + j] = xp[(i / 2) * w + j / 2];
+            for (int j = 0; j < 2 * w; j++)
+                yp[(int64_t)i * 2 * w + j] = xp[(i / 2) * w + j / 2];
     }
     return 0;
 }
@@ -686,7 +733,8 @@ static int cpu_transpose(mm_backend *b, float *y, const float *x, int n, int64_t
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
     for (int64_t item = 0; item < (int64_t)n * rows; item++) {
         const int64_t m = item / rows, r = item % rows;
-        for (int64_t c = 0; c < cols; c++) y[m * rows * cols + c * rows + r] = x[m * rows * cols + r * cols + c];
+        for (int64_t c = 0; c < cols; c++)
+            y[m * rows * cols + c * rows + r] = x[m * rows * cols + r * cols + c];
     }
     return 0;
 }
@@ -706,7 +754,8 @@ static int cpu_patchify_impl(mm_backend *b, float *y, const float *x, int n, int
     return 0;
 }
 
-static int cpu_unpatchify_impl(mm_backend *b, float *y, const float *x, int n, int C, int L, int p) {
+static int cpu_unpatchify_impl(mm_backend *b, float *y, const float *x, int n, int C, int L,
+                               int p) {
     const int T = L / p;
     const int64_t D = (int64_t)C * p * p;
 #pragma omp parallel for num_threads(b->n_threads) schedule(static)
@@ -738,13 +787,16 @@ static int cpu_channels_adapt(mm_backend *b, float *y, const float *x, int n, in
     for (int64_t img = 0; img < n; img++) {
         const float *xi = x + img * cin * hw;
         float *yi = y + img * cout * hw;
-        if (cin == cout) memcpy(yi, xi, (size_t)(cin * hw) * sizeof(float));
+        if (cin == cout)
+            memcpy(yi, xi, (size_t)(cin * hw) * sizeof(float));
         else if (cin == 1)
-            for (int c = 0; c < cout; c++) memcpy(yi + c * hw, xi, (size_t)hw * sizeof(float));
+            for (int c = 0; c < cout; c++)
+                memcpy(yi + c * hw, xi, (size_t)hw * sizeof(float));
         else
             for (int64_t i = 0; i < hw; i++) {
                 float s = 0.0f;
-                for (int c = 0; c < cin; c++) s += xi[c * hw + i];
+                for (int c = 0; c < cin; c++)
+                    s += xi[c * hw + i];
                 yi[i] = s / (float)cin;
             }
     }
@@ -755,8 +807,10 @@ static int cpu_channels_adapt(mm_backend *b, float *y, const float *x, int n, in
 
 static float *cpu_alloc(mm_backend *b, size_t n) {
     float *p = aligned_alloc(64, ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63);
-    if (!p) mm_backend_seterr(b, "out of memory allocating %zu floats", n);
-    else b->n_allocs++;
+    if (!p)
+        mm_backend_seterr(b, "out of memory allocating %zu floats", n);
+    else
+        b->n_allocs++;
     return p;
 }
 
@@ -833,49 +887,56 @@ static int cpu_copy_impl(mm_backend *b, float *dst, const float *src, size_t n) 
     return 0;
 }
 
-static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item, const mm_weight *W, mm_activation act) {
+static int cpu_linear(mm_backend *b, float *y, const float *x, int64_t M, int64_t rows_per_item,
+                      const mm_weight *W, mm_activation act) {
     PROF_BEGIN(b);
     int rc = cpu_linear_impl(b, y, x, M, rows_per_item, W, act);
     PROF_END(b, P_LINEAR, (double)2 * M * W->rows * W->cols);
     return rc;
 }
 
-static int cpu_conv2d(mm_backend *b, float *y, const float *x, int n, int cin, int h, int w, const mm_weight *W, int k, int stride, const int pad[4]) {
+static int cpu_conv2d(mm_backend *b, float *y, const float *x, int n, int cin, int h, int w,
+                      const mm_weight *W, int k, int stride, const int pad[4]) {
     PROF_BEGIN(b);
     int rc = cpu_conv2d_impl(b, y, x, n, cin, h, w, W, k, stride, pad);
     PROF_END(b, P_CONV, 0);
     return rc;
 }
 
-static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh, int hd) {
+static int cpu_attention(mm_backend *b, float *out, const float *qkv, int n_seq, int S, int nh,
+                         int hd) {
     PROF_BEGIN(b);
     int rc = cpu_attention_impl(b, out, qkv, n_seq, S, nh, hd);
     PROF_END(b, P_ATTN, (double)4 * n_seq * S * S * nh * hd);
     return rc;
 }
 
-static int cpu_layernorm_modulate(mm_backend *b, float *y, const float *x, int64_t rows, int H, float eps, mm_modulation shift, mm_modulation scale) {
+static int cpu_layernorm_modulate(mm_backend *b, float *y, const float *x, int64_t rows, int H,
+                                  float eps, mm_modulation shift, mm_modulation scale) {
     PROF_BEGIN(b);
     int rc = cpu_layernorm_modulate_impl(b, y, x, rows, H, eps, shift, scale);
     PROF_END(b, P_NORM, 0);
     return rc;
 }
 
-static int cpu_layernorm_affine(mm_backend *b, float *y, const float *x, int64_t rows, int H, float eps, const float *w, const float *bias) {
+static int cpu_layernorm_affine(mm_backend *b, float *y, const float *x, int64_t rows, int H,
+                                float eps, const float *w, const float *bias) {
     PROF_BEGIN(b);
     int rc = cpu_layernorm_affine_impl(b, y, x, rows, H, eps, w, bias);
     PROF_END(b, P_NORM, 0);
     return rc;
 }
 
-static int cpu_group_norm(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw, int groups, float eps, const float *gamma, const float *beta, int silu) {
+static int cpu_group_norm(mm_backend *b, float *y, const float *x, int n, int c, int64_t hw,
+                          int groups, float eps, const float *gamma, const float *beta, int silu) {
     PROF_BEGIN(b);
     int rc = cpu_group_norm_impl(b, y, x, n, c, hw, groups, eps, gamma, beta, silu);
     PROF_END(b, P_NORM, 0);
     return rc;
 }
 
-static int cpu_gated_add(mm_backend *b, float *x, const float *y, int64_t rows, int H, mm_modulation gate) {
+static int cpu_gated_add(mm_backend *b, float *x, const float *y, int64_t rows, int H,
+                         mm_modulation gate) {
     PROF_BEGIN(b);
     int rc = cpu_gated_add_impl(b, x, y, rows, H, gate);
     PROF_END(b, P_ELTWISE, 0);
@@ -922,7 +983,8 @@ static void cpu_destroy(mm_backend *b) {
     cpu_backend *cb = cpu(b);
     if (cb->profile) {
         double total = 0;
-        for (int k = 0; k < P_COUNT; k++) total += cb->prof_s[k];
+        for (int k = 0; k < P_COUNT; k++)
+            total += cb->prof_s[k];
         fprintf(stderr, "libmm profile (cpu backend, %d threads, %s):\n", b->n_threads,
                 b->use_bf16 ? "bf16" : "fp32");
         for (int k = 0; k < P_COUNT; k++) {
@@ -933,7 +995,8 @@ static void cpu_destroy(mm_backend *b) {
             fputc('\n', stderr);
         }
     }
-    for (int i = 0; i < cb->n_prims; i++) dnnl_primitive_destroy(cb->prims[i].prim);
+    for (int i = 0; i < cb->n_prims; i++)
+        dnnl_primitive_destroy(cb->prims[i].prim);
     for (int i = 0; i < MM_MAX_THREADS; i++) {
         if (cb->streams[i]) dnnl_stream_destroy(cb->streams[i]);
         free(cb->a_stage[i].buf);

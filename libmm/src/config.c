@@ -9,12 +9,12 @@
 
 /* ---- limits ------------------------------------------------------------------------------ */
 
-#define MAX_SIZE (1 << 20)    /* any size or channel count */
+#define MAX_SIZE (1 << 20) /* any size or channel count */
 #define MAX_HIDDEN 65536
-#define MAX_DEPTH 1000        /* scene_depth, gen_depth, layers_per_block */
+#define MAX_DEPTH 1000 /* scene_depth, gen_depth, layers_per_block */
 #define MAX_BRANCHES 1024
-#define MAX_STEPS 65535 /* the noise counter holds the step in 16 bits */
-#define MAX_TOKENS (1 << 24)  /* tokens per modality */
+#define MAX_STEPS 65535      /* the noise counter holds the step in 16 bits */
+#define MAX_TOKENS (1 << 24) /* tokens per modality */
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -23,8 +23,7 @@ typedef struct {
     size_t len;
 } errbuf;
 
-static int fail(errbuf *e, const char *fmt, ...)
-{
+static int fail(errbuf *e, const char *fmt, ...) {
     if (e->buf && e->len > 0) {
         va_list ap;
         va_start(ap, fmt);
@@ -36,8 +35,7 @@ static int fail(errbuf *e, const char *fmt, ...)
 
 /* ---- JSON helpers ------------------------------------------------------------------------ */
 
-static const char *type_name(const cJSON *v)
-{
+static const char *type_name(const cJSON *v) {
     if (cJSON_IsNull(v)) return "null";
     if (cJSON_IsBool(v)) return "a boolean";
     if (cJSON_IsNumber(v)) return "a number";
@@ -50,8 +48,7 @@ static const char *type_name(const cJSON *v)
 /* Object keys must be unique and belong to `allowed` (NULL-terminated), unless `ignore_ok`
  * accepts them (diffusers' extra keys). */
 static int check_keys(errbuf *e, const cJSON *obj, const char *path, const char *const *allowed,
-                      int (*ignore_ok)(const char *key))
-{
+                      int (*ignore_ok)(const char *key)) {
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *k = c->string ? c->string : "";
         for (const cJSON *d = obj->child; d != c; d = d->next)
@@ -70,8 +67,7 @@ static int check_keys(errbuf *e, const cJSON *obj, const char *path, const char 
 
 /* The member `key` of obj, or NULL (and an error if required). Path is "parent.key". */
 static const cJSON *member(errbuf *e, const cJSON *obj, const char *parent, const char *key,
-                           int required, int *rc)
-{
+                           int required, int *rc) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v && required) {
         *rc = fail(e, "%s%s%s: missing required key", parent, *parent ? "." : "", key);
@@ -80,12 +76,10 @@ static const cJSON *member(errbuf *e, const cJSON *obj, const char *parent, cons
 }
 
 /* A JSON integer value in [lo, hi]. `path` names it in messages. */
-static int get_int_value(errbuf *e, const cJSON *v, const char *path, long lo, long hi, int *out)
-{
+static int get_int_value(errbuf *e, const cJSON *v, const char *path, long lo, long hi, int *out) {
     if (!cJSON_IsNumber(v)) return fail(e, "%s must be an integer, not %s", path, type_name(v));
     double d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d))
-        return fail(e, "%s (%g) must be an integer", path, d);
+    if (!isfinite(d) || d != floor(d)) return fail(e, "%s (%g) must be an integer", path, d);
     if (d < (double)lo || d > (double)hi)
         return fail(e, "%s (%.0f) must be in [%ld, %ld]", path, d, lo, hi);
     *out = (int)d;
@@ -93,8 +87,7 @@ static int get_int_value(errbuf *e, const cJSON *v, const char *path, long lo, l
 }
 
 static int get_int(errbuf *e, const cJSON *obj, const char *parent, const char *key, int required,
-                   int def, long lo, long hi, int *out)
-{
+                   int def, long lo, long hi, int *out) {
     int rc = 0;
     const cJSON *v = member(e, obj, parent, key, required, &rc);
     if (rc) return rc;
@@ -108,8 +101,7 @@ static int get_int(errbuf *e, const cJSON *obj, const char *parent, const char *
 }
 
 static int get_bool(errbuf *e, const cJSON *obj, const char *parent, const char *key, int def,
-                    int *out)
-{
+                    int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) {
         *out = def;
@@ -123,8 +115,7 @@ static int get_bool(errbuf *e, const cJSON *obj, const char *parent, const char 
 
 /* A finite number. `null_ok`: JSON null means the default (diffusers writes null). */
 static int get_number(errbuf *e, const cJSON *obj, const char *parent, const char *key,
-                      int required, int null_ok, double def, double *out)
-{
+                      int required, int null_ok, double def, double *out) {
     int rc = 0;
     const cJSON *v = member(e, obj, parent, key, required, &rc);
     if (rc) return rc;
@@ -142,8 +133,7 @@ static int get_number(errbuf *e, const cJSON *obj, const char *parent, const cha
 }
 
 /* A float field: the value must also be representable as a finite float. */
-static int to_float(errbuf *e, const char *path, double d, float *out)
-{
+static int to_float(errbuf *e, const char *path, double d, float *out) {
     if (fabs(d) > 3.0e38) return fail(e, "%s (%g) is out of range", path, d);
     *out = (float)d;
     return 0;
@@ -151,8 +141,7 @@ static int to_float(errbuf *e, const char *path, double d, float *out)
 
 /* An array of n_min..n_max integers in [lo, hi]. */
 static int get_int_array(errbuf *e, const cJSON *obj, const char *parent, const char *key,
-                         int n_min, int n_max, long lo, long hi, int *out, int *n_out)
-{
+                         int n_min, int n_max, long lo, long hi, int *out, int *n_out) {
     int rc = 0;
     const cJSON *v = member(e, obj, parent, key, 1, &rc);
     if (rc) return rc;
@@ -175,8 +164,7 @@ static int get_int_array(errbuf *e, const cJSON *obj, const char *parent, const 
 /* A string among `names` (NULL-terminated); absent: `def`. The message lists the accepted
  * values, so a converted model's typo or a convention libmm lacks is named, never guessed. */
 static int get_enum(errbuf *e, const cJSON *obj, const char *parent, const char *key,
-                    const char *const *names, int def, int *out)
-{
+                    const char *const *names, int def, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     *out = def;
     if (!v) return 0;
@@ -197,12 +185,12 @@ static int get_enum(errbuf *e, const cJSON *obj, const char *parent, const char 
 
 /* diffusers' vae.latents_mean / latents_std: null or an array of latent_channels numbers. */
 static int get_latent_stats(errbuf *e, const cJSON *vae, const char *key, int n, int positive,
-                            float *out, int *given)
-{
+                            float *out, int *given) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(vae, key);
     *given = 0;
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsArray(v)) return fail(e, "vae.%s must be an array or null, not %s", key, type_name(v));
+    if (!cJSON_IsArray(v))
+        return fail(e, "vae.%s must be an array or null, not %s", key, type_name(v));
     if (n > MM_MAX_LATENT_STATS)
         return fail(e, "vae.%s: given for %d latent channels; at most %d are supported", key, n,
                     MM_MAX_LATENT_STATS);
@@ -223,13 +211,12 @@ static int get_latent_stats(errbuf *e, const cJSON *vae, const char *key, int n,
 
 /* ---- sections ---------------------------------------------------------------------------- */
 
-static int diffusers_ignored(const char *k)
-{
+static int diffusers_ignored(const char *k) {
     /* diffusers AutoencoderKL config keys that do not change the tensors or the computation
      * we implement; keys starting with '_' are diffusers' own metadata (_class_name,
      * _diffusers_version, _name_or_path, _use_default_values, ...). */
-    static const char *const ignored[] = {"act_fn", "down_block_types", "up_block_types",
-                                          "sample_size", "force_upcast", NULL};
+    static const char *const ignored[] = {"act_fn",      "down_block_types", "up_block_types",
+                                          "sample_size", "force_upcast",     NULL};
     if (k[0] == '_') return 1;
     for (const char *const *a = ignored; *a; a++)
         if (strcmp(*a, k) == 0) return 1;
@@ -237,8 +224,7 @@ static int diffusers_ignored(const char *k)
 }
 
 static int check_block_types(errbuf *e, const cJSON *vae, const char *key, const char *want,
-                             int n_blocks)
-{
+                             int n_blocks) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(vae, key);
     if (!v) return 0;
     if (!cJSON_IsArray(v)) return fail(e, "vae.%s must be an array, not %s", key, type_name(v));
@@ -254,13 +240,21 @@ static int check_block_types(errbuf *e, const cJSON *vae, const char *key, const
     return 0;
 }
 
-static int parse_vae(errbuf *e, const cJSON *vae, mm_vae_config *v)
-{
-    static const char *const keys[] = {
-        "in_channels", "out_channels", "latent_channels", "block_out_channels",
-        "layers_per_block", "norm_num_groups", "mid_block_add_attention", "use_quant_conv",
-        "use_post_quant_conv", "scaling_factor", "shift_factor", "latents_mean", "latents_std",
-        NULL};
+static int parse_vae(errbuf *e, const cJSON *vae, mm_vae_config *v) {
+    static const char *const keys[] = {"in_channels",
+                                       "out_channels",
+                                       "latent_channels",
+                                       "block_out_channels",
+                                       "layers_per_block",
+                                       "norm_num_groups",
+                                       "mid_block_add_attention",
+                                       "use_quant_conv",
+                                       "use_post_quant_conv",
+                                       "scaling_factor",
+                                       "shift_factor",
+                                       "latents_mean",
+                                       "latents_std",
+                                       NULL};
     if (!cJSON_IsObject(vae)) return fail(e, "vae must be an object, not %s", type_name(vae));
     if (check_keys(e, vae, "vae", keys, diffusers_ignored)) return -1;
 
@@ -280,8 +274,9 @@ static int parse_vae(errbuf *e, const cJSON *vae, mm_vae_config *v)
         return -1;
     for (int i = 0; i < v->n_blocks; i++)
         if (v->block_out_channels[i] % v->norm_num_groups != 0)
-            return fail(e, "vae.block_out_channels[%d] (%d) must be divisible by "
-                           "vae.norm_num_groups (%d)",
+            return fail(e,
+                        "vae.block_out_channels[%d] (%d) must be divisible by "
+                        "vae.norm_num_groups (%d)",
                         i, v->block_out_channels[i], v->norm_num_groups);
     if (get_bool(e, vae, "vae", "mid_block_add_attention", 1, &v->mid_block_add_attention))
         return -1;
@@ -297,31 +292,31 @@ static int parse_vae(errbuf *e, const cJSON *vae, mm_vae_config *v)
     if (to_float(e, "vae.shift_factor", d, &v->shift_factor)) return -1;
     /* ignored until this version: a diffusers VAE trained with them gives wrong latents without */
     int has_mean, has_std;
-    if (get_latent_stats(e, vae, "latents_mean", v->latent_channels, 0, v->latents_mean, &has_mean) ||
+    if (get_latent_stats(e, vae, "latents_mean", v->latent_channels, 0, v->latents_mean,
+                         &has_mean) ||
         get_latent_stats(e, vae, "latents_std", v->latent_channels, 1, v->latents_std, &has_std))
         return -1;
     if (has_mean != has_std)
         return fail(e, "vae.%s: missing (vae.%s is given; diffusers uses the two together)",
-                    has_mean ? "latents_std" : "latents_mean", has_mean ? "latents_mean" : "latents_std");
+                    has_mean ? "latents_std" : "latents_mean",
+                    has_mean ? "latents_mean" : "latents_std");
     v->has_latents_stats = has_mean;
 
     /* accepted diffusers keys whose value we still check */
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(vae, "act_fn");
     if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu") != 0))
         return fail(e, "vae.act_fn must be \"silu\" (the only activation supported)");
-    if (check_block_types(e, vae, "down_block_types", "DownEncoderBlock2D", v->n_blocks))
-        return -1;
+    if (check_block_types(e, vae, "down_block_types", "DownEncoderBlock2D", v->n_blocks)) return -1;
     if (check_block_types(e, vae, "up_block_types", "UpDecoderBlock2D", v->n_blocks)) return -1;
     return 0;
 }
 
-static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_config *t)
-{
-    static const char *const keys[] = {"hidden_size", "num_heads",   "mlp_ratio",
-                                       "patch_size",  "scene_depth", "gen_depth",
-                                       "freq_dim",    "ffn_branches", "routing",
-                                       "timestep_scale", "time_direction", "pos_embed_order",
-                                       "scene_norm_out", "adaln_chunks", "condition", NULL};
+static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_config *t) {
+    static const char *const keys[] = {
+        "hidden_size",    "num_heads",      "mlp_ratio",      "patch_size",
+        "scene_depth",    "gen_depth",      "freq_dim",       "ffn_branches",
+        "routing",        "timestep_scale", "time_direction", "pos_embed_order",
+        "scene_norm_out", "adaln_chunks",   "condition",      NULL};
     static const char *const directions[] = {"noise_at_1", "data_at_1", NULL};
     static const char *const orders[] = {"row_first", "column_first", NULL};
     static const char *const conds[] = {"scene+time+modality", "scene+time", NULL};
@@ -344,8 +339,8 @@ static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_confi
         return fail(e, "dit.mlp_ratio (%g) * dit.hidden_size (%d) = %.17g must be an integer",
                     ratio, t->hidden_size, f);
     if (f > (double)MAX_SIZE)
-        return fail(e, "dit.mlp_ratio (%g) * dit.hidden_size (%d) = %.0f must be at most %d",
-                    ratio, t->hidden_size, f, MAX_SIZE);
+        return fail(e, "dit.mlp_ratio (%g) * dit.hidden_size (%d) = %.0f must be at most %d", ratio,
+                    t->hidden_size, f, MAX_SIZE);
     t->mlp_hidden = (int)f;
 
     if (get_int(e, dit, "dit", "patch_size", 1, 0, 1, MAX_SIZE, &t->patch_size)) return -1;
@@ -353,8 +348,7 @@ static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_confi
     if (get_int(e, dit, "dit", "gen_depth", 1, 0, 1, MAX_DEPTH, &t->gen_depth)) return -1;
     if (get_int(e, dit, "dit", "freq_dim", 1, 0, 2, MAX_SIZE, &t->freq_dim)) return -1;
     if (t->freq_dim % 2 != 0) return fail(e, "dit.freq_dim (%d) must be even", t->freq_dim);
-    if (get_int(e, dit, "dit", "ffn_branches", 1, 0, 1, MAX_BRANCHES, &t->ffn_branches))
-        return -1;
+    if (get_int(e, dit, "dit", "ffn_branches", 1, 0, 1, MAX_BRANCHES, &t->ffn_branches)) return -1;
 
     memset(t->routing, 0, sizeof t->routing);
     if (cJSON_GetObjectItemCaseSensitive(dit, "routing")) {
@@ -371,25 +365,27 @@ static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_confi
                             t->routing[m], t->ffn_branches);
     } else {
         if (t->ffn_branches < n_modalities)
-            return fail(e, "dit.routing: missing required key (dit.ffn_branches (%d) < number "
-                           "of modalities (%d), so there is no identity default)",
+            return fail(e,
+                        "dit.routing: missing required key (dit.ffn_branches (%d) < number "
+                        "of modalities (%d), so there is no identity default)",
                         t->ffn_branches, n_modalities);
-        for (int m = 0; m < n_modalities; m++) t->routing[m] = m;
+        for (int m = 0; m < n_modalities; m++)
+            t->routing[m] = m;
     }
 
     /* conventions: absent means the project's own, so every earlier model loads unchanged */
     double sc;
     if (get_number(e, dit, "dit", "timestep_scale", 0, 0, 1000.0, &sc)) return -1;
-    if (!(sc > 0.0) || sc > 1e9)
-        return fail(e, "dit.timestep_scale (%g) must be in (0, 1e9]", sc);
+    if (!(sc > 0.0) || sc > 1e9) return fail(e, "dit.timestep_scale (%g) must be in (0, 1e9]", sc);
     t->timestep_scale = sc;
     if (get_enum(e, dit, "dit", "time_direction", directions, 0, &t->time_data_at_1)) return -1;
     if (get_enum(e, dit, "dit", "pos_embed_order", orders, 0, &t->pos_column_first)) return -1;
     if (get_bool(e, dit, "dit", "scene_norm_out", 1, &t->scene_norm_out)) return -1;
     if (get_int(e, dit, "dit", "adaln_chunks", 0, 6, 0, MAX_SIZE, &t->adaln_chunks)) return -1;
     if (t->adaln_chunks != 6 && t->adaln_chunks != 4)
-        return fail(e, "dit.adaln_chunks (%d) is not supported: it must be 6 (shift, scale, gate "
-                       "of attention and FFN: adaLN-Zero) or 4 (shift, scale of each: adaLN)",
+        return fail(e,
+                    "dit.adaln_chunks (%d) is not supported: it must be 6 (shift, scale, gate "
+                    "of attention and FFN: adaLN-Zero) or 4 (shift, scale of each: adaLN)",
                     t->adaln_chunks);
     int cond;
     if (get_enum(e, dit, "dit", "condition", conds, 0, &cond)) return -1;
@@ -399,10 +395,9 @@ static int parse_dit(errbuf *e, const cJSON *dit, int n_modalities, mm_dit_confi
 
 static const char *const sampler_names[] = {"euler", "heun", "euler_maruyama"};
 
-static int parse_sampling(errbuf *e, const cJSON *s, mm_sampling_config *out)
-{
-    static const char *const keys[] = {"sampler", "steps", "guidance", "sde_eta", "time_shift",
-                                       "final_step", "final_step_size", NULL};
+static int parse_sampling(errbuf *e, const cJSON *s, mm_sampling_config *out) {
+    static const char *const keys[] = {"sampler",    "steps",      "guidance",        "sde_eta",
+                                       "time_shift", "final_step", "final_step_size", NULL};
     static const char *const finals[] = {"euler", "mean", NULL};
     out->sampler = 2;
     out->steps = 250;
@@ -423,8 +418,9 @@ static int parse_sampling(errbuf *e, const cJSON *s, mm_sampling_config *out)
         for (int i = 0; i < 3; i++)
             if (strcmp(v->valuestring, sampler_names[i]) == 0) found = i;
         if (found < 0)
-            return fail(e, "sampling.sampler (\"%.40s\") must be one of \"euler\", \"heun\", "
-                           "\"euler_maruyama\"",
+            return fail(e,
+                        "sampling.sampler (\"%.40s\") must be one of \"euler\", \"heun\", "
+                        "\"euler_maruyama\"",
                         v->valuestring);
         out->sampler = found;
     }
@@ -448,8 +444,7 @@ static int parse_sampling(errbuf *e, const cJSON *s, mm_sampling_config *out)
     return 0;
 }
 
-static int valid_modality_name(const char *s)
-{
+static int valid_modality_name(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n >= MM_MODALITY_NAME_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -462,8 +457,7 @@ static int valid_modality_name(const char *s)
 /* "geo": the ground sample distance range the model was trained on and its modality I/O profiles
  * (strings in the syntax of libmmgeo's mmgeo_profile_parse, which checks them; here only their
  * shape). Nothing of it is stored in mm_config: libmmgeo reads it from the config JSON. */
-static int parse_geo(errbuf *e, const cJSON *g, const mm_config *cfg)
-{
+static int parse_geo(errbuf *e, const cJSON *g, const mm_config *cfg) {
     static const char *const keys[] = {"gsd_range_m", "profiles", NULL};
     if (!g) return 0;
     if (!cJSON_IsObject(g)) return fail(e, "geo must be an object, not %s", type_name(g));
@@ -500,23 +494,20 @@ static int parse_geo(errbuf *e, const cJSON *g, const mm_config *cfg)
             int found = 0;
             for (int m = 0; m < cfg->n_modalities; m++)
                 if (strcmp(cfg->modalities[m], k) == 0) found = 1;
-            if (!found)
-                return fail(e, "geo.profiles.%.40s: not one of the model's modalities", k);
+            if (!found) return fail(e, "geo.profiles.%.40s: not one of the model's modalities", k);
             if (!cJSON_IsString(c))
                 return fail(e, "geo.profiles.%s must be a string, not %s", k, type_name(c));
             size_t n = strlen(c->valuestring);
-            if (n == 0 || n > 64)
-                return fail(e, "geo.profiles.%s must have 1 to 64 characters", k);
+            if (n == 0 || n > 64) return fail(e, "geo.profiles.%s must have 1 to 64 characters", k);
         }
     }
     return 0;
 }
 
-static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
-{
-    static const char *const keys[] = {"format", "format_version", "name", "image_size",
-                                       "modalities", "modality_channels", "vae", "dit",
-                                       "sampling", "geo", NULL};
+static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg) {
+    static const char *const keys[] = {
+        "format", "format_version", "name", "image_size", "modalities", "modality_channels", "vae",
+        "dit",    "sampling",       "geo",  NULL};
     int rc = 0;
     if (!cJSON_IsObject(root))
         return fail(e, "config must be a JSON object, not %s", type_name(root));
@@ -528,8 +519,7 @@ static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
         return fail(e, "format must be \"metaearth-mm\"");
     int version;
     if (get_int(e, root, "", "format_version", 1, 0, 0, MAX_SIZE, &version)) return -1;
-    if (version != 1)
-        return fail(e, "format_version (%d) is not supported (only 1)", version);
+    if (version != 1) return fail(e, "format_version (%d) is not supported (only 1)", version);
 
     v = cJSON_GetObjectItemCaseSensitive(root, "name");
     if (v) {
@@ -555,8 +545,8 @@ static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
         if (!cJSON_IsString(c))
             return fail(e, "modalities[%d] must be a string, not %s", i, type_name(c));
         if (!valid_modality_name(c->valuestring))
-            return fail(e, "modalities[%d] (\"%.40s\") must be 1 to %d characters of [a-z0-9_]",
-                        i, c->valuestring, MM_MODALITY_NAME_MAX - 1);
+            return fail(e, "modalities[%d] (\"%.40s\") must be 1 to %d characters of [a-z0-9_]", i,
+                        c->valuestring, MM_MODALITY_NAME_MAX - 1);
         for (int j = 0; j < i; j++)
             if (strcmp(cfg->modalities[j], c->valuestring) == 0)
                 return fail(e, "modalities[%d] (\"%s\") duplicates modalities[%d]", i,
@@ -565,8 +555,7 @@ static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
     }
     cfg->n_modalities = n;
 
-    if (!cJSON_GetObjectItemCaseSensitive(root, "vae"))
-        return fail(e, "vae: missing required key");
+    if (!cJSON_GetObjectItemCaseSensitive(root, "vae")) return fail(e, "vae: missing required key");
     if (parse_vae(e, cJSON_GetObjectItemCaseSensitive(root, "vae"), &cfg->vae)) return -1;
 
     int nc = 0;
@@ -574,15 +563,14 @@ static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
                       cfg->modality_channels, &nc))
         return -1;
     if (nc != n)
-        return fail(e, "modality_channels has %d entries; it must have one per modality (%d)",
-                    nc, n);
+        return fail(e, "modality_channels has %d entries; it must have one per modality (%d)", nc,
+                    n);
     for (int m = 0; m < n; m++)
         if (cfg->modality_channels[m] > cfg->vae.in_channels)
             return fail(e, "modality_channels[%d] (%d) must be <= vae.in_channels (%d)", m,
                         cfg->modality_channels[m], cfg->vae.in_channels);
 
-    if (!cJSON_GetObjectItemCaseSensitive(root, "dit"))
-        return fail(e, "dit: missing required key");
+    if (!cJSON_GetObjectItemCaseSensitive(root, "dit")) return fail(e, "dit: missing required key");
     if (parse_dit(e, cJSON_GetObjectItemCaseSensitive(root, "dit"), n, &cfg->dit)) return -1;
 
     if (parse_sampling(e, cJSON_GetObjectItemCaseSensitive(root, "sampling"), &cfg->sampling))
@@ -593,8 +581,9 @@ static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
     cfg->vae_factor = 1 << (cfg->vae.n_blocks - 1);
     long unit = (long)cfg->vae_factor * cfg->dit.patch_size;
     if (cfg->image_size % unit != 0)
-        return fail(e, "image_size (%d) must be divisible by 2^(len(vae.block_out_channels)-1) "
-                       "* dit.patch_size (%d * %d = %ld)",
+        return fail(e,
+                    "image_size (%d) must be divisible by 2^(len(vae.block_out_channels)-1) "
+                    "* dit.patch_size (%d * %d = %ld)",
                     cfg->image_size, cfg->vae_factor, cfg->dit.patch_size, unit);
     cfg->latent_size = cfg->image_size / cfg->vae_factor;
     cfg->tokens_per_side = cfg->latent_size / cfg->dit.patch_size;
@@ -606,8 +595,7 @@ static int parse_root(errbuf *e, const cJSON *root, mm_config *cfg)
     return 0;
 }
 
-int mm_config_parse(const char *json, mm_config *cfg, char *err, size_t errlen)
-{
+int mm_config_parse(const char *json, mm_config *cfg, char *err, size_t errlen) {
     errbuf e = {err, errlen};
     if (err && errlen > 0) err[0] = '\0';
     if (!json || !cfg) return fail(&e, "mm_config_parse: NULL argument");
@@ -647,34 +635,29 @@ typedef struct {
 
 /* Emits prefix+suffix with the given shape. A no-op once the visitor has stopped. */
 static void emit(visit *v, const char *prefix, const char *suffix, int ndim, int64_t a, int64_t b,
-                 int64_t c, int64_t d)
-{
+                 int64_t c, int64_t d) {
     if (v->rc) return;
     int64_t shape[4] = {a, b, c, d};
     snprintf(v->name, sizeof v->name, "%s%s", prefix, suffix);
     v->rc = v->fn(v->name, ndim, shape, v->user);
 }
 
-static void linear(visit *v, const char *p, int64_t out, int64_t in)
-{
+static void linear(visit *v, const char *p, int64_t out, int64_t in) {
     emit(v, p, ".weight", 2, out, in, 0, 0);
     emit(v, p, ".bias", 1, out, 0, 0, 0);
 }
 
-static void conv(visit *v, const char *p, int64_t out, int64_t in, int64_t k)
-{
+static void conv(visit *v, const char *p, int64_t out, int64_t in, int64_t k) {
     emit(v, p, ".weight", 4, out, in, k, k);
     emit(v, p, ".bias", 1, out, 0, 0, 0);
 }
 
-static void norm(visit *v, const char *p, int64_t c)
-{
+static void norm(visit *v, const char *p, int64_t c) {
     emit(v, p, ".weight", 1, c, 0, 0, 0);
     emit(v, p, ".bias", 1, c, 0, 0, 0);
 }
 
-static void sub(char *dst, size_t n, const char *prefix, const char *fmt, ...)
-{
+static void sub(char *dst, size_t n, const char *prefix, const char *fmt, ...) {
     size_t l = (size_t)snprintf(dst, n, "%s", prefix);
     if (l >= n) return;
     va_list ap;
@@ -683,8 +666,7 @@ static void sub(char *dst, size_t n, const char *prefix, const char *fmt, ...)
     va_end(ap);
 }
 
-static void resnet(visit *v, const char *p, int64_t cin, int64_t ch)
-{
+static void resnet(visit *v, const char *p, int64_t cin, int64_t ch) {
     char q[160];
     sub(q, sizeof q, p, ".norm1");
     norm(v, q, cin);
@@ -700,8 +682,7 @@ static void resnet(visit *v, const char *p, int64_t cin, int64_t ch)
     }
 }
 
-static void mid_block(visit *v, const char *p, const mm_vae_config *c, int64_t ch)
-{
+static void mid_block(visit *v, const char *p, const mm_vae_config *c, int64_t ch) {
     char q[160];
     sub(q, sizeof q, p, ".mid_block.resnets.0");
     resnet(v, q, ch, ch);
@@ -718,8 +699,7 @@ static void mid_block(visit *v, const char *p, const mm_vae_config *c, int64_t c
     }
 }
 
-static void visit_vae(visit *v, const mm_vae_config *c)
-{
+static void visit_vae(visit *v, const mm_vae_config *c) {
     const int n = c->n_blocks;
     const int *boc = c->block_out_channels;
     const int64_t c0 = boc[0], clast = boc[n - 1], L = c->latent_channels;
@@ -762,8 +742,7 @@ static void visit_vae(visit *v, const mm_vae_config *c)
     conv(v, "decoder.conv_out", c->out_channels, c0, 3);
 }
 
-static void attn_block(visit *v, const char *p, int64_t H, int64_t chunks)
-{
+static void attn_block(visit *v, const char *p, int64_t H, int64_t chunks) {
     char q[160];
     sub(q, sizeof q, p, ".adaLN_modulation.1");
     linear(v, q, chunks * H, H);
@@ -773,8 +752,7 @@ static void attn_block(visit *v, const char *p, int64_t H, int64_t chunks)
     linear(v, q, H, H);
 }
 
-static void visit_dit(visit *v, const mm_config *cfg)
-{
+static void visit_dit(visit *v, const mm_config *cfg) {
     const mm_dit_config *d = &cfg->dit;
     const int64_t H = d->hidden_size, F = d->mlp_hidden, C = cfg->vae.latent_channels;
     const int64_t p = d->patch_size;
@@ -820,8 +798,7 @@ static void visit_dit(visit *v, const mm_config *cfg)
     linear(v, "gen.final_layer.linear", p * p * C, H);
 }
 
-int mm_config_visit_tensors(const mm_config *cfg, mm_tensor_visitor fn, void *user)
-{
+int mm_config_visit_tensors(const mm_config *cfg, mm_tensor_visitor fn, void *user) {
     if (!cfg || !fn) return -1;
     visit v;
     v.fn = fn;
@@ -832,13 +809,11 @@ int mm_config_visit_tensors(const mm_config *cfg, mm_tensor_visitor fn, void *us
     return v.rc;
 }
 
-static int starts_with(const char *s, const char *prefix)
-{
+static int starts_with(const char *s, const char *prefix) {
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-int mm_config_tensor_module(const char *name)
-{
+int mm_config_tensor_module(const char *name) {
     if (!name) return -1;
     if (starts_with(name, "encoder.") || starts_with(name, "decoder.") ||
         starts_with(name, "quant_conv.") || starts_with(name, "post_quant_conv."))

@@ -43,8 +43,8 @@ typedef struct {
     int sampler; /* mm_sampler */
     int steps;
     float guidance, sde_eta, time_shift;
-    int final_mean;         /* 1: the last step is the SDE step's mean (SiT's "Mean") */
-    float final_step_size;  /* > 0: the grid ends at t = this, then one step to 0 (SiT 0.04) */
+    int final_mean;        /* 1: the last step is the SDE step's mean (SiT's "Mean") */
+    float final_step_size; /* > 0: the grid ends at t = this, then one step to 0 (SiT 0.04) */
 } mm_sampling_config;
 
 typedef struct {
@@ -57,10 +57,10 @@ typedef struct {
     mm_dit_config dit;
     mm_sampling_config sampling;
     /* derived */
-    int vae_factor;       /* 2^(n_blocks-1) */
-    int latent_size;      /* image_size / vae_factor */
-    int tokens_per_side;  /* latent_size / patch_size */
-    int n_tokens;         /* tokens_per_side^2 */
+    int vae_factor;      /* 2^(n_blocks-1) */
+    int latent_size;     /* image_size / vae_factor */
+    int tokens_per_side; /* latent_size / patch_size */
+    int n_tokens;        /* tokens_per_side^2 */
 } mm_config;
 
 /* Parses and validates config JSON text. Returns 0, or non-zero with a message in err naming the

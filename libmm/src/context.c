@@ -30,7 +30,8 @@ mm_status mm_context_create(mm_model *model, const mm_context_params *params, mm
         params = &def;
     }
     if (params->n_threads < 0) {
-        mm_set_errmsg(errmsg, "thread count must be >= 0 (0 = all cores), got %d", params->n_threads);
+        mm_set_errmsg(errmsg, "thread count must be >= 0 (0 = all cores), got %d",
+                      params->n_threads);
         return MM_ERROR_ARGUMENT;
     }
     mm_context *ctx = calloc(1, sizeof *ctx);
@@ -41,7 +42,9 @@ mm_status mm_context_create(mm_model *model, const mm_context_params *params, mm
     ctx->model = model;
     const int bf16 = params->precision == MM_PRECISION_BF16;
     switch (params->device) {
-    case MM_DEVICE_CPU: ctx->be = mm_backend_cpu_create(params->n_threads, bf16, err, sizeof err); break;
+    case MM_DEVICE_CPU:
+        ctx->be = mm_backend_cpu_create(params->n_threads, bf16, err, sizeof err);
+        break;
     case MM_DEVICE_CUDA: {
         /* which GPU: MM_CUDA_DEVICE (an index, default 0) */
         const char *dev = getenv("MM_CUDA_DEVICE");
@@ -73,7 +76,9 @@ void mm_context_free(mm_context *ctx) {
     free(ctx);
 }
 
-const char *mm_context_errmsg(const mm_context *ctx) { return ctx ? ctx->errmsg : "no context"; }
+const char *mm_context_errmsg(const mm_context *ctx) {
+    return ctx ? ctx->errmsg : "no context";
+}
 
 mm_precision mm_context_precision(const mm_context *ctx) {
     return ctx->be->use_bf16 ? MM_PRECISION_BF16 : MM_PRECISION_FP32;
@@ -114,8 +119,9 @@ float *mm_ws(mm_context *ctx, int slot, size_t n) {
 mm_backend *mm_backend_cuda_create(int device, int want_bf16, char *err, size_t errlen) {
     (void)device;
     (void)want_bf16;
-    snprintf(err, errlen, "this build of libmm has no CUDA backend (built with -DMM_CUDA=OFF or "
-                          "without a CUDA toolkit; see docs/cuda.md)");
+    snprintf(err, errlen,
+             "this build of libmm has no CUDA backend (built with -DMM_CUDA=OFF or "
+             "without a CUDA toolkit; see docs/cuda.md)");
     return NULL;
 }
 #endif

@@ -34,19 +34,24 @@ static int block_forward(mm_context *ctx, const mm_block_w *w, float *x, int n_s
     /* chunk k of the modulation table, in the order shift, scale[, gate] of attention, then
      * of the FFN; without gates (K = 4) the residual branches are added as they are */
     mm_modulation m[6];
-    for (int k = 0; k < K; k++) m[k] = (mm_modulation){mod + (int64_t)k * H, K * H, rows_per_group};
+    for (int k = 0; k < K; k++)
+        m[k] = (mm_modulation){mod + (int64_t)k * H, K * H, rows_per_group};
     const int per = K / 2; /* chunks per sub-block */
     TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, m[0], m[1]));
     TRY(OPS->linear(BE, qkv, h, rows, S, &w->qkv, MM_ACT_NONE));
     TRY(OPS->attention(BE, att, qkv, n_seq, S, c->dit.num_heads, H / c->dit.num_heads));
     TRY(OPS->linear(BE, y, att, rows, S, &w->proj, MM_ACT_NONE));
-    if (K == 6) TRY(OPS->gated_add(BE, x, y, rows, H, m[2]));
-    else TRY(OPS->axpby(BE, x, 1.0f, y, 1.0f, (size_t)(rows * H)));
+    if (K == 6)
+        TRY(OPS->gated_add(BE, x, y, rows, H, m[2]));
+    else
+        TRY(OPS->axpby(BE, x, 1.0f, y, 1.0f, (size_t)(rows * H)));
     TRY(OPS->layernorm_modulate(BE, h, x, rows, H, LN_EPS, m[per], m[per + 1]));
     TRY(OPS->linear(BE, f, h, rows, S, fc1, MM_ACT_GELU_TANH));
     TRY(OPS->linear(BE, y, f, rows, S, fc2, MM_ACT_NONE));
-    if (K == 6) TRY(OPS->gated_add(BE, x, y, rows, H, m[5]));
-    else TRY(OPS->axpby(BE, x, 1.0f, y, 1.0f, (size_t)(rows * H)));
+    if (K == 6)
+        TRY(OPS->gated_add(BE, x, y, rows, H, m[5]));
+    else
+        TRY(OPS->axpby(BE, x, 1.0f, y, 1.0f, (size_t)(rows * H)));
     return 0;
 }
 
@@ -88,8 +93,8 @@ static int conditions(mm_context *ctx, int n_tiles, int n_parts, const mm_part_d
     for (int b = 0; b < n_tiles; b++)
         for (int p = 0; p < n_parts; p++) {
             const int64_t g = (int64_t)b * n_parts + p;
-            const double tn = m->cfg.dit.time_data_at_1 ? 1.0 - (double)parts[p].t[b]
-                                                        : (double)parts[p].t[b];
+            const double tn =
+                m->cfg.dit.time_data_at_1 ? 1.0 - (double)parts[p].t[b] : (double)parts[p].t[b];
             const double t = m->cfg.dit.timestep_scale * tn;
             for (int i = 0; i < half; i++) {
                 const double f = exp(-log(10000.0) * i / half);
@@ -143,7 +148,8 @@ static int generator(mm_context *ctx, int n_tiles, int n_parts, const mm_part_de
         const mm_block_w *w = &m->dit.gen[j];
         if (block_forward(ctx, w, x, n_tiles, N, u, rows, 1, &w->fc1[branch], &w->fc2[branch]))
             return 1;
-        if (ctx->trace && j == 0) ctx->trace(ctx->trace_user, "gen.block0.out", x, (size_t)(rows * H));
+        if (ctx->trace && j == 0)
+            ctx->trace(ctx->trace_user, "gen.block0.out", x, (size_t)(rows * H));
     }
     float *h = mm_ws(ctx, WS_NORM, (size_t)rows * H);
     if (!h) return 1;
@@ -154,7 +160,8 @@ static int generator(mm_context *ctx, int n_tiles, int n_parts, const mm_part_de
     TRY(OPS->unpatchify(BE, v, out, n_tiles, C, c->latent_size, p));
     /* t = 1 at the data: the network's velocity is data - noise, the engine's noise - data */
     if (c->dit.time_data_at_1)
-        TRY(OPS->affine(BE, v, v, -1.0f, 0.0f, (size_t)n_tiles * C * c->latent_size * c->latent_size));
+        TRY(OPS->affine(BE, v, v, -1.0f, 0.0f,
+                        (size_t)n_tiles * C * c->latent_size * c->latent_size));
     return 0;
 }
 
@@ -185,7 +192,8 @@ int mm_dit_forward(mm_context *ctx, int n_tiles, int n_parts, const mm_part_dev 
         if (block_forward(ctx, w, x, n_tiles, S, cond_silu, (int64_t)n_tiles * n_parts, N,
                           &w->fc1[0], &w->fc2[0]))
             return 1;
-        if (ctx->trace && i == 0) ctx->trace(ctx->trace_user, "scene.block0.out", x, (size_t)(rows * H));
+        if (ctx->trace && i == 0)
+            ctx->trace(ctx->trace_user, "scene.block0.out", x, (size_t)(rows * H));
     }
     if (c->dit.scene_norm_out) {
         const float *nw = OPS->resident(BE, m->dit.scene_norm_out.weight, H);

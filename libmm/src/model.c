@@ -106,7 +106,8 @@ static mm_weight lin(binder *b, const char *fmt, ...) {
     }
     w.rows = s->shape[0];
     w.cols = 1;
-    for (int i = 1; i < s->ndim; i++) w.cols *= s->shape[i];
+    for (int i = 1; i < s->ndim; i++)
+        w.cols *= s->shape[i];
     w.f32 = b->m->f32 + s->offset;
     w.bf16 = b->m->bf16 + s->offset;
     snprintf(name, sizeof name, "%s.bias", prefix);
@@ -187,7 +188,8 @@ static int bind_vae(mm_model *m, binder *b) {
             blk->res[j] = resnet(b, p);
         }
         blk->has_sampler = i < vc->n_blocks - 1;
-        if (blk->has_sampler) blk->sampler = lin(b, "encoder.down_blocks.%d.downsamplers.0.conv", i);
+        if (blk->has_sampler)
+            blk->sampler = lin(b, "encoder.down_blocks.%d.downsamplers.0.conv", i);
     }
     for (int e = 0; e < 2; e++) {
         const char *side = e ? "decoder" : "encoder";
@@ -303,9 +305,11 @@ static void free_blocks(mm_block_w *blocks, int n) {
 void mm_model_close(mm_model *m) {
     if (!m) return;
     if (m->vae.down)
-        for (int i = 0; i < m->cfg.vae.n_blocks; i++) free(m->vae.down[i].res);
+        for (int i = 0; i < m->cfg.vae.n_blocks; i++)
+            free(m->vae.down[i].res);
     if (m->vae.up)
-        for (int i = 0; i < m->cfg.vae.n_blocks; i++) free(m->vae.up[i].res);
+        for (int i = 0; i < m->cfg.vae.n_blocks; i++)
+            free(m->vae.up[i].res);
     free(m->vae.down);
     free(m->vae.up);
     for (int i = 0; i < 2; i++) {
@@ -410,8 +414,10 @@ mm_status mm_model_create_random(const char *config_json, uint64_t seed, mm_mode
     for (size_t i = 0; i < l.n; i++) {
         const slot *s = &l.slots[i];
         int64_t n = 1, fan_in = 1;
-        for (int d = 0; d < s->ndim; d++) n *= s->shape[d];
-        for (int d = 1; d < s->ndim; d++) fan_in *= s->shape[d];
+        for (int d = 0; d < s->ndim; d++)
+            n *= s->shape[d];
+        for (int d = 1; d < s->ndim; d++)
+            fan_in *= s->shape[d];
         const int is_norm = strstr(s->name, "norm") && strstr(s->name, ".weight");
         const float scale = s->ndim >= 2 ? 1.0f / sqrtf((float)fan_in) : 0.02f;
         float *dst = m->f32 + s->offset;
@@ -485,12 +491,14 @@ mm_status mm_model_open(const char *path, mm_model **out, char **errmsg) {
         const slot *s = &l.slots[i];
         const mm_st_tensor *t = mm_st_find(m->file, s->name);
         if (!t) {
-            mm_set_errmsg(errmsg, "%s: tensor '%s' required by the config is missing", path, s->name);
+            mm_set_errmsg(errmsg, "%s: tensor '%s' required by the config is missing", path,
+                          s->name);
             st = MM_ERROR_CONFIG;
             goto fail;
         }
         int same = t->ndim == s->ndim;
-        for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
+        for (int d = 0; same && d < s->ndim; d++)
+            same = t->shape[d] == s->shape[d];
         if (!same) {
             char want[128], got[128];
             mm_format_shape(want, sizeof want, s->ndim, s->shape);
@@ -505,8 +513,9 @@ mm_status mm_model_open(const char *path, mm_model **out, char **errmsg) {
         for (size_t i = 0; i < mm_st_count(m->file); i++) {
             const mm_st_tensor *t = mm_st_get(m->file, i);
             if (!find_slot(&l, t->name)) {
-                mm_set_errmsg(errmsg, "%s: tensor '%s' is not part of the model the config describes",
-                              path, t->name);
+                mm_set_errmsg(errmsg,
+                              "%s: tensor '%s' is not part of the model the config describes", path,
+                              t->name);
                 break;
             }
         }
@@ -518,9 +527,12 @@ mm_status mm_model_open(const char *path, mm_model **out, char **errmsg) {
         const mm_st_tensor *t = mm_st_find(m->file, l.slots[i].name);
         float *dst = m->f32 + l.slots[i].offset;
         mm_st_to_f32(t, dst);
-        if (t->dtype == MM_ST_F16) m->dtypes.f16 += t->numel;
-        else if (t->dtype == MM_ST_BF16) m->dtypes.bf16 += t->numel;
-        else m->dtypes.f32 += t->numel;
+        if (t->dtype == MM_ST_F16)
+            m->dtypes.f16 += t->numel;
+        else if (t->dtype == MM_ST_BF16)
+            m->dtypes.bf16 += t->numel;
+        else
+            m->dtypes.f32 += t->numel;
         for (int64_t k = 0; k < t->numel; k++) {
             if (!isfinite(dst[k])) {
                 mm_set_errmsg(errmsg, "%s: tensor '%s' holds a non-finite value at %lld", path,
@@ -545,9 +557,15 @@ fail:
     return st;
 }
 
-void mm_model_param_count(const mm_model *m, mm_param_count *out) { *out = m->params; }
-void mm_model_dtype_count(const mm_model *m, mm_dtype_count *out) { *out = m->dtypes; }
-int mm_model_num_modalities(const mm_model *m) { return m->cfg.n_modalities; }
+void mm_model_param_count(const mm_model *m, mm_param_count *out) {
+    *out = m->params;
+}
+void mm_model_dtype_count(const mm_model *m, mm_dtype_count *out) {
+    *out = m->dtypes;
+}
+int mm_model_num_modalities(const mm_model *m) {
+    return m->cfg.n_modalities;
+}
 const char *mm_model_modality_name(const mm_model *m, int i) {
     return (i >= 0 && i < m->cfg.n_modalities) ? m->cfg.modalities[i] : NULL;
 }
@@ -559,10 +577,24 @@ int mm_model_modality_index(const mm_model *m, const char *name) {
 int mm_model_modality_channels(const mm_model *m, int i) {
     return (i >= 0 && i < m->cfg.n_modalities) ? m->cfg.modality_channels[i] : 0;
 }
-int mm_model_image_size(const mm_model *m) { return m->cfg.image_size; }
-int mm_model_hidden_size(const mm_model *m) { return m->cfg.dit.hidden_size; }
-int mm_model_tokens_per_side(const mm_model *m) { return m->cfg.tokens_per_side; }
-int mm_model_latent_channels(const mm_model *m) { return m->cfg.vae.latent_channels; }
-int mm_model_latent_size(const mm_model *m) { return m->cfg.latent_size; }
-const char *mm_model_config_json(const mm_model *m) { return m->config_json; }
-const char *mm_model_name(const mm_model *m) { return m->cfg.name; }
+int mm_model_image_size(const mm_model *m) {
+    return m->cfg.image_size;
+}
+int mm_model_hidden_size(const mm_model *m) {
+    return m->cfg.dit.hidden_size;
+}
+int mm_model_tokens_per_side(const mm_model *m) {
+    return m->cfg.tokens_per_side;
+}
+int mm_model_latent_channels(const mm_model *m) {
+    return m->cfg.vae.latent_channels;
+}
+int mm_model_latent_size(const mm_model *m) {
+    return m->cfg.latent_size;
+}
+const char *mm_model_config_json(const mm_model *m) {
+    return m->config_json;
+}
+const char *mm_model_name(const mm_model *m) {
+    return m->cfg.name;
+}

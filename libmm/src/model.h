@@ -18,7 +18,7 @@ typedef struct {
 
 typedef struct {
     mm_norm_w norm;
-    mm_weight q;   /* to_q, to_k, to_v concatenated: [3C, C], owned by the model */
+    mm_weight q; /* to_q, to_k, to_v concatenated: [3C, C], owned by the model */
     mm_weight out;
 } mm_vae_attn_w;
 
@@ -50,7 +50,7 @@ typedef struct {
 
 typedef struct {
     mm_weight t_mlp0, t_mlp2;
-    const float *modality_embed; /* [M, H] */
+    const float *modality_embed;        /* [M, H] */
     mm_weight *scene_embed, *gen_embed; /* per modality, as [H, C*p*p] products */
     mm_block_w *scene, *gen;
     mm_norm_w scene_norm_out;
@@ -68,7 +68,7 @@ struct mm_model {
     mm_dit_w dit;
     mm_param_count params;
     mm_dtype_count dtypes;
-    float *pos_embed; /* [n_tokens, H], fixed */
+    float *pos_embed;  /* [n_tokens, H], fixed */
     float *vae_qkv[2]; /* concatenated mid-block attention weights (encoder, decoder) */
     uint16_t *vae_qkv_bf16[2];
 };

@@ -46,8 +46,8 @@ static void box_muller(uint32_t a, uint32_t b, float *z0, float *z1) {
     *z1 = (float)(r * sin(th));
 }
 
-void mm_noise_fill(uint64_t seed, uint64_t tile_id, int purpose, int modality, int step,
-                   float *out, size_t n) {
+void mm_noise_fill(uint64_t seed, uint64_t tile_id, int purpose, int modality, int step, float *out,
+                   size_t n) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     const uint32_t stream = ((uint32_t)purpose << 24) | ((uint32_t)(modality & 0xff) << 16) |
                             ((uint32_t)step & 0xffffu);
@@ -58,7 +58,8 @@ void mm_noise_fill(uint64_t seed, uint64_t tile_id, int purpose, int modality, i
         mm_philox4x32_10(ctr, key, w);
         box_muller(w[0], w[1], &z[0], &z[1]);
         box_muller(w[2], w[3], &z[2], &z[3]);
-        for (size_t l = 0; l < 4 && g * 4 + l < n; l++) out[g * 4 + l] = z[l];
+        for (size_t l = 0; l < 4 && g * 4 + l < n; l++)
+            out[g * 4 + l] = z[l];
     }
 }
 

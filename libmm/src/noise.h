@@ -6,6 +6,6 @@
 
 void mm_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 /* n standard normal floats for (seed, tile, purpose, modality, step), elements 0..n-1. */
-void mm_noise_fill(uint64_t seed, uint64_t tile_id, int purpose, int modality, int step,
-                   float *out, size_t n);
+void mm_noise_fill(uint64_t seed, uint64_t tile_id, int purpose, int modality, int step, float *out,
+                   size_t n);
 #endif

@@ -25,7 +25,7 @@
 #endif
 
 /* Limits of the JSON pre-scan; a valid header never comes near them. */
-#define JS_MAX_CONTAINER_DEPTH 3 /* top object = 1, tensor entry = 2, shape array = 3 */
+#define JS_MAX_CONTAINER_DEPTH 3  /* top object = 1, tensor entry = 2, shape array = 3 */
 #define JS_MAX_SMALL_CONTAINER 64 /* elements of any array, members of a depth-3 object */
 #define JS_MAX_NUMBER_CHARS 40
 
@@ -36,10 +36,8 @@ typedef struct {
 } errctx;
 
 static void fail(errctx *e, const char *fmt, ...) MM_ST_PRINTF(2, 3);
-static void fail(errctx *e, const char *fmt, ...)
-{
-    if (!e || !e->buf || e->len == 0)
-        return;
+static void fail(errctx *e, const char *fmt, ...) {
+    if (!e || !e->buf || e->len == 0) return;
     int k = snprintf(e->buf, e->len, "%s: ", e->what ? e->what : "safetensors");
     if (k < 0) {
         e->buf[0] = '\0';
@@ -54,22 +52,21 @@ static void fail(errctx *e, const char *fmt, ...)
     e->buf[e->len - 1] = '\0';
 }
 
-static const char *errno_text(int en, char *buf, size_t n)
-{
+static const char *errno_text(int en, char *buf, size_t n) {
 #if defined(__GLIBC__) && defined(_GNU_SOURCE)
     return strerror_r(en, buf, n);
 #else
-    if (strerror_r(en, buf, n) != 0)
-        snprintf(buf, n, "error %d", en);
+    if (strerror_r(en, buf, n) != 0) snprintf(buf, n, "error %d", en);
     return buf;
 #endif
 }
 
 /* Quotes a (possibly long or odd) string for a message: escapes control bytes, cuts at 64 bytes
  * on a UTF-8 boundary. */
-typedef struct { char s[96]; } qbuf;
-static const char *quote(qbuf *q, const char *s)
-{
+typedef struct {
+    char s[96];
+} qbuf;
+static const char *quote(qbuf *q, const char *s) {
     size_t o = 0, i = 0;
     const size_t lim = 64;
     while (s[i]) {
@@ -78,8 +75,7 @@ static const char *quote(qbuf *q, const char *s)
             /* cut: drop a trailing partial (or complete) multi-byte sequence, then "..." */
             while (o > 0 && ((unsigned char)q->s[o - 1] & 0xC0) == 0x80)
                 o--;
-            if (o > 0 && ((unsigned char)q->s[o - 1] & 0xC0) == 0xC0)
-                o--;
+            if (o > 0 && ((unsigned char)q->s[o - 1] & 0xC0) == 0xC0) o--;
             memcpy(q->s + o, "...", 3);
             o += 3;
             break;
@@ -98,8 +94,7 @@ static const char *quote(qbuf *q, const char *s)
 /* UTF-8                                                                                      */
 
 /* Returns the offset of the first invalid byte, or n if s[0..n) is valid UTF-8. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t n)
-{
+static size_t utf8_invalid_at(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         unsigned char c = s[i];
@@ -126,13 +121,10 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t n)
         } else {
             return i;
         }
-        if (n - i < len)
-            return i;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
+        if (n - i < len) return i;
+        if (s[i + 1] < lo || s[i + 1] > hi) return i;
         for (size_t k = 2; k < len; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
+            if ((s[i + k] & 0xC0) != 0x80) return i;
         i += len;
     }
     return n;
@@ -162,8 +154,7 @@ typedef struct {
     int oom;
 } jscan;
 
-static int js_err(jscan *j, const char *what)
-{
+static int js_err(jscan *j, const char *what) {
     if (j->i >= j->n)
         fail(j->e, "header is not valid JSON: %s at the end of the header (byte %zu)", what, j->i);
     else {
@@ -177,44 +168,34 @@ static int js_err(jscan *j, const char *what)
     return -1;
 }
 
-static void js_ws(jscan *j)
-{
+static void js_ws(jscan *j) {
     while (j->i < j->n) {
         unsigned char c = j->s[j->i];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-            break;
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
         j->i++;
     }
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+static int hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 /* Reads "uXXXX" at s[i] (the 'u'); returns the code unit or -1. */
-static long js_u4(jscan *j, size_t i)
-{
-    if (j->n - i < 5 || j->s[i] != 'u')
-        return -1;
+static long js_u4(jscan *j, size_t i) {
+    if (j->n - i < 5 || j->s[i] != 'u') return -1;
     long v = 0;
     for (size_t k = 1; k <= 4; k++) {
         int h = hexval(j->s[i + k]);
-        if (h < 0)
-            return -1;
+        if (h < 0) return -1;
         v = v * 16 + h;
     }
     return v;
 }
 
-static int js_string(jscan *j)
-{
+static int js_string(jscan *j) {
     size_t start = j->i;
     j->i++; /* opening quote */
     for (;;) {
@@ -227,59 +208,56 @@ static int js_string(jscan *j)
             j->i++;
             return 0;
         }
-        if (c < 0x20)
-            return js_err(j, "raw control character in a string");
+        if (c < 0x20) return js_err(j, "raw control character in a string");
         if (c != '\\') {
             j->i++; /* UTF-8 was validated beforehand */
             continue;
         }
         j->i++;
-        if (j->i >= j->n)
-            return js_err(j, "unterminated escape");
+        if (j->i >= j->n) return js_err(j, "unterminated escape");
         c = j->s[j->i];
         switch (c) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-            j->i++;
-            break;
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't': j->i++; break;
         case 'u': {
             long u = js_u4(j, j->i);
-            if (u < 0)
-                return js_err(j, "invalid \\u escape");
-            if (u == 0)
-                return js_err(j, "escaped NUL (\\u0000) in a string (not allowed)");
-            if (u >= 0xDC00 && u <= 0xDFFF)
-                return js_err(j, "unpaired low surrogate escape");
+            if (u < 0) return js_err(j, "invalid \\u escape");
+            if (u == 0) return js_err(j, "escaped NUL (\\u0000) in a string (not allowed)");
+            if (u >= 0xDC00 && u <= 0xDFFF) return js_err(j, "unpaired low surrogate escape");
             if (u >= 0xD800 && u <= 0xDBFF) {
                 size_t k = j->i + 5;
                 long lo = -1;
-                if (k + 1 < j->n && j->s[k] == '\\')
-                    lo = js_u4(j, k + 1);
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    return js_err(j, "unpaired high surrogate escape");
+                if (k + 1 < j->n && j->s[k] == '\\') lo = js_u4(j, k + 1);
+                if (lo < 0xDC00 || lo > 0xDFFF) return js_err(j, "unpaired high surrogate escape");
                 j->i = k + 6;
             } else {
                 j->i += 5;
             }
             break;
         }
-        default:
-            return js_err(j, "invalid escape sequence");
+        default: return js_err(j, "invalid escape sequence");
         }
     }
 }
 
-static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static int is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
 
-static int js_number(jscan *j)
-{
+static int js_number(jscan *j) {
     size_t st = j->i;
     int neg = 0, integral = 1;
     if (j->s[j->i] == '-') {
         neg = 1;
         j->i++;
     }
-    if (j->i >= j->n || !is_digit(j->s[j->i]))
-        return js_err(j, "invalid number");
+    if (j->i >= j->n || !is_digit(j->s[j->i])) return js_err(j, "invalid number");
     size_t int_start = j->i;
     if (j->s[j->i] == '0')
         j->i++;
@@ -297,8 +275,7 @@ static int js_number(jscan *j)
     }
     if (j->i < j->n && (j->s[j->i] == 'e' || j->s[j->i] == 'E')) {
         j->i++;
-        if (j->i < j->n && (j->s[j->i] == '+' || j->s[j->i] == '-'))
-            j->i++;
+        if (j->i < j->n && (j->s[j->i] == '+' || j->s[j->i] == '-')) j->i++;
         if (j->i >= j->n || !is_digit(j->s[j->i]))
             return js_err(j, "invalid number (no digit in the exponent)");
         while (j->i < j->n && is_digit(j->s[j->i]))
@@ -323,8 +300,7 @@ static int js_number(jscan *j)
                 break;
             }
         }
-        if (num.kind == NUM_OK && v > (uint64_t)INT64_MAX)
-            num.kind = NUM_TOO_BIG;
+        if (num.kind == NUM_OK && v > (uint64_t)INT64_MAX) num.kind = NUM_TOO_BIG;
         num.value = (int64_t)v;
     }
     if (j->nnum == j->capnum) {
@@ -344,8 +320,7 @@ static int js_number(jscan *j)
 
 static int js_value(jscan *j, int depth);
 
-static int js_container(jscan *j, int depth)
-{
+static int js_container(jscan *j, int depth) {
     int is_obj = j->s[j->i] == '{';
     unsigned char close = is_obj ? '}' : ']';
     size_t limit = JS_MAX_SMALL_CONTAINER;
@@ -366,18 +341,14 @@ static int js_container(jscan *j, int depth)
     size_t count = 0;
     for (;;) {
         if (is_obj) {
-            if (j->i >= j->n || j->s[j->i] != '"')
-                return js_err(j, "expected a string key");
-            if (js_string(j))
-                return -1;
+            if (j->i >= j->n || j->s[j->i] != '"') return js_err(j, "expected a string key");
+            if (js_string(j)) return -1;
             js_ws(j);
-            if (j->i >= j->n || j->s[j->i] != ':')
-                return js_err(j, "expected ':'");
+            if (j->i >= j->n || j->s[j->i] != ':') return js_err(j, "expected ':'");
             j->i++;
             js_ws(j);
         }
-        if (js_value(j, depth + 1))
-            return -1;
+        if (js_value(j, depth + 1)) return -1;
         if (++count > limit) {
             if (is_obj && depth == 1)
                 fail(j->e, "header has more than %d tensors (the limit)", MM_ST_MAX_TENSORS);
@@ -385,10 +356,10 @@ static int js_container(jscan *j, int depth)
                 fail(j->e, "header object at byte %zu has more than %d members (the limit)",
                      open_at, MM_ST_MAX_METADATA);
             else
-                fail(j->e, "header %s at byte %zu has more than %d elements (a valid header "
-                           "needs at most %d)",
-                     is_obj ? "object" : "array", open_at, JS_MAX_SMALL_CONTAINER,
-                     MM_ST_MAX_DIMS);
+                fail(j->e,
+                     "header %s at byte %zu has more than %d elements (a valid header "
+                     "needs at most %d)",
+                     is_obj ? "object" : "array", open_at, JS_MAX_SMALL_CONTAINER, MM_ST_MAX_DIMS);
             return -1;
         }
         js_ws(j);
@@ -405,36 +376,31 @@ static int js_container(jscan *j, int depth)
     }
 }
 
-static int js_literal(jscan *j, const char *lit)
-{
+static int js_literal(jscan *j, const char *lit) {
     size_t l = strlen(lit);
-    if (j->n - j->i < l || memcmp(j->s + j->i, lit, l) != 0)
-        return js_err(j, "invalid literal");
+    if (j->n - j->i < l || memcmp(j->s + j->i, lit, l) != 0) return js_err(j, "invalid literal");
     j->i += l;
     return 0;
 }
 
-static int js_value(jscan *j, int depth)
-{
-    if (j->i >= j->n)
-        return js_err(j, "expected a value");
+static int js_value(jscan *j, int depth) {
+    if (j->i >= j->n) return js_err(j, "expected a value");
     unsigned char c = j->s[j->i];
     switch (c) {
-    case '{': case '[': return js_container(j, depth);
+    case '{':
+    case '[': return js_container(j, depth);
     case '"': return js_string(j);
     case 't': return js_literal(j, "true");
     case 'f': return js_literal(j, "false");
     case 'n': return js_literal(j, "null");
     default:
-        if (c == '-' || is_digit(c))
-            return js_number(j);
+        if (c == '-' || is_digit(c)) return js_number(j);
         return js_err(j, "expected a value");
     }
 }
 
 /* Numbers of the cJSON tree, in document order, get their index into jscan.nums in valueint. */
-static void tag_numbers(cJSON *item, size_t *k)
-{
+static void tag_numbers(cJSON *item, size_t *k) {
     for (; item; item = item->next) {
         if (cJSON_IsNumber(item)) {
             item->valueint = (*k <= (size_t)INT_MAX) ? (int)*k : -1;
@@ -460,8 +426,8 @@ struct mm_st_file {
     mm_st_tensor *tensors;       /* sorted by data offset */
     const mm_st_tensor **byname; /* sorted by name */
     size_t nmeta;
-    kv *meta;                    /* sorted by key */
-    char *strings;               /* names, keys, values */
+    kv *meta;      /* sorted by key */
+    char *strings; /* names, keys, values */
 };
 
 typedef struct {
@@ -473,8 +439,7 @@ typedef struct {
     uint64_t begin, end;
 } tinfo;
 
-size_t mm_st_dtype_size(mm_st_dtype dt)
-{
+size_t mm_st_dtype_size(mm_st_dtype dt) {
     switch (dt) {
     case MM_ST_F32: return 4;
     case MM_ST_F16: return 2;
@@ -483,8 +448,7 @@ size_t mm_st_dtype_size(mm_st_dtype dt)
     return 0;
 }
 
-const char *mm_st_dtype_name(mm_st_dtype dt)
-{
+const char *mm_st_dtype_name(mm_st_dtype dt) {
     switch (dt) {
     case MM_ST_F32: return "F32";
     case MM_ST_F16: return "F16";
@@ -493,8 +457,7 @@ const char *mm_st_dtype_name(mm_st_dtype dt)
     return "?";
 }
 
-static const char *jtype(const cJSON *v)
-{
+static const char *jtype(const cJSON *v) {
     if (cJSON_IsString(v)) return "a string";
     if (cJSON_IsNumber(v)) return "a number";
     if (cJSON_IsObject(v)) return "an object";
@@ -505,19 +468,16 @@ static const char *jtype(const cJSON *v)
     return "an invalid value";
 }
 
-static int cmp_str_ptr(const void *a, const void *b)
-{
+static int cmp_str_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Finds a duplicate key among the members of obj; returns it or NULL. *oom set on failure. */
-static const char *find_duplicate_key(const cJSON *obj, int *oom)
-{
+static const char *find_duplicate_key(const cJSON *obj, int *oom) {
     size_t n = 0;
     for (const cJSON *c = obj->child; c; c = c->next)
         n++;
-    if (n < 2)
-        return NULL;
+    if (n < 2) return NULL;
     const char **keys = malloc(n * sizeof *keys);
     if (!keys) {
         *oom = 1;
@@ -529,8 +489,7 @@ static const char *find_duplicate_key(const cJSON *obj, int *oom)
     qsort(keys, n, sizeof *keys, cmp_str_ptr);
     const char *dup = NULL;
     for (size_t i = 1; i < n && !dup; i++)
-        if (strcmp(keys[i - 1], keys[i]) == 0)
-            dup = keys[i];
+        if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
     free(keys);
     return dup;
 }
@@ -544,8 +503,7 @@ typedef struct {
 
 /* Reads a non-negative integer (exact text) or fails with a message about `what`. */
 static int get_uint(semctx *s, const char *tname, const char *what0, int index, const cJSON *v,
-                    int64_t *out)
-{
+                    int64_t *out) {
     const jnum *num = NULL;
     if (cJSON_IsNumber(v)) {
         if (v->valueint < 0 || (size_t)v->valueint >= s->nnum) {
@@ -580,22 +538,19 @@ static int get_uint(semctx *s, const char *tname, const char *what0, int index, 
 }
 
 static const char *const other_dtypes[] = {
-    "BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "I16", "U16",
-    "I32", "U32", "I64", "U64", "F64", "C64", "E8M0",
+    "BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2",
+    "I16",  "U16", "I32", "U32",     "I64",     "U64",     "F64", "C64",     "E8M0",
 };
 
-static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim)
-{
+static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim) {
     size_t o = 0;
     o += (size_t)snprintf(buf, n, "[");
     for (int d = 0; d < ndim && o < n; d++)
         o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (o < n)
-        snprintf(buf + o, n - o, "]");
+    if (o < n) snprintf(buf + o, n - o, "]");
 }
 
-static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_len)
-{
+static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_len) {
     qbuf q;
     const char *name = entry->string;
     size_t nlen = strlen(name);
@@ -611,8 +566,10 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
     memset(t, 0, sizeof *t);
     t->name = name;
     if (!cJSON_IsObject(entry)) {
-        fail(s->e, "tensor '%s': entry is %s, expected an object with dtype, shape and "
-                   "data_offsets", quote(&q, name), jtype(entry));
+        fail(s->e,
+             "tensor '%s': entry is %s, expected an object with dtype, shape and "
+             "data_offsets",
+             quote(&q, name), jtype(entry));
         return -1;
     }
     const cJSON *dt = NULL, *sh = NULL, *off = NULL;
@@ -638,7 +595,9 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
     }
     if (!dt || !sh || !off) {
         fail(s->e, "tensor '%s': missing key '%s'", quote(&q, name),
-             !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+             !dt   ? "dtype"
+             : !sh ? "shape"
+                   : "data_offsets");
         return -1;
     }
 
@@ -656,8 +615,7 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
     else {
         int known = 0;
         for (size_t i = 0; i < sizeof other_dtypes / sizeof other_dtypes[0]; i++)
-            if (strcmp(dt->valuestring, other_dtypes[i]) == 0)
-                known = 1;
+            if (strcmp(dt->valuestring, other_dtypes[i]) == 0) known = 1;
         qbuf q2;
         fail(s->e, "tensor '%s': %s dtype '%s' (libmm reads F32, F16 and BF16)", quote(&q, name),
              known ? "unsupported" : "unknown", quote(&q2, dt->valuestring));
@@ -679,8 +637,7 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
     t->ndim = ndim;
     int d = 0;
     for (const cJSON *c = sh->child; c; c = c->next, d++) {
-        if (get_uint(s, name, "shape", d, c, &t->shape[d]))
-            return -1;
+        if (get_uint(s, name, "shape", d, c, &t->shape[d])) return -1;
     }
 
     /* data_offsets */
@@ -726,16 +683,18 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
     }
     t->numel = (int64_t)numel;
     if (nbytes != t->end - t->begin) {
-        fail(s->e, "tensor '%s': data_offsets [%llu, %llu) hold %llu bytes but shape %s of %s "
-                   "needs %llu (size mismatch)",
+        fail(s->e,
+             "tensor '%s': data_offsets [%llu, %llu) hold %llu bytes but shape %s of %s "
+             "needs %llu (size mismatch)",
              quote(&q, name), (unsigned long long)t->begin, (unsigned long long)t->end,
              (unsigned long long)(t->end - t->begin), shp, mm_st_dtype_name(t->dtype),
              (unsigned long long)nbytes);
         return -1;
     }
     if (t->end > data_len) {
-        fail(s->e, "tensor '%s': data_offsets [%llu, %llu) out of range: the data section is "
-                   "only %llu bytes (file truncated?)",
+        fail(s->e,
+             "tensor '%s': data_offsets [%llu, %llu) out of range: the data section is "
+             "only %llu bytes (file truncated?)",
              quote(&q, name), (unsigned long long)t->begin, (unsigned long long)t->end,
              (unsigned long long)data_len);
         return -1;
@@ -743,31 +702,24 @@ static int parse_tensor(semctx *s, const cJSON *entry, tinfo *t, uint64_t data_l
     return 0;
 }
 
-static int cmp_tinfo_offset(const void *a, const void *b)
-{
+static int cmp_tinfo_offset(const void *a, const void *b) {
     const tinfo *x = a, *y = b;
-    if (x->begin != y->begin)
-        return x->begin < y->begin ? -1 : 1;
-    if (x->end != y->end)
-        return x->end < y->end ? -1 : 1;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return strcmp(x->name, y->name);
 }
 
-static int cmp_tensor_name(const void *a, const void *b)
-{
+static int cmp_tensor_name(const void *a, const void *b) {
     const mm_st_tensor *x = *(const mm_st_tensor *const *)a, *y = *(const mm_st_tensor *const *)b;
     return strcmp(x->name, y->name);
 }
 
-static int cmp_kv(const void *a, const void *b)
-{
+static int cmp_kv(const void *a, const void *b) {
     return strcmp(((const kv *)a)->key, ((const kv *)b)->key);
 }
 
-static void free_file(mm_st_file *f)
-{
-    if (!f)
-        return;
+static void free_file(mm_st_file *f) {
+    if (!f) return;
     free(f->tensors);
     free(f->byname);
     free(f->meta);
@@ -776,13 +728,14 @@ static void free_file(mm_st_file *f)
 }
 
 /* The whole validation. On success fills f (base/len already set). */
-static int parse_buffer(mm_st_file *f, errctx *e)
-{
+static int parse_buffer(mm_st_file *f, errctx *e) {
     const unsigned char *buf = f->base;
     size_t len = f->len;
     if (len < 8) {
-        fail(e, "file is %zu bytes, too small (truncated): a safetensors file starts with an "
-                "8-byte header length", len);
+        fail(e,
+             "file is %zu bytes, too small (truncated): a safetensors file starts with an "
+             "8-byte header length",
+             len);
         return -1;
     }
     uint64_t n = 0;
@@ -794,8 +747,10 @@ static int parse_buffer(mm_st_file *f, errctx *e)
         return -1;
     }
     if (n > len - 8) {
-        fail(e, "header length %llu runs past the end of the file (file is %zu bytes: "
-                "truncated?)", (unsigned long long)n, len);
+        fail(e,
+             "header length %llu runs past the end of the file (file is %zu bytes: "
+             "truncated?)",
+             (unsigned long long)n, len);
         return -1;
     }
     const unsigned char *hdr = buf + 8;
@@ -832,8 +787,7 @@ static int parse_buffer(mm_st_file *f, errctx *e)
     kv *meta = NULL;
     size_t nmeta = 0, nt = 0;
 
-    if (js_container(&j, 1))
-        goto out;
+    if (js_container(&j, 1)) goto out;
     js_ws(&j);
     if (j.i != j.n) {
         js_err(&j, "unexpected data after the JSON object");
@@ -885,8 +839,7 @@ static int parse_buffer(mm_st_file *f, errctx *e)
             meta_obj = c;
             continue;
         }
-        if (parse_tensor(&s, c, &ti[nt], data_len))
-            goto out;
+        if (parse_tensor(&s, c, &ti[nt], data_len)) goto out;
         strbytes += strlen(c->string) + 1;
         nt++;
     }
@@ -928,13 +881,15 @@ static int parse_buffer(mm_st_file *f, errctx *e)
         qbuf q, q2;
         if (ti[i].begin > pos) {
             if (i == 0)
-                fail(e, "tensor '%s' begins at data offset %llu: gap of %llu unused bytes at the "
-                        "start of the data section (the first tensor must begin at 0)",
+                fail(e,
+                     "tensor '%s' begins at data offset %llu: gap of %llu unused bytes at the "
+                     "start of the data section (the first tensor must begin at 0)",
                      quote(&q, ti[i].name), (unsigned long long)ti[i].begin,
                      (unsigned long long)ti[i].begin);
             else
-                fail(e, "gap of %llu unused bytes between tensor '%s' (ends at %llu) and tensor "
-                        "'%s' (begins at %llu)",
+                fail(e,
+                     "gap of %llu unused bytes between tensor '%s' (ends at %llu) and tensor "
+                     "'%s' (begins at %llu)",
                      (unsigned long long)(ti[i].begin - pos), quote(&q, ti[i - 1].name),
                      (unsigned long long)pos, quote(&q2, ti[i].name),
                      (unsigned long long)ti[i].begin);
@@ -950,8 +905,9 @@ static int parse_buffer(mm_st_file *f, errctx *e)
         pos = ti[i].end;
     }
     if (pos != data_len) {
-        fail(e, "the data section is %llu bytes but the tensors cover %llu: %llu trailing "
-                "byte(s) after the last tensor (the data must end exactly at the end of the file)",
+        fail(e,
+             "the data section is %llu bytes but the tensors cover %llu: %llu trailing "
+             "byte(s) after the last tensor (the data must end exactly at the end of the file)",
              (unsigned long long)data_len, (unsigned long long)pos,
              (unsigned long long)(data_len - pos));
         goto out;
@@ -1012,14 +968,11 @@ out:
     return rc;
 }
 
-static void clear_err(char *err, size_t errlen)
-{
-    if (err && errlen)
-        err[0] = '\0';
+static void clear_err(char *err, size_t errlen) {
+    if (err && errlen) err[0] = '\0';
 }
 
-int mm_st_open_memory(const void *buf, size_t len, mm_st_file **out, char *err, size_t errlen)
-{
+int mm_st_open_memory(const void *buf, size_t len, mm_st_file **out, char *err, size_t errlen) {
     errctx e = {"<memory>", err, errlen};
     clear_err(err, errlen);
     if (!out) {
@@ -1046,8 +999,7 @@ int mm_st_open_memory(const void *buf, size_t len, mm_st_file **out, char *err, 
     return 0;
 }
 
-int mm_st_open(const char *path, mm_st_file **out, char *err, size_t errlen)
-{
+int mm_st_open(const char *path, mm_st_file **out, char *err, size_t errlen) {
     errctx e = {path ? path : "(null)", err, errlen};
     char eb[128];
     clear_err(err, errlen);
@@ -1075,14 +1027,18 @@ int mm_st_open(const char *path, mm_st_file **out, char *err, size_t errlen)
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(&e, "not a regular file (%s)", S_ISDIR(st.st_mode) ? "it is a directory" : "a device, "
-             "pipe or socket");
+        fail(&e, "not a regular file (%s)",
+             S_ISDIR(st.st_mode) ? "it is a directory"
+                                 : "a device, "
+                                   "pipe or socket");
         close(fd);
         return -1;
     }
     if (st.st_size < 8) {
-        fail(&e, "file is %lld bytes, too small (truncated): a safetensors file starts with an "
-                 "8-byte header length", (long long)st.st_size);
+        fail(&e,
+             "file is %lld bytes, too small (truncated): a safetensors file starts with an "
+             "8-byte header length",
+             (long long)st.st_size);
         close(fd);
         return -1;
     }
@@ -1117,34 +1073,28 @@ int mm_st_open(const char *path, mm_st_file **out, char *err, size_t errlen)
     return 0;
 }
 
-void mm_st_close(mm_st_file *f)
-{
-    if (!f)
-        return;
-    if (f->mapped && f->base)
-        munmap((void *)(uintptr_t)f->base, f->len);
+void mm_st_close(mm_st_file *f) {
+    if (!f) return;
+    if (f->mapped && f->base) munmap((void *)(uintptr_t)f->base, f->len);
     free_file(f);
 }
 
-size_t mm_st_count(const mm_st_file *f) { return f ? f->ntensors : 0; }
+size_t mm_st_count(const mm_st_file *f) {
+    return f ? f->ntensors : 0;
+}
 
-const mm_st_tensor *mm_st_get(const mm_st_file *f, size_t i)
-{
-    if (!f || i >= f->ntensors)
-        return NULL;
+const mm_st_tensor *mm_st_get(const mm_st_file *f, size_t i) {
+    if (!f || i >= f->ntensors) return NULL;
     return &f->tensors[i];
 }
 
-const mm_st_tensor *mm_st_find(const mm_st_file *f, const char *name)
-{
-    if (!f || !name)
-        return NULL;
+const mm_st_tensor *mm_st_find(const mm_st_file *f, const char *name) {
+    if (!f || !name) return NULL;
     size_t lo = 0, hi = f->ntensors;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(name, f->byname[mid]->name);
-        if (c == 0)
-            return f->byname[mid];
+        if (c == 0) return f->byname[mid];
         if (c < 0)
             hi = mid;
         else
@@ -1153,16 +1103,13 @@ const mm_st_tensor *mm_st_find(const mm_st_file *f, const char *name)
     return NULL;
 }
 
-const char *mm_st_metadata(const mm_st_file *f, const char *key)
-{
-    if (!f || !key)
-        return NULL;
+const char *mm_st_metadata(const mm_st_file *f, const char *key) {
+    if (!f || !key) return NULL;
     size_t lo = 0, hi = f->nmeta;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(key, f->meta[mid].key);
-        if (c == 0)
-            return f->meta[mid].value;
+        if (c == 0) return f->meta[mid].value;
         if (c < 0)
             hi = mid;
         else
@@ -1174,16 +1121,14 @@ const char *mm_st_metadata(const mm_st_file *f, const char *key)
 /* ------------------------------------------------------------------------------------------ */
 /* Conversion                                                                                  */
 
-static uint32_t f16_bits_to_f32_bits(uint16_t h)
-{
+static uint32_t f16_bits_to_f32_bits(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1Fu;
     uint32_t mant = h & 0x3FFu;
     if (exp == 0x1F) /* inf / NaN, payload kept */
         return sign | 0x7F800000u | (mant << 13);
     if (exp == 0) {
-        if (mant == 0)
-            return sign; /* +-0 */
+        if (mant == 0) return sign; /* +-0 */
         /* subnormal: mant * 2^-24; normalise */
         uint32_t e32 = 113; /* 127 - 15 + 1 */
         while (!(mant & 0x400u)) {
@@ -1196,17 +1141,14 @@ static uint32_t f16_bits_to_f32_bits(uint16_t h)
     return sign | ((exp + 112u) << 23) | (mant << 13);
 }
 
-static float bits_to_float(uint32_t b)
-{
+static float bits_to_float(uint32_t b) {
     float f;
     memcpy(&f, &b, sizeof f);
     return f;
 }
 
-void mm_st_to_f32(const mm_st_tensor *t, float *dst)
-{
-    if (!t || !dst || t->numel <= 0 || !t->data)
-        return;
+void mm_st_to_f32(const mm_st_tensor *t, float *dst) {
+    if (!t || !dst || t->numel <= 0 || !t->data) return;
     const unsigned char *p = t->data;
     size_t n = (size_t)t->numel;
     switch (t->dtype) {
@@ -1239,10 +1181,8 @@ typedef struct {
     int oom;
 } sbuf;
 
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1)
@@ -1260,22 +1200,21 @@ static void sb_put(sbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
 
 static void sb_fmt(sbuf *b, const char *fmt, ...) MM_ST_PRINTF(2, 3);
-static void sb_fmt(sbuf *b, const char *fmt, ...)
-{
+static void sb_fmt(sbuf *b, const char *fmt, ...) {
     char tmp[64];
     va_list ap;
     va_start(ap, fmt);
     int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (k > 0)
-        sb_put(b, tmp, (size_t)k < sizeof tmp ? (size_t)k : sizeof tmp - 1);
+    if (k > 0) sb_put(b, tmp, (size_t)k < sizeof tmp ? (size_t)k : sizeof tmp - 1);
 }
 
-static void sb_json_string(sbuf *b, const char *s)
-{
+static void sb_json_string(sbuf *b, const char *s) {
     sb_put(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"')
@@ -1290,14 +1229,12 @@ static void sb_json_string(sbuf *b, const char *s)
     sb_put(b, "\"", 1);
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
+static int write_all(int fd, const void *buf, size_t n) {
     const unsigned char *p = buf;
     while (n) {
         ssize_t w = write(fd, p, n > (size_t)1 << 30 ? (size_t)1 << 30 : n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
         p += w;
@@ -1306,16 +1243,14 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
-static int valid_utf8_cstr(const char *s)
-{
+static int valid_utf8_cstr(const char *s) {
     size_t n = strlen(s);
     return utf8_invalid_at((const unsigned char *)s, n) == n;
 }
 
 int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t n,
                     const char *const *meta_keys, const char *const *meta_values, size_t n_meta,
-                    char *err, size_t errlen)
-{
+                    char *err, size_t errlen) {
     errctx e = {path ? path : "(null)", err, errlen};
     char eb[128];
     qbuf q;
@@ -1358,8 +1293,7 @@ int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t 
         }
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
-            if (t->shape[d] < 0 ||
-                __builtin_mul_overflow(numel, (uint64_t)t->shape[d], &numel)) {
+            if (t->shape[d] < 0 || __builtin_mul_overflow(numel, (uint64_t)t->shape[d], &numel)) {
                 fail(&e, "tensor '%s': shape[%d] = %lld negative or overflowing",
                      quote(&q, t->name), d, (long long)t->shape[d]);
                 goto out;
@@ -1403,8 +1337,7 @@ int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t 
     if (n_meta) {
         sb_str(&hb, "\"__metadata__\":{");
         for (size_t i = 0; i < n_meta; i++) {
-            if (i)
-                sb_str(&hb, ",");
+            if (i) sb_str(&hb, ",");
             sb_json_string(&hb, meta_keys[i]);
             sb_str(&hb, ":");
             sb_json_string(&hb, meta_values[i]);
@@ -1415,8 +1348,7 @@ int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t 
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const mm_st_write_tensor *t = &tensors[i];
-        if (!first)
-            sb_str(&hb, ",");
+        if (!first) sb_str(&hb, ",");
         first = 0;
         sb_json_string(&hb, t->name);
         sb_str(&hb, ":{\"dtype\":\"F32\",\"shape\":[");
@@ -1457,8 +1389,7 @@ int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t 
     unsigned char lenb[8];
     for (int k = 0; k < 8; k++)
         lenb[k] = (unsigned char)((uint64_t)hb.len >> (8 * k));
-    if (write_all(fd, lenb, 8) || write_all(fd, hb.p, hb.len))
-        goto io_error;
+    if (write_all(fd, lenb, 8) || write_all(fd, hb.p, hb.len)) goto io_error;
     for (size_t i = 0; i < n; i++) {
         const float *src = tensors[i].data;
         size_t cnt = (size_t)(nbytes[i] / 4);
@@ -1473,14 +1404,12 @@ int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t 
                 chunk[4 * k + 2] = (unsigned char)(b >> 16);
                 chunk[4 * k + 3] = (unsigned char)(b >> 24);
             }
-            if (write_all(fd, chunk, 4 * m))
-                goto io_error;
+            if (write_all(fd, chunk, 4 * m)) goto io_error;
             src += m;
             cnt -= m;
         }
     }
-    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0)
-        goto io_error;
+    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) goto io_error;
     if (close(fd) != 0) {
         fd = -1;
         goto io_error;
@@ -1493,7 +1422,7 @@ int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t 
     }
     free(tmp);
     tmp = NULL;
-    {   /* make the rename durable; failure here is not an error of the write */
+    { /* make the rename durable; failure here is not an error of the write */
         char *dir = malloc(pl + 2);
         if (dir) {
             memcpy(dir, path, pl + 1);
@@ -1518,8 +1447,7 @@ int mm_st_write_f32(const char *path, const mm_st_write_tensor *tensors, size_t 
 io_error:
     fail(&e, "write error: %s", errno_text(errno, eb, sizeof eb));
 out:
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     if (tmp) {
         unlink(tmp);
         free(tmp);

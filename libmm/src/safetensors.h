@@ -51,19 +51,19 @@ extern "C" {
 typedef enum { MM_ST_F32 = 0, MM_ST_F16 = 1, MM_ST_BF16 = 2 } mm_st_dtype;
 
 #define MM_ST_MAX_DIMS 8
-#define MM_ST_MAX_HEADER 100000000u   /* N limit, as in the reference implementation */
-#define MM_ST_MAX_NAME 1024           /* bytes, excluding the terminating NUL */
+#define MM_ST_MAX_HEADER 100000000u /* N limit, as in the reference implementation */
+#define MM_ST_MAX_NAME 1024         /* bytes, excluding the terminating NUL */
 #define MM_ST_MAX_TENSORS 1000000
 #define MM_ST_MAX_METADATA 1000000
 
 typedef struct {
-    const char *name;        /* NUL-terminated, owned by the file handle */
+    const char *name; /* NUL-terminated, owned by the file handle */
     mm_st_dtype dtype;
-    int ndim;                /* 0..MM_ST_MAX_DIMS; 0 = scalar */
+    int ndim;                      /* 0..MM_ST_MAX_DIMS; 0 = scalar */
     int64_t shape[MM_ST_MAX_DIMS]; /* entries past ndim are 0 */
-    int64_t numel;           /* product of shape (1 for ndim 0) */
-    const void *data;        /* into the mapping; possibly UNALIGNED for every dtype, see above */
-    size_t nbytes;           /* numel * mm_st_dtype_size(dtype) */
+    int64_t numel;                 /* product of shape (1 for ndim 0) */
+    const void *data; /* into the mapping; possibly UNALIGNED for every dtype, see above */
+    size_t nbytes;    /* numel * mm_st_dtype_size(dtype) */
 } mm_st_tensor;
 
 typedef struct mm_st_file mm_st_file;
@@ -75,7 +75,7 @@ int mm_st_open(const char *path, mm_st_file **out, char *err, size_t errlen);
 /* Same validation on a caller-owned memory buffer (not copied; must outlive the handle).
  * Messages name the file "<memory>". */
 int mm_st_open_memory(const void *buf, size_t len, mm_st_file **out, char *err, size_t errlen);
-void mm_st_close(mm_st_file *f); /* NULL ok */
+void mm_st_close(mm_st_file *f);         /* NULL ok */
 size_t mm_st_count(const mm_st_file *f); /* 0 for NULL */
 /* Sorted by data offset (ties, i.e. zero-size tensors: by end, then name); NULL if i >= count. */
 const mm_st_tensor *mm_st_get(const mm_st_file *f, size_t i);
@@ -83,8 +83,8 @@ const mm_st_tensor *mm_st_get(const mm_st_file *f, size_t i);
 const mm_st_tensor *mm_st_find(const mm_st_file *f, const char *name);
 /* The __metadata__ string value of key, or NULL. */
 const char *mm_st_metadata(const mm_st_file *f, const char *key);
-size_t mm_st_dtype_size(mm_st_dtype dt);        /* 4, 2, 2; 0 for an invalid value */
-const char *mm_st_dtype_name(mm_st_dtype dt);   /* "F32", "F16", "BF16"; "?" for an invalid value */
+size_t mm_st_dtype_size(mm_st_dtype dt);      /* 4, 2, 2; 0 for an invalid value */
+const char *mm_st_dtype_name(mm_st_dtype dt); /* "F32", "F16", "BF16"; "?" for an invalid value */
 
 /* Converts numel elements of any supported dtype to float32 (dst must hold numel floats).
  * bf16->f32 and f16->f32 are exact, including subnormals, infinities and NaN payloads (bit

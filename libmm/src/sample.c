@@ -38,7 +38,9 @@ void mm_sample_params_default(const mm_model *model, mm_sample_params *p) {
 
 /* ---- argument checks ------------------------------------------------------------------------ */
 
-static int check_ctx(mm_context *ctx) { return ctx != NULL; }
+static int check_ctx(mm_context *ctx) {
+    return ctx != NULL;
+}
 
 static int check_modalities(mm_context *ctx, int n, const int *mods, const void *const *bufs,
                             const char *what, unsigned *seen) {
@@ -112,12 +114,12 @@ typedef struct {
     int B, ns, nt, guided;
     const int *src_mods, *tgt_mods;
     const uint64_t *tile_ids;
-    size_t lat;         /* floats per tile latent */
-    float *src;         /* ns x (2B) latents: clean, then unconditional noise; joint guidance:
-                           nt x B unconditional noise of the targets */
-    float *xin;         /* nt x (K B) model inputs */
-    float *t_host;      /* (ns + nt) x (K B) times */
-    int joint;          /* joint guidance: K = 1 + nt copies of the batch */
+    size_t lat;    /* floats per tile latent */
+    float *src;    /* ns x (2B) latents: clean, then unconditional noise; joint guidance:
+                      nt x B unconditional noise of the targets */
+    float *xin;    /* nt x (K B) model inputs */
+    float *t_host; /* (ns + nt) x (K B) times */
+    int joint;     /* joint guidance: K = 1 + nt copies of the batch */
 } sampler_state;
 
 /* Copies of the batch in one model evaluation: 2 with guidance, 1 + nt with joint guidance. */
@@ -131,9 +133,12 @@ static double time_at(const sampler_state *st, int i) {
     const mm_sample_params *p = st->p;
     const double d = st->ctx->model->cfg.sampling.final_step_size, s = p->time_shift;
     double tau;
-    if (i >= p->steps) tau = 0.0;
-    else if (d > 0.0) tau = p->steps > 1 ? 1.0 - (double)i * (1.0 - d) / (p->steps - 1) : 1.0;
-    else tau = 1.0 - (double)i / p->steps;
+    if (i >= p->steps)
+        tau = 0.0;
+    else if (d > 0.0)
+        tau = p->steps > 1 ? 1.0 - (double)i * (1.0 - d) / (p->steps - 1) : 1.0;
+    else
+        tau = 1.0 - (double)i / p->steps;
     return s * tau / (1.0 + (s - 1.0) * tau);
 }
 
@@ -148,12 +153,14 @@ static int velocity(sampler_state *s, const float *x, double t, float *v) {
     if (!vbuf) return 1;
     for (int i = 0; i < s->ns; i++) {
         float *th = s->t_host + (size_t)i * B2;
-        for (int b = 0; b < B2; b++) th[b] = b < s->B ? 0.0f : 1.0f;
+        for (int b = 0; b < B2; b++)
+            th[b] = b < s->B ? 0.0f : 1.0f;
         parts[i] = (mm_part_dev){s->src_mods[i], s->src + (size_t)i * B2 * s->lat, th};
     }
     for (int j = 0; j < s->nt; j++) {
         float *th = s->t_host + (size_t)(s->ns + j) * B2;
-        for (int b = 0; b < B2; b++) th[b] = (float)t;
+        for (int b = 0; b < B2; b++)
+            th[b] = (float)t;
         float *xi = s->xin + (size_t)j * B2 * s->lat;
         const float *xj = x + (size_t)j * s->B * s->lat;
         if (OPS->copy(BE, xi, xj, s->B * s->lat) ||
@@ -164,7 +171,8 @@ static int velocity(sampler_state *s, const float *x, double t, float *v) {
             if (OPS->copy(BE, xi + (size_t)k * s->B * s->lat, in, s->B * s->lat))
                 return mm_ctx_backend_failed(ctx, "copy");
             if (k - 1 != j)
-                for (int b = 0; b < s->B; b++) th[(size_t)k * s->B + b] = 1.0f;
+                for (int b = 0; b < s->B; b++)
+                    th[(size_t)k * s->B + b] = 1.0f;
         }
         parts[s->ns + j] = (mm_part_dev){s->tgt_mods[j], xi, th};
         targets[j] = s->ns + j;
@@ -201,7 +209,8 @@ static int run_sampler(sampler_state *s, float *x) {
     float *v = mm_ws(ctx, WS_S_V, n), *x2 = mm_ws(ctx, WS_S_X2, n), *xi = mm_ws(ctx, WS_S_XI, n);
     if (!v || !x2 || !xi) return 1;
     for (int j = 0; j < s->nt; j++)
-        if (fill_noise(s, x + (size_t)j * s->B * s->lat, MM_NOISE_INITIAL, s->tgt_mods[j], 0)) return 1;
+        if (fill_noise(s, x + (size_t)j * s->B * s->lat, MM_NOISE_INITIAL, s->tgt_mods[j], 0))
+            return 1;
     const int final_mean = ctx->model->cfg.sampling.final_mean;
     for (int i = 0; i < p->steps; i++) {
         const double t = time_at(s, i), tn = time_at(s, i + 1), dt = t - tn;
@@ -217,7 +226,8 @@ static int run_sampler(sampler_state *s, float *x) {
             /* x - dt (v + eta eps_hat), eps_hat = x + (1 - t) v, plus sqrt(2 eta t dt) xi; the
              * last step of sampling.final_step "mean" is this step's mean (SiT's "Mean") */
             const double eta = p->sde_eta;
-            if (OPS->axpby(BE, x, (float)(-dt * (1.0 + eta * (1.0 - t))), v, (float)(1.0 - dt * eta), n))
+            if (OPS->axpby(BE, x, (float)(-dt * (1.0 + eta * (1.0 - t))), v,
+                           (float)(1.0 - dt * eta), n))
                 return mm_ctx_backend_failed(ctx, "sde step");
             for (int j = 0; tn > 0.0 && j < s->nt; j++)
                 if (fill_noise(s, xi + (size_t)j * s->B * s->lat, MM_NOISE_SDE, s->tgt_mods[j], i))
@@ -225,7 +235,8 @@ static int run_sampler(sampler_state *s, float *x) {
             if (tn > 0.0 && OPS->axpby(BE, x, (float)sqrt(2.0 * eta * t * dt), xi, 1.0f, n))
                 return mm_ctx_backend_failed(ctx, "sde noise");
         } else {
-            if (OPS->axpby(BE, x, (float)-dt, v, 1.0f, n)) return mm_ctx_backend_failed(ctx, "euler");
+            if (OPS->axpby(BE, x, (float)-dt, v, 1.0f, n))
+                return mm_ctx_backend_failed(ctx, "euler");
         }
         if (p->progress && p->progress(p->progress_user, i + 1, p->steps)) {
             mm_ctx_seterr(ctx, "interrupted at step %d of %d", i + 1, p->steps);
@@ -248,8 +259,10 @@ mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_ti
     ctx->be->errmsg[0] = 0;
     unsigned seen = 0;
     if (check_params(ctx, params) || check_tiles(ctx, n_tiles) ||
-        check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source", &seen) ||
-        check_modalities(ctx, n_targets, target_mods, (const void *const *)targets, "target", &seen))
+        check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source",
+                         &seen) ||
+        check_modalities(ctx, n_targets, target_mods, (const void *const *)targets, "target",
+                         &seen))
         return MM_ERROR_ARGUMENT;
     if (n_targets < 1) {
         mm_ctx_seterr(ctx, "nothing to generate: no target modality");
@@ -267,14 +280,16 @@ mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_ti
                       n_sources);
         return MM_ERROR_ARGUMENT;
     }
-    sampler_state s = {ctx, params, n_tiles, n_sources, n_targets, 0, source_mods, target_mods,
-                       tile_ids, 0, NULL, NULL, NULL, 0};
+    sampler_state s = {ctx,         params,   n_tiles, n_sources, n_targets, 0,    source_mods,
+                       target_mods, tile_ids, 0,       NULL,      NULL,      NULL, 0};
     s.guided = n_sources > 0 && params->guidance != 1.0f;
-    s.joint = n_sources == 0 && params->joint_guidance && n_targets >= 2 && params->guidance != 1.0f;
+    s.joint =
+        n_sources == 0 && params->joint_guidance && n_targets >= 2 && params->guidance != 1.0f;
     s.lat = (size_t)m->cfg.vae.latent_channels * m->cfg.latent_size * m->cfg.latent_size;
     const int B2 = copies(&s) * n_tiles;
-    s.src = mm_ws(ctx, WS_S_SRC, s.joint ? (size_t)n_targets * n_tiles * s.lat
-                                         : (size_t)(n_sources ? n_sources : 1) * B2 * s.lat);
+    s.src = mm_ws(ctx, WS_S_SRC,
+                  s.joint ? (size_t)n_targets * n_tiles * s.lat
+                          : (size_t)(n_sources ? n_sources : 1) * B2 * s.lat);
     s.xin = mm_ws(ctx, WS_S_LAT, (size_t)n_targets * B2 * s.lat);
     float *x = mm_ws(ctx, WS_S_X, (size_t)n_targets * n_tiles * s.lat);
     size_t max_img = 0;
@@ -295,8 +310,8 @@ mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_ti
             goto done;
         }
         if (mm_vae_encode_dev(ctx, source_mods[i], n_tiles, img, dst)) goto done;
-        if (s.guided && fill_noise(&s, dst + (size_t)n_tiles * s.lat, MM_NOISE_UNCOND,
-                                   source_mods[i], 0))
+        if (s.guided &&
+            fill_noise(&s, dst + (size_t)n_tiles * s.lat, MM_NOISE_UNCOND, source_mods[i], 0))
             goto done;
     }
     for (int j = 0; s.joint && j < n_targets; j++)
@@ -336,7 +351,8 @@ mm_status mm_embed(mm_context *ctx, int n_tiles, int n_sources, const int *sourc
     ctx->errmsg[0] = 0;
     unsigned seen = 0;
     if (check_tiles(ctx, n_tiles) ||
-        check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source", &seen))
+        check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source",
+                         &seen))
         return MM_ERROR_ARGUMENT;
     if (n_sources < 1 || !out) {
         mm_ctx_seterr(ctx, "embedding needs at least one source and an output");
@@ -351,7 +367,9 @@ mm_status mm_embed(mm_context *ctx, int n_tiles, int n_sources, const int *sourc
     const size_t lat = (size_t)m->cfg.vae.latent_channels * m->cfg.latent_size * m->cfg.latent_size;
     const size_t NH = (size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size;
     float *lats = mm_ws(ctx, WS_S_SRC, (size_t)n_sources * n_tiles * lat);
-    float *img = mm_ws(ctx, WS_S_IMG, (size_t)m->cfg.vae.in_channels * m->cfg.image_size * m->cfg.image_size * n_tiles);
+    float *img =
+        mm_ws(ctx, WS_S_IMG,
+              (size_t)m->cfg.vae.in_channels * m->cfg.image_size * m->cfg.image_size * n_tiles);
     float *scene = mm_ws(ctx, WS_S_X, (size_t)n_sources * n_tiles * NH);
     float *zeros = calloc((size_t)n_tiles, sizeof(float));
     mm_part_dev parts[MM_MAX_MODALITIES];
@@ -370,7 +388,8 @@ mm_status mm_embed(mm_context *ctx, int n_tiles, int n_sources, const int *sourc
     if (mm_dit_forward(ctx, n_tiles, n_sources, parts, 0, NULL, NULL, scene)) goto done;
     for (int b = 0; b < n_tiles; b++)
         for (int i = 0; i < n_sources; i++)
-            if (OPS->download(BE, out[i] + (size_t)b * NH, scene + ((size_t)b * n_sources + i) * NH, NH))
+            if (OPS->download(BE, out[i] + (size_t)b * NH, scene + ((size_t)b * n_sources + i) * NH,
+                              NH))
                 goto done;
     st = MM_OK;
 done:
@@ -494,11 +513,13 @@ static mm_status vae_call(mm_context *ctx, int modality, int n_tiles, const floa
     float *dl = mm_ws(ctx, WS_S_LAT, lat * n_tiles), *di = mm_ws(ctx, WS_S_IMG, im * n_tiles);
     if (!dl || !di) return MM_ERROR_NOMEM;
     if (encode) {
-        if (OPS->upload(BE, di, in, im * n_tiles) || mm_vae_encode_dev(ctx, modality, n_tiles, di, dl) ||
+        if (OPS->upload(BE, di, in, im * n_tiles) ||
+            mm_vae_encode_dev(ctx, modality, n_tiles, di, dl) ||
             OPS->download(BE, out, dl, lat * n_tiles))
             return MM_ERROR_BACKEND;
     } else {
-        if (OPS->upload(BE, dl, in, lat * n_tiles) || mm_vae_decode_dev(ctx, modality, n_tiles, dl, di) ||
+        if (OPS->upload(BE, dl, in, lat * n_tiles) ||
+            mm_vae_decode_dev(ctx, modality, n_tiles, dl, di) ||
             OPS->download(BE, out, di, im * n_tiles))
             return MM_ERROR_BACKEND;
     }
@@ -524,7 +545,8 @@ mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partiti
     if (check_tiles(ctx, n_tiles)) return MM_ERROR_ARGUMENT;
     if (n_parts < 1 || n_parts > ctx->model->cfg.n_modalities || !parts || n_targets < 0 ||
         n_targets > n_parts || (n_targets && (!target_parts || !v))) {
-        mm_ctx_seterr(ctx, "invalid partitions or targets (%d parts, %d targets)", n_parts, n_targets);
+        mm_ctx_seterr(ctx, "invalid partitions or targets (%d parts, %d targets)", n_parts,
+                      n_targets);
         return MM_ERROR_ARGUMENT;
     }
     const int host = strcmp(ctx->be->ops->name, "cpu") == 0;
@@ -573,7 +595,8 @@ mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partiti
         }
         pd[i].latent = lat_dev + i * lat;
     }
-    for (int j = 0; j < n_targets; j++) vd[j] = v_dev + j * lat;
+    for (int j = 0; j < n_targets; j++)
+        vd[j] = v_dev + j * lat;
     if (mm_dit_forward(ctx, n_tiles, n_parts, pd, n_targets, target_parts, vd, scene_dev))
         return MM_ERROR_BACKEND;
     for (int j = 0; j < n_targets; j++)

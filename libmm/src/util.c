@@ -22,9 +22,13 @@ void mm_format_shape(char *buf, size_t len, int ndim, const int64_t *shape) {
     if (pos < len) snprintf(buf + pos, len - pos, "]");
 }
 
-void mm_free(void *p) { free(p); }
+void mm_free(void *p) {
+    free(p);
+}
 
-const char *mm_version(void) { return MM_VERSION_STRING; }
+const char *mm_version(void) {
+    return MM_VERSION_STRING;
+}
 
 const char *mm_status_string(mm_status s) {
     switch (s) {

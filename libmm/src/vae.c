@@ -145,14 +145,15 @@ int mm_vae_encode_dev(mm_context *ctx, int modality, int n, const float *img, fl
         a.cur = t;
     }
     /* mean = first L of the 2L channels, per image; then (mean - shift) * scale, or with
-     * diffusers' per-channel statistics (mean - shift - latents_mean[c]) * scale / latents_std[c] */
+     * diffusers' per-channel statistics (mean - shift - latents_mean[c]) * scale / latents_std[c]
+     */
     const size_t plane = (size_t)a.h * a.w;
     const mm_vae_config *vc = &c->vae;
     for (int b = 0; b < n; b++) {
         if (!vc->has_latents_stats) {
-            TRY(OPS->affine(BE, lat + (size_t)b * L * plane, a.buf[a.cur] + (size_t)b * 2 * L * plane,
-                            vc->scaling_factor, -vc->shift_factor * vc->scaling_factor,
-                            (size_t)L * plane));
+            TRY(OPS->affine(BE, lat + (size_t)b * L * plane,
+                            a.buf[a.cur] + (size_t)b * 2 * L * plane, vc->scaling_factor,
+                            -vc->shift_factor * vc->scaling_factor, (size_t)L * plane));
             continue;
         }
         for (int ch = 0; ch < L; ch++) {

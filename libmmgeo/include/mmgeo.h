@@ -189,8 +189,8 @@ int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
  * into the free device memory (mm_context_reserve_auto), written back. info (may be NULL)
  * receives a line with the batch and the memory figures. MMGEO_ERROR (message with the bytes
  * needed and free) when it does not fit. */
-int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *info,
-                        size_t infolen, char *err, size_t errlen);
+int mmgeo_model_reserve(mmgeo_model_processor *mp, int *batch, int max, char *info, size_t infolen,
+                        char *err, size_t errlen);
 
 /* ---- samples and their spread (samples.c) ------------------------------------------------ */
 
@@ -235,9 +235,9 @@ typedef struct {
 } mmgeo_sampler;
 /* Sets up s over inner (model: the model processor inner runs, or NULL) and out, the processor to
  * run (its user is s). MMGEO_ERROR (err) when K < 2 or the targets do not fit. */
-int mmgeo_sampler_init(mmgeo_sampler *s, const mmgeo_processor *inner,
-                       mmgeo_model_processor *model, const mmgeo_samples_options *o,
-                       mmgeo_processor *out, char *err, size_t errlen);
+int mmgeo_sampler_init(mmgeo_sampler *s, const mmgeo_processor *inner, mmgeo_model_processor *model,
+                       const mmgeo_samples_options *o, mmgeo_processor *out, char *err,
+                       size_t errlen);
 void mmgeo_sampler_free(mmgeo_sampler *s);
 int mmgeo_process_samples(void *user, int n_tiles, const uint64_t *tile_ids,
                           const float *const *sources, float *const *targets, char *err,
@@ -255,9 +255,9 @@ int mmgeo_spread_path(const char *dst, char *out, size_t len);
 
 typedef struct {
     const char *path;
-    const char *modality;          /* for messages and metadata */
-    int n_bands;                   /* 0: all bands of the file */
-    int bands[MMGEO_MAX_BANDS];    /* 1-based */
+    const char *modality;       /* for messages and metadata */
+    int n_bands;                /* 0: all bands of the file */
+    int bands[MMGEO_MAX_BANDS]; /* 1-based */
     mmgeo_profile profile;
 } mmgeo_source;
 
@@ -359,41 +359,41 @@ typedef enum {
 #define MMGEO_DEFAULT_MAX_PIXELS 1e10
 
 typedef struct {
-    int n_sources;                  /* 0: generation on `grid` */
+    int n_sources; /* 0: generation on `grid` */
     mmgeo_source sources[MMGEO_MAX_IO];
     mmgeo_grid grid;
     int n_targets;
     mmgeo_target targets[MMGEO_MAX_IO];
-    int overlap;                /* pixels, < window */
-    int batch;                  /* windows per processor call (>= 1) */
-    int align;                  /* grid origins multiples of this (0 or 1: the plain grid); the
-                                   window and the overlap must be multiples of it */
-    int out_scale;              /* > 1: the processor's target windows are window / out_scale
-                                   pixels a side and the outputs are written on the grid scaled
-                                   by out_scale (ceil(W / s) x ceil(H / s), geotransform scaled);
-                                   needs align == out_scale; with a srcwin, the cells it touches
-                                   are written. A cell is valid when every raster pixel under it
-                                   is. */
+    int overlap;   /* pixels, < window */
+    int batch;     /* windows per processor call (>= 1) */
+    int align;     /* grid origins multiples of this (0 or 1: the plain grid); the
+                      window and the overlap must be multiples of it */
+    int out_scale; /* > 1: the processor's target windows are window / out_scale
+                      pixels a side and the outputs are written on the grid scaled
+                      by out_scale (ceil(W / s) x ceil(H / s), geotransform scaled);
+                      needs align == out_scale; with a srcwin, the cells it touches
+                      are written. A cell is valid when every raster pixel under it
+                      is. */
     int has_srcwin;
-    int srcwin[4];              /* xoff yoff xsize ysize, raster pixels */
-    const char *format;         /* NULL: from the output file's extension, else GTiff */
-    char **create_options;      /* -co, NULL-terminated list (may be NULL) */
-    char **metadata;            /* KEY=VALUE items added to every output (may be NULL) */
-    GDALProgressFunc progress;  /* may be NULL; returning FALSE stops the run */
+    int srcwin[4];             /* xoff yoff xsize ysize, raster pixels */
+    const char *format;        /* NULL: from the output file's extension, else GTiff */
+    char **create_options;     /* -co, NULL-terminated list (may be NULL) */
+    char **metadata;           /* KEY=VALUE items added to every output (may be NULL) */
+    GDALProgressFunc progress; /* may be NULL; returning FALSE stops the run */
     void *progress_arg;
-    mmgeo_warn_fn warn;         /* may be NULL */
+    mmgeo_warn_fn warn; /* may be NULL */
     void *warn_user;
-    const mmgeo_aoi *aoi;       /* NULL, or windows not meeting it are skipped and pixels outside
-                                   it are nodata (or masked: the output gets a mask when the
-                                   source has no nodata); extent independence holds (mmgeo_run
-                                   only) */
-    mmgeo_run_stats *stats;     /* NULL, or filled by mmgeo_run */
-    mmgeo_nonfinite nonfinite;  /* NaN or Inf from the processor: an error (default) or nodata */
-    double max_pixels;          /* 0: MMGEO_DEFAULT_MAX_PIXELS; a larger job is refused with its
-                                   figures (pixels and memory) unless force */
-    double extra_bytes;         /* the processor's own working memory (the model's reserved
-                                   block), for the memory figure and check */
-    int force;                  /* run jobs over max_pixels or the physical memory */
+    const mmgeo_aoi *aoi;      /* NULL, or windows not meeting it are skipped and pixels outside
+                                  it are nodata (or masked: the output gets a mask when the
+                                  source has no nodata); extent independence holds (mmgeo_run
+                                  only) */
+    mmgeo_run_stats *stats;    /* NULL, or filled by mmgeo_run */
+    mmgeo_nonfinite nonfinite; /* NaN or Inf from the processor: an error (default) or nodata */
+    double max_pixels;         /* 0: MMGEO_DEFAULT_MAX_PIXELS; a larger job is refused with its
+                                  figures (pixels and memory) unless force */
+    double extra_bytes;        /* the processor's own working memory (the model's reserved
+                                  block), for the memory figure and check */
+    int force;                 /* run jobs over max_pixels or the physical memory */
 } mmgeo_job;
 
 void mmgeo_job_init(mmgeo_job *job);
@@ -454,8 +454,8 @@ typedef struct {
     int tokens, hidden; /* T, hidden size */
     float *scratch;     /* internal (NULL at first; free() after the run) */
     size_t scratch_n;
-    int readout;                       /* 0: mm_embed (the sources' own tokens) */
-    mm_readout_params readout_params;  /* with readout */
+    int readout;                      /* 0: mm_embed (the sources' own tokens) */
+    mm_readout_params readout_params; /* with readout */
 } mmgeo_embed_processor;
 int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
@@ -507,15 +507,15 @@ mmgeo_aoi *mmgeo_aoi_regrid(const mmgeo_aoi *aoi, const double gt[6]);
 typedef struct mmgeo_region mmgeo_region;
 
 typedef struct {
-    const char *key;        /* the processor's settings as text (model SHA-256, steps, seed ...):
-                               part of every cache key; the region adds the window, overlap,
-                               profiles, modalities, bands and the sources' identity */
-    const char *cache_path; /* SQLite file (created if missing); NULL or "": none */
-    double cache_mb;        /* in-memory LRU in MiB (0: none; default 256) */
-    int reduce;             /* > 1: the sources averaged over reduce x reduce pixels (an
-                               overview level); the grid is the reduced raster's */
-    mmgeo_region *share;    /* NULL, or a region whose lock, cache and counters this one shares
-                               (regions that share a processor must share the lock) */
+    const char *key;           /* the processor's settings as text (model SHA-256, steps, seed ...):
+                                  part of every cache key; the region adds the window, overlap,
+                                  profiles, modalities, bands and the sources' identity */
+    const char *cache_path;    /* SQLite file (created if missing); NULL or "": none */
+    double cache_mb;           /* in-memory LRU in MiB (0: none; default 256) */
+    int reduce;                /* > 1: the sources averaged over reduce x reduce pixels (an
+                                  overview level); the grid is the reduced raster's */
+    mmgeo_region *share;       /* NULL, or a region whose lock, cache and counters this one shares
+                                  (regions that share a processor must share the lock) */
     mmgeo_nonfinite nonfinite; /* NaN or Inf from the processor in a rendered rectangle: an
                                   error naming the window (default), or invalid pixels (nodata
                                   or masked: the region then has a mask without a nodata value) */
@@ -633,7 +633,6 @@ GDALDriverH mmgeo_output_driver(const char *format, const char *path, char *err,
  * the -co list co replacing those of the same name; a new list for CSLDestroy. So that a copy
  * of a run's pixels (mm_batch stitch) is written as the run writes them. */
 char **mmgeo_output_options(GDALDriverH drv, char **co, int channels, GDALDataType type);
-
 
 /* Adds the model's provenance to a GDAL metadata list: MM_TOOL ("<tool> <version>"), MM_MODEL
  * (file name), MM_MODEL_NAME, MM_MODEL_SHA256 (of the whole file). 0 or MMGEO_ERROR (err). */

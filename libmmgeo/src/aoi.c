@@ -299,8 +299,8 @@ int mmgeo_aoi_open_job(const char *path, const char *layer, const mmgeo_job *job
         if (g->width < 1 || g->height < 1 || !mmgeo_aoi_meets(*out, 0, 0, g->width, g->height)) {
             mmgeo_aoi_close(*out);
             *out = NULL;
-            return mmgeo_fail(err, errlen, "--aoi: '%s'%s%s does not overlap the output grid",
-                              path, layer ? " layer " : "", layer ? layer : "");
+            return mmgeo_fail(err, errlen, "--aoi: '%s'%s%s does not overlap the output grid", path,
+                              layer ? " layer " : "", layer ? layer : "");
         }
         return 0;
     }

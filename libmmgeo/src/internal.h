@@ -34,8 +34,11 @@ static inline void mmgeo_spread_map(const mmgeo_output_map *m, mmgeo_output_map 
 }
 static inline double mmgeo_output_apply(const mmgeo_output_map *m, float v) {
     if (m->raw) return v;
-    double x = m->spread ? (v == v ? (double)v : 0.0)
-               : v < -1.0f ? -1.0 : v > 1.0f ? 1.0 : v == v ? (double)v : 0.0; /* NaN -> 0 */
+    double x = m->spread   ? (v == v ? (double)v : 0.0)
+               : v < -1.0f ? -1.0
+               : v > 1.0f  ? 1.0
+               : v == v    ? (double)v
+                           : 0.0; /* NaN -> 0 */
     double y = m->a * x + m->b;
     if (m->integer) {
         y = floor(y + 0.5);
@@ -87,8 +90,10 @@ static inline double mmgeo_blend_pixel(const mmgeo_output_map *map, float acc, f
     if (!valid) return nodata_mode ? nodata : 0;
     double v = mmgeo_output_apply(map, acc / wsum);
     if (nodata_mode && v == nodata) { /* a valid pixel must not read as nodata */
-        if (GDALDataTypeIsFloating(type)) v = nextafter(v, v > 0 ? 0 : 1);
-        else v = mmgeo_type_representable(type, v + 1) ? v + 1 : v - 1;
+        if (GDALDataTypeIsFloating(type))
+            v = nextafter(v, v > 0 ? 0 : 1);
+        else
+            v = mmgeo_type_representable(type, v + 1) ? v + 1 : v - 1;
     }
     return v;
 }

@@ -7,8 +7,7 @@
 static int test_fn(void *user, int n_tiles, const float *const *sources, float *const *targets,
                    float sign, char *err, size_t errlen) {
     const mmgeo_processor *p = user;
-    if (!p || p->n_sources < 1)
-        return mmgeo_fail(err, errlen, "the test processors need a source");
+    if (!p || p->n_sources < 1) return mmgeo_fail(err, errlen, "the test processors need a source");
     const size_t plane = (size_t)p->window * p->window;
     const int c0 = p->src_channels[0];
     for (int j = 0; j < p->n_targets; j++)
@@ -16,7 +15,8 @@ static int test_fn(void *user, int n_tiles, const float *const *sources, float *
             for (int c = 0; c < p->dst_channels[j]; c++) {
                 const float *s = sources[0] + ((size_t)t * c0 + c % c0) * plane;
                 float *d = targets[j] + ((size_t)t * p->dst_channels[j] + c) * plane;
-                for (size_t i = 0; i < plane; i++) d[i] = sign * s[i];
+                for (size_t i = 0; i < plane; i++)
+                    d[i] = sign * s[i];
             }
     return 0;
 }
@@ -39,8 +39,8 @@ int mmgeo_process_model(void *user, int n_tiles, const uint64_t *tile_ids,
                         const float *const *sources, float *const *targets, char *err,
                         size_t errlen) {
     mmgeo_model_processor *m = user;
-    mm_status s = mm_translate(m->ctx, &m->params, n_tiles, tile_ids, m->n_sources,
-                               m->source_mods, sources, m->n_targets, m->target_mods, targets);
+    mm_status s = mm_translate(m->ctx, &m->params, n_tiles, tile_ids, m->n_sources, m->source_mods,
+                               sources, m->n_targets, m->target_mods, targets);
     if (s == MM_ERROR_INTERRUPTED) {
         mmgeo_fail(err, errlen, "interrupted");
         return MMGEO_INTERRUPTED;
@@ -88,7 +88,8 @@ int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
         e->scratch = p, e->scratch_n = need;
     }
     float *out[MMGEO_MAX_IO];
-    for (int i = 0; i < (e->readout ? 1 : ns); i++) out[i] = e->scratch + (size_t)i * n_tiles * per;
+    for (int i = 0; i < (e->readout ? 1 : ns); i++)
+        out[i] = e->scratch + (size_t)i * n_tiles * per;
     if (e->readout) {
         if (mm_embed_readout(e->ctx, &e->readout_params, n_tiles, tile_ids, ns, e->source_mods,
                              sources, out[0]) != MM_OK)
@@ -101,7 +102,8 @@ int mmgeo_process_embed(void *user, int n_tiles, const uint64_t *tile_ids,
         const float *s = out[0] + (size_t)t * per;
         float *d = targets[0] + (size_t)t * per;
         for (int c = 0; c < T * T; c++)
-            for (int h = 0; h < Hd; h++) d[(size_t)h * T * T + c] = s[(size_t)c * Hd + h];
+            for (int h = 0; h < Hd; h++)
+                d[(size_t)h * T * T + c] = s[(size_t)c * Hd + h];
     }
     return 0;
 }

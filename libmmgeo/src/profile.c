@@ -18,21 +18,22 @@ int mmgeo_fail(char *err, size_t errlen, const char *fmt, ...) {
     return MMGEO_ERROR;
 }
 
-static int is_sar(const char *modality) { return modality && strcmp(modality, "sar") == 0; }
+static int is_sar(const char *modality) {
+    return modality && strcmp(modality, "sar") == 0;
+}
 
 static void kind_defaults(mmgeo_profile *p, GDALDataType dt) {
     const int integer = dt != GDT_Unknown && !GDALDataTypeIsFloating(dt);
     switch (p->kind) {
     case MMGEO_IO_BYTE: p->lo = 0, p->hi = 255; break;
-    case MMGEO_IO_REFLECTANCE:
-        p->lo = 0, p->hi = dt == GDT_Unknown || integer ? 10000 : 1;
-        break;
+    case MMGEO_IO_REFLECTANCE: p->lo = 0, p->hi = dt == GDT_Unknown || integer ? 10000 : 1; break;
     case MMGEO_IO_SAR:
         /* sigma0 spans about -25..5 dB (amplitude DN are calibrated to it, MMGEO_SAR_CAL_A);
            uncalibrated integer complex SLC data about 15..55 dB */
         if (integer && p->sar_input == MMGEO_SAR_COMPLEX)
             p->lo = 15, p->hi = 55;
-        else p->lo = -25, p->hi = 5;
+        else
+            p->lo = -25, p->hi = 5;
         break;
     case MMGEO_IO_PERCENTILE: p->lo = 2, p->hi = 98; break;
     case MMGEO_IO_RAW: p->lo = 0, p->hi = 0; break;
@@ -44,10 +45,14 @@ void mmgeo_profile_default(const char *modality, GDALDataType dt, mmgeo_profile 
     p->out_type = GDT_Unknown;
     if (is_sar(modality)) {
         p->kind = MMGEO_IO_SAR;
-        if (dt == GDT_Unknown) p->sar_input = MMGEO_SAR_DB;
-        else if (GDALDataTypeIsComplex(dt)) p->sar_input = MMGEO_SAR_COMPLEX;
-        else if (GDALDataTypeIsFloating(dt)) p->sar_input = MMGEO_SAR_INTENSITY;
-        else p->sar_input = MMGEO_SAR_AMPLITUDE;
+        if (dt == GDT_Unknown)
+            p->sar_input = MMGEO_SAR_DB;
+        else if (GDALDataTypeIsComplex(dt))
+            p->sar_input = MMGEO_SAR_COMPLEX;
+        else if (GDALDataTypeIsFloating(dt))
+            p->sar_input = MMGEO_SAR_INTENSITY;
+        else
+            p->sar_input = MMGEO_SAR_AMPLITUDE;
     } else if (dt == GDT_Unknown || dt == GDT_Byte) {
         p->kind = MMGEO_IO_BYTE;
     } else {
@@ -114,14 +119,15 @@ void mmgeo_profile_describe(const mmgeo_profile *p, char *buf, size_t len) {
     }
 }
 
-static float clip1(double v) { return (float)(v < -1 ? -1 : v > 1 ? 1 : v); }
+static float clip1(double v) {
+    return (float)(v < -1 ? -1 : v > 1 ? 1 : v);
+}
 
 float mmgeo_profile_input(const mmgeo_profile *p, double re, double im, double plo, double phi) {
     switch (p->kind) {
     case MMGEO_IO_BYTE: return clip1(re / 127.5 - 1.0);
     case MMGEO_IO_REFLECTANCE: return clip1(2.0 * (re - p->lo) / (p->hi - p->lo) - 1.0);
-    case MMGEO_IO_PERCENTILE:
-        return phi > plo ? clip1(2.0 * (re - plo) / (phi - plo) - 1.0) : 0.0f;
+    case MMGEO_IO_PERCENTILE: return phi > plo ? clip1(2.0 * (re - plo) / (phi - plo) - 1.0) : 0.0f;
     case MMGEO_IO_SAR: {
         double db;
         switch (p->sar_input) {
@@ -152,8 +158,8 @@ GDALDataType mmgeo_profile_out_type(const mmgeo_profile *p, const char *modality
     switch (p->kind) {
     case MMGEO_IO_SAR: return GDT_Float32;
     case MMGEO_IO_RAW: return GDT_Float32;
-    case MMGEO_IO_REFLECTANCE: return p->hi > 255 && p->lo >= 0 && p->hi <= 65535 ? GDT_UInt16
-                                                                                : GDT_Float32;
+    case MMGEO_IO_REFLECTANCE:
+        return p->hi > 255 && p->lo >= 0 && p->hi <= 65535 ? GDT_UInt16 : GDT_Float32;
     default: return GDT_Byte;
     }
 }
@@ -162,7 +168,8 @@ void mmgeo_profile_output_map(const mmgeo_profile *p, GDALDataType t, mmgeo_outp
     /* y = a x + b for x in [-1, 1] */
     if (t == GDT_Byte || !(p->kind == MMGEO_IO_SAR || p->kind == MMGEO_IO_REFLECTANCE))
         m->a = 127.5, m->b = 127.5;
-    else m->a = 0.5 * (p->hi - p->lo), m->b = p->lo + 0.5 * (p->hi - p->lo);
+    else
+        m->a = 0.5 * (p->hi - p->lo), m->b = p->lo + 0.5 * (p->hi - p->lo);
     m->integer = !GDALDataTypeIsFloating(t);
     m->raw = p->kind == MMGEO_IO_RAW;
     if (m->raw) m->a = 1, m->b = 0;
@@ -205,9 +212,11 @@ int mmgeo_detect_modality(GDALDatasetH ds, const char *path, const char *const *
     const char *dot = strrchr(base, '.');
     const char *end = dot && dot != base ? dot : base + strlen(base);
     while (s < end) {
-        while (s < end && !isalnum((unsigned char)*s)) s++;
+        while (s < end && !isalnum((unsigned char)*s))
+            s++;
         const char *w = s;
-        while (s < end && isalnum((unsigned char)*s)) s++;
+        while (s < end && isalnum((unsigned char)*s))
+            s++;
         if (s == w || s - w >= 64) continue;
         char word[64];
         memcpy(word, w, (size_t)(s - w));
@@ -241,9 +250,10 @@ int mmgeo_grid_origins(int size, int window, int overlap, int *out, int max) {
 int mmgeo_grid_origins_aligned(int size, int window, int overlap, int align, int *out, int max) {
     if (align <= 1) return mmgeo_grid_origins(size, window, overlap, out, max);
     if (window % align || overlap % align) return 0;
-    const int n = mmgeo_grid_origins((size + align - 1) / align, window / align, overlap / align,
-                                     out, max);
-    for (int i = 0; out && i < n && i < max; i++) out[i] *= align;
+    const int n =
+        mmgeo_grid_origins((size + align - 1) / align, window / align, overlap / align, out, max);
+    for (int i = 0; out && i < n && i < max; i++)
+        out[i] *= align;
     return n;
 }
 

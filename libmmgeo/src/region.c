@@ -36,7 +36,7 @@ struct mmgeo_region {
     GDALDataType type;
     int nodata_mode;
     double nodata;
-    mmgeo_nonfinite nonfinite; /* NaN or Inf from the processor: an error, or nodata */
+    mmgeo_nonfinite nonfinite;  /* NaN or Inf from the processor: an error, or nodata */
     mmgeo_output_map map, smap; /* the target's values, its spread channels' */
     int spread;                 /* spread channels: the last ones (mmgeo_target) */
     char *settings, *source_tag, *ident;
@@ -236,8 +236,7 @@ int mmgeo_region_open(const mmgeo_job *job, const mmgeo_processor *proc,
     mmgeo_profile_output_map(&t->profile, r->type, &r->map);
     mmgeo_spread_map(&r->map, &r->smap);
     r->spread = t->spread_channels > 0 && t->spread_channels <= r->C ? t->spread_channels : 0;
-    if (r->spread)
-        r->settings = append(r->settings, "spread channels %d\n", r->spread);
+    if (r->spread) r->settings = append(r->settings, "spread channels %d\n", r->spread);
     {
         char *all = NULL;
         if (asprintf(&all, "mmgeo-region-v1\n%s\n%s", r->settings, r->ident) < 0) {
@@ -532,10 +531,9 @@ int mmgeo_region_render(mmgeo_region *r, int x, int y, int w, int h, double *out
         if (bad[k]) valid[k] = 0;
     for (int c = 0; c < C; c++)
         for (size_t k = 0; k < rplane; k++)
-            out[(size_t)c * rplane + k] =
-                mmgeo_blend_pixel(c < C - r->spread ? &r->map : &r->smap,
-                                  acc[(size_t)c * rplane + k], wsum[k], valid[k],
-                                  r->nodata_mode, r->nodata, r->type);
+            out[(size_t)c * rplane + k] = mmgeo_blend_pixel(
+                c < C - r->spread ? &r->map : &r->smap, acc[(size_t)c * rplane + k], wsum[k],
+                valid[k], r->nodata_mode, r->nodata, r->type);
     if (mask)
         for (size_t k = 0; k < rplane; k++)
             mask[k] = valid[k] ? 255 : 0;

@@ -28,10 +28,10 @@ typedef mmgeo_src source;
 enum { OUT_PLAIN = 0, OUT_NODATA, OUT_MASK };
 
 typedef struct {
-    GDALDriverH drv;      /* the requested format */
-    int stage;            /* written to a GTiff stage file, then CreateCopy'd */
-    GDALDatasetH ds;      /* the dataset written (stage or temporary) */
-    char tmp[4096];       /* temporary name in the format */
+    GDALDriverH drv; /* the requested format */
+    int stage;       /* written to a GTiff stage file, then CreateCopy'd */
+    GDALDatasetH ds; /* the dataset written (stage or temporary) */
+    char tmp[4096];  /* temporary name in the format */
     char stage_path[4096];
     GDALDataType type;
     int channels;
@@ -72,7 +72,8 @@ static int band_percentiles(GDALRasterBandH b, double plo, double phi, double *l
         return mmgeo_fail(err, errlen, "cannot compute the band histogram: %s", gdal_msg());
     }
     GUIntBig total = 0;
-    for (int i = 0; i < NB; i++) total += h[i];
+    for (int i = 0; i < NB; i++)
+        total += h[i];
     const double width = (z - a) / NB;
     double q[2] = {plo, phi}, out[2] = {mm[0], mm[1]};
     for (int k = 0; k < 2 && total; k++) {
@@ -111,8 +112,7 @@ GDALDatasetH mmgeo_open_raster(const char *path, char *err, size_t errlen) {
     return NULL;
 }
 
-int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *err,
-                      size_t errlen) {
+int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *err, size_t errlen) {
     src->ds = mmgeo_open_raster(s->path, err, errlen);
     if (!src->ds) return MMGEO_ERROR;
     const int nfile = GDALGetRasterCount(src->ds);
@@ -130,7 +130,8 @@ int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *er
             GDALGetRasterColorInterpretation(GDALGetRasterBand(src->ds, nfile)) == GCI_AlphaBand)
             nb = channels, alpha = nfile;
         if (nb > MMGEO_MAX_BANDS) nb = MMGEO_MAX_BANDS + 1; /* reported below */
-        for (int i = 0; i < nb && i < MMGEO_MAX_BANDS; i++) bands[i] = i + 1;
+        for (int i = 0; i < nb && i < MMGEO_MAX_BANDS; i++)
+            bands[i] = i + 1;
     }
     if (nb != channels)
         return mmgeo_fail(err, errlen,
@@ -153,12 +154,12 @@ int mmgeo_open_source(const mmgeo_source *s, int channels, source *src, char *er
             src->mask[0] = GDALGetRasterBand(src->ds, alpha);
         }
         if (s->profile.kind == MMGEO_IO_PERCENTILE &&
-            band_percentiles(src->band[i], s->profile.lo, s->profile.hi, &src->plo[i],
-                             &src->phi[i], err, errlen))
+            band_percentiles(src->band[i], s->profile.lo, s->profile.hi, &src->plo[i], &src->phi[i],
+                             err, errlen))
             return MMGEO_ERROR;
     }
-    if (src->complex && !(s->profile.kind == MMGEO_IO_SAR &&
-                          s->profile.sar_input == MMGEO_SAR_COMPLEX))
+    if (src->complex &&
+        !(s->profile.kind == MMGEO_IO_SAR && s->profile.sar_input == MMGEO_SAR_COMPLEX))
         return mmgeo_fail(err, errlen,
                           "'%s' holds complex data, which only the SAR profile 'complex' reads "
                           "(modality '%s')",
@@ -177,11 +178,11 @@ int mmgeo_read_window(mmgeo_src *src, int W, int H, int S, int ox, int oy, float
         const int cx = src->complex ? 2 : 1;
         if (GDALRasterIO(src->band[b], GF_Read, ox, oy, rw, rh, raw, rw, rh,
                          src->complex ? GDT_CFloat64 : GDT_Float64, 0, 0) != CE_None)
-            return mmgeo_fail(err, errlen, "cannot read %s: %s",
-                              GDALGetDescription(src->ds), gdal_msg());
+            return mmgeo_fail(err, errlen, "cannot read %s: %s", GDALGetDescription(src->ds),
+                              gdal_msg());
         if (src->mask[b]) {
-            if (GDALRasterIO(src->mask[b], GF_Read, ox, oy, rw, rh, mraw, rw, rh, GDT_Byte, 0,
-                             0) != CE_None)
+            if (GDALRasterIO(src->mask[b], GF_Read, ox, oy, rw, rh, mraw, rw, rh, GDT_Byte, 0, 0) !=
+                CE_None)
                 return mmgeo_fail(err, errlen, "cannot read the mask of %s: %s",
                                   GDALGetDescription(src->ds), gdal_msg());
             mask_now = mraw;
@@ -335,7 +336,8 @@ int mmgeo_remove_stale_temps(const char *path) {
 int mmgeo_check_targets(const mmgeo_job *job, char *err, size_t errlen) {
     const int ns = job->n_sources, nt = job->n_targets;
     file_id src[MMGEO_MAX_IO], tgt[MMGEO_MAX_IO];
-    for (int i = 0; i < ns && i < MMGEO_MAX_IO; i++) identify(job->sources[i].path, &src[i]);
+    for (int i = 0; i < ns && i < MMGEO_MAX_IO; i++)
+        identify(job->sources[i].path, &src[i]);
     for (int j = 0; j < nt && j < MMGEO_MAX_IO; j++) {
         const char *p = job->targets[j].path;
         if (!p || !*p) return mmgeo_fail(err, errlen, "a target has no file name");
@@ -356,7 +358,8 @@ int mmgeo_check_targets(const mmgeo_job *job, char *err, size_t errlen) {
                                   "be replaced: name another output",
                                   p, job->sources[i].path);
     }
-    for (int j = 0; j < nt && j < MMGEO_MAX_IO; j++) mmgeo_remove_stale_temps(job->targets[j].path);
+    for (int j = 0; j < nt && j < MMGEO_MAX_IO; j++)
+        mmgeo_remove_stale_temps(job->targets[j].path);
     return 0;
 }
 
@@ -415,8 +418,9 @@ int mmgeo_check_creation_options(GDALDriverH drv, char *const *co, char *err, si
                                     "(%s)",
                                     key, val, dn, choices);
             } else if (EQUAL(type, "boolean") && !is_true_false(val)) {
-                rc = mmgeo_fail(err, errlen, "the creation option %s=%s of the format %s is "
-                                             "not YES or NO",
+                rc = mmgeo_fail(err, errlen,
+                                "the creation option %s=%s of the format %s is "
+                                "not YES or NO",
                                 key, val, dn);
             }
         }
@@ -441,8 +445,8 @@ static void temp_name(char *out, size_t len, const char *path, const char *tag, 
     const char *base = slash ? slash + 1 : path;
     const char *dot = strrchr(base, '.');
     if (!ext) ext = dot && dot != base ? dot : "";
-    snprintf(out, len, "%.*s.%s.mmtmp-%ld%s%s", (int)(base - path), path, base, (long)getpid(),
-             tag, ext);
+    snprintf(out, len, "%.*s.%s.mmtmp-%ld%s%s", (int)(base - path), path, base, (long)getpid(), tag,
+             ext);
 }
 
 static void remove_dataset(GDALDriverH drv, const char *path) {
@@ -486,8 +490,8 @@ char **mmgeo_output_options(GDALDriverH drv, char **co, int channels, GDALDataTy
     return default_options(drv, &j, channels, type);
 }
 
-static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o, source *s0,
-                         int x0, int y0, int Wout, int Hout, int R, int src_mask, char *err,
+static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o, source *s0, int x0,
+                         int y0, int Wout, int Hout, int R, int src_mask, char *err,
                          size_t errlen) {
     o->drv = pick_driver(job->format, t->path, err, errlen);
     if (!o->drv) return MMGEO_ERROR;
@@ -542,7 +546,8 @@ static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
         const int n = GDALGetGCPCount(s0->ds);
         GDAL_GCP *g = GDALDuplicateGCPs(n, GDALGetGCPs(s0->ds));
         for (int i = 0; i < n; i++)
-            g[i].dfGCPPixel = (g[i].dfGCPPixel - x0) / R, g[i].dfGCPLine = (g[i].dfGCPLine - y0) / R;
+            g[i].dfGCPPixel = (g[i].dfGCPPixel - x0) / R,
+            g[i].dfGCPLine = (g[i].dfGCPLine - y0) / R;
         GDALSetGCPs2(o->ds, n, g, GDALGetGCPSpatialRef(s0->ds));
         GDALDeinitGCPs(n, g);
         CPLFree(g);
@@ -554,15 +559,14 @@ static int create_target(const mmgeo_job *job, const mmgeo_target *t, target *o,
         o->mode = OUT_NODATA;
         o->nodata = representable(o->type, nd) ? nd : 0;
         if (o->nodata != nd && !(nd != nd && o->nodata != o->nodata))
-            warnf(job, "the nodata value %g of '%s' cannot be stored as %s; the output uses %g",
-                  nd, GDALGetDescription(s0->ds), GDALGetDataTypeName(o->type), o->nodata);
+            warnf(job, "the nodata value %g of '%s' cannot be stored as %s; the output uses %g", nd,
+                  GDALGetDescription(s0->ds), GDALGetDataTypeName(o->type), o->nodata);
         for (int c = 0; c < o->channels; c++)
             GDALSetRasterNoDataValue(GDALGetRasterBand(o->ds, c + 1), o->nodata);
     } else if (src_mask) {
         o->mode = OUT_MASK;
         if (GDALCreateDatasetMaskBand(o->ds, GMF_PER_DATASET) != CE_None)
-            return mmgeo_fail(err, errlen, "cannot create the mask of '%s': %s", wpath,
-                              gdal_msg());
+            return mmgeo_fail(err, errlen, "cannot create the mask of '%s': %s", wpath, gdal_msg());
     }
     /* metadata: provenance */
     for (char **m = job->metadata; m && *m; m++) {
@@ -601,8 +605,7 @@ void mmgeo_spread_describe(GDALDatasetH ds, int channels, int spread) {
         GDALSetDescription(b, d);
         GDALSetMetadataItem(b, "MM_SPREAD", "STDDEV", NULL);
         GDALSetMetadataItem(b, "MM_SPREAD_OF",
-                            spread == channels ? CPLSPrintf("%d", c + 1)
-                                               : CPLSPrintf("1-%d", of),
+                            spread == channels ? CPLSPrintf("%d", c + 1) : CPLSPrintf("1-%d", of),
                             NULL);
     }
 }
@@ -685,8 +688,9 @@ static int add_mask_late(mmgeo_pipe *pipe, target *o, int rows, int Wout, char *
     const CPLErr e = GDALCreateDatasetMaskBand(o->ds, GMF_PER_DATASET);
     CPLPopErrorHandler();
     if (e != CE_None)
-        return mmgeo_fail(err, errlen, "the source has invalid pixels (NaN) and no nodata value, "
-                                       "and the output cannot get a mask: %s",
+        return mmgeo_fail(err, errlen,
+                          "the source has invalid pixels (NaN) and no nodata value, "
+                          "and the output cannot get a mask: %s",
                           gdal_msg());
     GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(o->ds, 1));
     uint8_t *ones = malloc((size_t)Wout);
@@ -722,17 +726,21 @@ int mmgeo_size_guard(const mmgeo_job *job, const char *what, double w, double h,
 
 int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size_t errlen) {
     const int S = proc->window, ns = job->n_sources, nt = job->n_targets;
-    if (ns != proc->n_sources || nt != proc->n_targets || ns < 0 || nt < 1 ||
-        ns > MMGEO_MAX_IO || nt > MMGEO_MAX_IO || S < 1)
-        return mmgeo_fail(err, errlen, "the run has %d sources and %d targets, the processor "
-                                       "%d and %d (at least one target)",
+    if (ns != proc->n_sources || nt != proc->n_targets || ns < 0 || nt < 1 || ns > MMGEO_MAX_IO ||
+        nt > MMGEO_MAX_IO || S < 1)
+        return mmgeo_fail(err, errlen,
+                          "the run has %d sources and %d targets, the processor "
+                          "%d and %d (at least one target)",
                           ns, nt, proc->n_sources, proc->n_targets);
     const int A = job->align > 1 ? job->align : 1, R = job->out_scale > 1 ? job->out_scale : 1;
     const int O = job->overlap < 0 ? S / 4 / A * A : job->overlap;
-    if (O >= S) return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
+    if (O >= S)
+        return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
     if (S % A || O % A)
-        return mmgeo_fail(err, errlen, "the window (%d) and the overlap (%d) must be multiples of "
-                                       "%d here", S, O, A);
+        return mmgeo_fail(err, errlen,
+                          "the window (%d) and the overlap (%d) must be multiples of "
+                          "%d here",
+                          S, O, A);
     if (R > 1 && A != R)
         return mmgeo_fail(err, errlen, "a scaled output needs a grid aligned to the scale");
     const int So = S / R; /* target windows, in output cells */
@@ -758,7 +766,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     mmgeo_run_stats st = {0, 0, 0, 0, 0};
 
     for (int i = 0; i < ns; i++)
-        if (mmgeo_open_source(&job->sources[i], proc->src_channels[i], &src[i], err, errlen)) goto out;
+        if (mmgeo_open_source(&job->sources[i], proc->src_channels[i], &src[i], err, errlen))
+            goto out;
     if (ns == 0 && (job->grid.width < 1 || job->grid.height < 1)) {
         mmgeo_fail(err, errlen, "a run without sources needs an output grid");
         goto out;
@@ -769,13 +778,15 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     int src_mask = 0;
     for (int i = 0; i < ns; i++) {
         if (GDALGetRasterXSize(src[i].ds) != W || GDALGetRasterYSize(src[i].ds) != H) {
-            mmgeo_fail(err, errlen, "'%s' is %dx%d pixels but '%s' is %dx%d; the sources must "
-                                    "share one grid",
+            mmgeo_fail(err, errlen,
+                       "'%s' is %dx%d pixels but '%s' is %dx%d; the sources must "
+                       "share one grid",
                        job->sources[i].path, GDALGetRasterXSize(src[i].ds),
                        GDALGetRasterYSize(src[i].ds), job->sources[0].path, W, H);
             goto out;
         }
-        for (int b = 0; b < src[i].nb; b++) src_mask |= src[i].mask[b] != NULL;
+        for (int b = 0; b < src[i].nb; b++)
+            src_mask |= src[i].mask[b] != NULL;
         double g0[6], g1[6];
         if (i > 0 && GDALGetGeoTransform(src[0].ds, g0) == CE_None &&
             GDALGetGeoTransform(src[i].ds, g1) == CE_None && memcmp(g0, g1, sizeof g0) != 0)
@@ -813,16 +824,16 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
             win += 4.0 * batch * tgt[j].channels * (double)So * So;
         }
         per_px += 8.0 * mc;
-        for (int i = 0; i < ns; i++) win += 4.0 * batch * proc->src_channels[i] * (double)S * S;
+        for (int i = 0; i < ns; i++)
+            win += 4.0 * batch * proc->src_channels[i] * (double)S * S;
         win += (double)batch * S * S + 17.0 * S * S;
         const double bytes = per_px * So * (double)Wout + win + job->extra_bytes;
         if (mmgeo_size_guard(job, "output", Wout, Hout, bytes, err, errlen)) goto out;
     }
     for (int j = 0; j < nt; j++)
-        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0 * R, y0 * R,
-                          Wout, Hout, R,
-                          src_mask || job->aoi || job->nonfinite == MMGEO_NONFINITE_NODATA, err,
-                          errlen))
+        if (create_target(job, &job->targets[j], &tgt[j], ns ? &src[0] : NULL, x0 * R, y0 * R, Wout,
+                          Hout, R, src_mask || job->aoi || job->nonfinite == MMGEO_NONFINITE_NODATA,
+                          err, errlen))
             goto out;
 
     /* the grid, anchored to the raster */
@@ -836,14 +847,21 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
     if (!ox || !oy || !oxo || !oyo || !wx) goto nomem;
     mmgeo_grid_origins_aligned(W, S, O, A, ox, nx);
     mmgeo_grid_origins_aligned(H, S, O, A, oy, ny);
-    for (int k = 0; k < nx; k++) oxo[k] = ox[k] / R;
-    for (int k = 0; k < ny; k++) oyo[k] = oy[k] / R;
-    for (int i = 0; i < So; i++) wx[i] = mmgeo_blend_weight(i, So, O / R);
+    for (int k = 0; k < nx; k++)
+        oxo[k] = ox[k] / R;
+    for (int k = 0; k < ny; k++)
+        oyo[k] = oy[k] / R;
+    for (int i = 0; i < So; i++)
+        wx[i] = mmgeo_blend_weight(i, So, O / R);
     int kxa = 0, kxb = nx - 1, kya = 0, kyb = ny - 1;
-    while (oxo[kxa] + So <= x0) kxa++;
-    while (oxo[kxb] >= x1) kxb--;
-    while (oyo[kya] + So <= y0) kya++;
-    while (oyo[kyb] >= y1) kyb--;
+    while (oxo[kxa] + So <= x0)
+        kxa++;
+    while (oxo[kxb] >= x1)
+        kxb--;
+    while (oyo[kya] + So <= y0)
+        kya++;
+    while (oyo[kyb] >= y1)
+        kyb--;
 
     /* buffers: one strip (So rows of the output width) of accumulators; one batch of windows */
     const size_t plane = (size_t)S * S, strip = (size_t)So * Wout, oplane = (size_t)So * So;
@@ -874,8 +892,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
         goto nomem;
     }
 
-    pipe = mmgeo_pipe_start(src, ns, proc->src_channels, W, H, S, ox, kxa, kxb, oy, kya, kyb,
-                            batch);
+    pipe =
+        mmgeo_pipe_start(src, ns, proc->src_channels, W, H, S, ox, kxa, kxb, oy, kya, kyb, batch);
     const double total = (double)(kxb - kxa + 1) * (kyb - kya + 1);
     st.windows = (long long)total;
     double done = 0;
@@ -896,8 +914,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                 }
                 for (int i = 0; i < ns; i++)
                     if (mmgeo_pipe_read_window(pipe, i, &src[i], W, H, S, ox[kx], oy[ky],
-                                    srct[i] + (size_t)n * proc->src_channels[i] * plane, tv, raw,
-                                    mraw, err, errlen)) {
+                                               srct[i] + (size_t)n * proc->src_channels[i] * plane,
+                                               tv, raw, mraw, err, errlen)) {
                         free(mline);
                         goto out;
                     }
@@ -934,8 +952,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                 n++;
             }
             if (n > 0) {
-                int prc = proc->fn(proc->user, n, ids, (const float *const *)srct, dstt, err,
-                                   errlen);
+                int prc =
+                    proc->fn(proc->user, n, ids, (const float *const *)srct, dstt, err, errlen);
                 if (prc == MMGEO_INTERRUPTED) {
                     free(mline);
                     goto interrupted;
@@ -1027,8 +1045,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                         const size_t r = (size_t)(ra - base) * Wout + k;
                         line[(size_t)c * nrow + k] = mmgeo_blend_pixel(
                             c < c_spread ? &map : &smap, o->acc[(size_t)c * strip + r], wsum[r],
-                            valid[r],
-                            o->mode == OUT_NODATA, o->nodata, o->type);
+                            valid[r], o->mode == OUT_NODATA, o->nodata, o->type);
                     }
                 if (mmgeo_pipe_write(pipe, o->ds, NULL, 0, ra - y0, Wout, rb - ra, line,
                                      GDT_Float64, o->channels) != CE_None) {
@@ -1041,8 +1058,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
                     for (size_t k = 0; k < nrow; k++)
                         mline[k] = valid[(size_t)(ra - base) * Wout + k] ? 255 : 0;
                     GDALRasterBandH mb = GDALGetMaskBand(GDALGetRasterBand(o->ds, 1));
-                    if (mmgeo_pipe_write(pipe, NULL, mb, 0, ra - y0, Wout, rb - ra, mline,
-                                         GDT_Byte, 1) != CE_None) {
+                    if (mmgeo_pipe_write(pipe, NULL, mb, 0, ra - y0, Wout, rb - ra, mline, GDT_Byte,
+                                         1) != CE_None) {
                         mmgeo_fail(err, errlen, "cannot write the mask of '%s': %s",
                                    job->targets[j].path, gdal_msg());
                         free(mline);
@@ -1070,7 +1087,8 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
             memset(wsum, 0, strip * sizeof *wsum);
             memset(valid, 0, strip);
             if (bad) memset(bad, 0, strip);
-            for (int j = 0; j < nt; j++) memset(tgt[j].acc, 0, strip * tgt[j].channels * sizeof(float));
+            for (int j = 0; j < nt; j++)
+                memset(tgt[j].acc, 0, strip * tgt[j].channels * sizeof(float));
         }
     }
     free(mline);
@@ -1092,7 +1110,7 @@ int mmgeo_run(const mmgeo_job *job, const mmgeo_processor *proc, char *err, size
               proc->fn == mmgeo_process_model || proc->fn == mmgeo_process_samples ||
                       proc->fn == mmgeo_process_embed
                   ? "model"
-                                                                                 : "processor",
+                  : "processor",
               nonfinite, nonfinite == 1 ? "" : "s");
     rc = 0;
     goto out;
@@ -1117,7 +1135,8 @@ out:
         if (src[i].ds) GDALClose(src[i].ds);
         free(srct[i]);
     }
-    free(ox), free(oy), free(oxo), free(oyo), free(wx), free(wsum), free(valid), free(bad), free(tvalid), free(raw), free(mraw);
+    free(ox), free(oy), free(oxo), free(oyo), free(wx), free(wsum), free(valid), free(bad),
+        free(tvalid), free(raw), free(mraw);
     free(ids), free(slot_kx), free(line);
     if (job->stats) *job->stats = st;
     return rc;

@@ -29,9 +29,9 @@ int mmgeo_spread_path(const char *dst, char *out, size_t len) {
     return n < 0 || (size_t)n >= len ? MMGEO_ERROR : 0;
 }
 
-int mmgeo_sampler_init(mmgeo_sampler *s, const mmgeo_processor *inner,
-                       mmgeo_model_processor *model, const mmgeo_samples_options *o,
-                       mmgeo_processor *out, char *err, size_t errlen) {
+int mmgeo_sampler_init(mmgeo_sampler *s, const mmgeo_processor *inner, mmgeo_model_processor *model,
+                       const mmgeo_samples_options *o, mmgeo_processor *out, char *err,
+                       size_t errlen) {
     memset(s, 0, sizeof *s);
     if (o->samples < 2 || o->samples > MMGEO_MAX_SAMPLES)
         return mmgeo_fail(err, errlen, "a sampler needs from 2 to %d samples, not %d",
@@ -48,10 +48,12 @@ int mmgeo_sampler_init(mmgeo_sampler *s, const mmgeo_processor *inner,
     out->fn = mmgeo_process_samples;
     out->user = s;
     if (o->spread == MMGEO_SPREAD_BAND) {
-        for (int j = 0; j < nt; j++) out->dst_channels[j] = inner->dst_channels[j] + 1;
+        for (int j = 0; j < nt; j++)
+            out->dst_channels[j] = inner->dst_channels[j] + 1;
     } else {
         out->n_targets = 2 * nt;
-        for (int j = 0; j < nt; j++) out->dst_channels[nt + j] = inner->dst_channels[j];
+        for (int j = 0; j < nt; j++)
+            out->dst_channels[nt + j] = inner->dst_channels[j];
     }
     return 0;
 }
@@ -62,7 +64,9 @@ void mmgeo_sampler_free(mmgeo_sampler *s) {
     s->buf = NULL, s->buf_n = 0;
 }
 
-static inline float clip1(float v) { return v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v; } /* NaN stays */
+static inline float clip1(float v) {
+    return v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+} /* NaN stays */
 
 int mmgeo_process_samples(void *user, int n_tiles, const uint64_t *tile_ids,
                           const float *const *sources, float *const *targets, char *err,
@@ -85,9 +89,11 @@ int mmgeo_process_samples(void *user, int n_tiles, const uint64_t *tile_ids,
     float *sample[MMGEO_MAX_IO], *m2[MMGEO_MAX_IO];
     {
         float *p = s->buf;
-        for (int j = 0; j < nt; j++) sample[j] = p, m2[j] = p + per[j], p += 2 * per[j];
+        for (int j = 0; j < nt; j++)
+            sample[j] = p, m2[j] = p + per[j], p += 2 * per[j];
     }
-    for (int j = 0; j < nt; j++) memset(m2[j], 0, per[j] * sizeof(float));
+    for (int j = 0; j < nt; j++)
+        memset(m2[j], 0, per[j] * sizeof(float));
     for (int k = 0; k < K; k++) {
         int rc;
         if (s->model) { /* sample k: the model with seed k (a copy of its parameters) */
@@ -110,7 +116,8 @@ int mmgeo_process_samples(void *user, int n_tiles, const uint64_t *tile_ids,
                 float *q = m2[j] + (size_t)t * C * plane;
                 const size_t n = (size_t)C * plane;
                 if (k == 0) {
-                    for (size_t i = 0; i < n; i++) mean[i] = clip1(x[i]);
+                    for (size_t i = 0; i < n; i++)
+                        mean[i] = clip1(x[i]);
                     continue;
                 }
                 for (size_t i = 0; i < n; i++) {
@@ -131,7 +138,8 @@ int mmgeo_process_samples(void *user, int n_tiles, const uint64_t *tile_ids,
                 float *sd = targets[j] + ((size_t)t * (C + 1) + C) * plane;
                 for (size_t i = 0; i < plane; i++) {
                     float v = 0;
-                    for (int c = 0; c < C; c++) v += q[(size_t)c * plane + i];
+                    for (int c = 0; c < C; c++)
+                        v += q[(size_t)c * plane + i];
                     sd[i] = sqrtf(fmaxf(v, 0.0f) * norm / (float)C);
                 }
             } else {

@@ -11,20 +11,20 @@ typedef struct {
     const mmgeo_job *job;
     mmgeo_model_processor *mp;
     int S, L, f, C, Ol, ns, nt;
-    size_t lat;                 /* C L L */
-    int nx, ny, *ox, *oy;       /* pixel origins of the grid */
-    int kxa, kxb, kya, kyb;     /* processed windows */
-    int cx0, cy0, CW, CH;       /* the canvas: latent rectangle (absolute origin, size) */
-    float *x[MMGEO_MAX_IO];     /* canvas per target: C x CH x CW */
+    size_t lat;             /* C L L */
+    int nx, ny, *ox, *oy;   /* pixel origins of the grid */
+    int kxa, kxb, kya, kyb; /* processed windows */
+    int cx0, cy0, CW, CH;   /* the canvas: latent rectangle (absolute origin, size) */
+    float *x[MMGEO_MAX_IO]; /* canvas per target: C x CH x CW */
     float *acc[MMGEO_MAX_IO], *wacc, *wl;
-    float *slat;                /* per processed window: ns x lat clean latents, then ns x lat
-                                   unconditional noise (guided) */
-    uint8_t *active;            /* per processed window */
+    float *slat;     /* per processed window: ns x lat clean latents, then ns x lat
+                        unconditional noise (guided) */
+    uint8_t *active; /* per processed window */
     int guided;
     float *win_x, *win_v, *tbuf; /* batch buffers */
     uint64_t *ids;
     int *slot;
-    double done, total;         /* progress over the model evaluations */
+    double done, total; /* progress over the model evaluations */
 } seam;
 
 #define WIDX(s, kx, ky) (((ky) - (s)->kya) * ((s)->kxb - (s)->kxa + 1) + ((kx) - (s)->kxa))
@@ -57,13 +57,15 @@ static int fused_velocity(seam *s, float *const *xs, double t, float *const *v, 
     mmgeo_model_processor *mp = s->mp;
     const int B = job->batch > 0 ? job->batch : 1, L = s->L, C = s->C;
     const size_t area = (size_t)s->CH * s->CW;
-    for (int j = 0; j < s->nt; j++) memset(s->acc[j], 0, sizeof(float) * C * area);
+    for (int j = 0; j < s->nt; j++)
+        memset(s->acc[j], 0, sizeof(float) * C * area);
     memset(s->wacc, 0, sizeof(float) * area);
     for (int ky = s->kya; ky <= s->kyb; ky++)
         for (int kx = s->kxa; kx <= s->kxb;) {
             int n = 0;
             for (; n < B && kx <= s->kxb; kx++)
-                if (s->active[WIDX(s, kx, ky)]) s->slot[n] = kx, s->ids[n] = mmgeo_tile_id(kx, ky), n++;
+                if (s->active[WIDX(s, kx, ky)])
+                    s->slot[n] = kx, s->ids[n] = mmgeo_tile_id(kx, ky), n++;
             if (!n) continue;
             const int B2 = s->guided ? 2 * n : n;
             /* model inputs: sources (clean at t = 0, then noise at t = 1), targets at t */
@@ -91,15 +93,17 @@ static int fused_velocity(seam *s, float *const *xs, double t, float *const *v, 
                 }
             }
             float *tsrc = s->tbuf, *ttgt = s->tbuf + B2;
-            for (int b = 0; b < B2; b++) tsrc[b] = b < n ? 0.0f : 1.0f, ttgt[b] = (float)t;
+            for (int b = 0; b < B2; b++)
+                tsrc[b] = b < n ? 0.0f : 1.0f, ttgt[b] = (float)t;
             mm_partition parts[2 * MMGEO_MAX_IO];
             int tparts[MMGEO_MAX_IO];
             float *vout[MMGEO_MAX_IO];
             for (int i = 0; i < s->ns; i++)
-                parts[i] = (mm_partition){mp->source_mods[i], src_in + (size_t)i * B2 * s->lat, tsrc};
+                parts[i] =
+                    (mm_partition){mp->source_mods[i], src_in + (size_t)i * B2 * s->lat, tsrc};
             for (int j = 0; j < s->nt; j++) {
-                parts[s->ns + j] = (mm_partition){mp->target_mods[j],
-                                                  tgt_in + (size_t)j * B2 * s->lat, ttgt};
+                parts[s->ns + j] =
+                    (mm_partition){mp->target_mods[j], tgt_in + (size_t)j * B2 * s->lat, ttgt};
                 tparts[j] = s->ns + j;
                 vout[j] = s->win_v + (size_t)j * B2 * s->lat;
             }
@@ -110,7 +114,8 @@ static int fused_velocity(seam *s, float *const *xs, double t, float *const *v, 
                 const int lx = s->ox[s->slot[b]] / s->f - s->cx0, ly = s->oy[ky] / s->f - s->cy0;
                 for (int y = 0; y < L; y++) {
                     float *wa = s->wacc + (size_t)(ly + y) * s->CW + lx;
-                    for (int x = 0; x < L; x++) wa[x] += s->wl[y] * s->wl[x];
+                    for (int x = 0; x < L; x++)
+                        wa[x] += s->wl[y] * s->wl[x];
                 }
                 for (int j = 0; j < s->nt; j++) {
                     const float *vc = vout[j] + (size_t)b * s->lat;
@@ -120,8 +125,8 @@ static int fused_velocity(seam *s, float *const *xs, double t, float *const *v, 
                             float *a = s->acc[j] + ((size_t)c * s->CH + ly + y) * s->CW + lx;
                             const size_t o = ((size_t)c * L + y) * L;
                             for (int x = 0; x < L; x++) {
-                                const float vv = s->guided ? w * vc[o + x] + (1.0f - w) * vu[o + x]
-                                                           : vc[o + x];
+                                const float vv =
+                                    s->guided ? w * vc[o + x] + (1.0f - w) * vu[o + x] : vc[o + x];
                                 a[x] += s->wl[y] * s->wl[x] * vv;
                             }
                         }
@@ -140,9 +145,8 @@ static int fused_velocity(seam *s, float *const *xs, double t, float *const *v, 
 }
 
 /* The decode processor of the second phase: the canvas under each window, decoded. */
-static int decode_fn(void *user, int n_tiles, const uint64_t *tile_ids,
-                     const float *const *sources, float *const *targets, char *err,
-                     size_t errlen) {
+static int decode_fn(void *user, int n_tiles, const uint64_t *tile_ids, const float *const *sources,
+                     float *const *targets, char *err, size_t errlen) {
     (void)sources;
     seam *s = user;
     const int L = s->L;
@@ -155,8 +159,7 @@ static int decode_fn(void *user, int n_tiles, const uint64_t *tile_ids,
             for (int c = 0; c < s->C; c++)
                 for (int y = 0; y < L; y++)
                     memcpy(s->win_x + (size_t)b * s->lat + ((size_t)c * L + y) * L,
-                           s->x[j] + ((size_t)c * s->CH + ly + y) * s->CW + lx,
-                           sizeof(float) * L);
+                           s->x[j] + ((size_t)c * s->CH + ly + y) * s->CW + lx, sizeof(float) * L);
         }
         if (mm_vae_decode(s->mp->ctx, s->mp->target_mods[j], n_tiles, s->win_x, targets[j]) !=
             MM_OK)
@@ -177,17 +180,21 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
     s.S = mm_model_image_size(m), s.L = mm_model_latent_size(m), s.C = mm_model_latent_channels(m);
     s.ns = job->n_sources, s.nt = job->n_targets;
     if (s.L < 1 || s.S % s.L)
-        return mmgeo_fail(err, errlen, "the model's image size %d is not a multiple of its latent "
-                                       "size %d", s.S, s.L);
+        return mmgeo_fail(err, errlen,
+                          "the model's image size %d is not a multiple of its latent "
+                          "size %d",
+                          s.S, s.L);
     if (s.ns != mp->n_sources || s.nt != mp->n_targets || s.ns < 0 || s.nt < 1 ||
         s.ns > MMGEO_MAX_IO || s.nt > MMGEO_MAX_IO)
-        return mmgeo_fail(err, errlen, "the run and the model processor disagree on sources and "
-                                       "targets");
+        return mmgeo_fail(err, errlen,
+                          "the run and the model processor disagree on sources and "
+                          "targets");
     s.f = s.S / s.L;
     const int S = s.S, L = s.L, f = s.f;
     int O = job->overlap < 0 ? S / 4 : job->overlap;
     O = O / f * f;
-    if (O >= S) return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
+    if (O >= S)
+        return mmgeo_fail(err, errlen, "the overlap (%d) must be less than the window (%d)", O, S);
     s.Ol = O / f;
     s.lat = (size_t)s.C * L * L;
     s.guided = s.ns > 0 && mp->params.guidance != 1.0f;
@@ -224,7 +231,8 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
         }
     int x0 = 0, y0 = 0, x1 = W, y1 = H;
     if (job->has_srcwin) {
-        x0 = job->srcwin[0], y0 = job->srcwin[1], x1 = x0 + job->srcwin[2], y1 = y0 + job->srcwin[3];
+        x0 = job->srcwin[0], y0 = job->srcwin[1], x1 = x0 + job->srcwin[2],
+        y1 = y0 + job->srcwin[3];
         if (x0 < 0 || y0 < 0 || x1 <= x0 || y1 <= y0 || x1 > W || y1 > H) {
             mmgeo_fail(err, errlen, "-srcwin %d %d %d %d is not inside the %dx%d raster", x0, y0,
                        x1 - x0, y1 - y0, W, H);
@@ -240,10 +248,14 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
     mmgeo_grid_origins_aligned(H, S, O, f, s.oy, s.ny);
     /* the windows touching the processed extent, plus the margin that makes them exact */
     int kxa = 0, kxb = s.nx - 1, kya = 0, kyb = s.ny - 1;
-    while (s.ox[kxa] + S <= x0) kxa++;
-    while (s.ox[kxb] >= x1) kxb--;
-    while (s.oy[kya] + S <= y0) kya++;
-    while (s.oy[kyb] >= y1) kyb--;
+    while (s.ox[kxa] + S <= x0)
+        kxa++;
+    while (s.ox[kxb] >= x1)
+        kxb--;
+    while (s.oy[kya] + S <= y0)
+        kya++;
+    while (s.oy[kyb] >= y1)
+        kyb--;
     const int evals = p->sampler == MM_SAMPLER_HEUN ? 2 * p->steps : p->steps;
     const int d = (L + (L - s.Ol) - 1) / (L - s.Ol); /* windows covering a pixel, per axis */
     const long margin = (long)evals * d + 1;
@@ -284,7 +296,8 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
         goto nomem;
     for (int i = 0; i < s.ns; i++)
         if (!(img[i] = malloc(sizeof(float) * (size_t)B * channels[i] * S * S))) goto nomem;
-    for (int i = 0; i < L; i++) s.wl[i] = mmgeo_blend_weight(i, L, s.Ol);
+    for (int i = 0; i < L; i++)
+        s.wl[i] = mmgeo_blend_weight(i, L, s.Ol);
 
     /* the sources: read, skip the windows with no valid pixel, encode */
     memset(s.active, s.ns ? 0 : 1, nwin);
@@ -301,7 +314,8 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
                         goto out;
                 int any = 0;
                 for (int py = 0; py < S && s.oy[ky] + py < H; py++)
-                    for (int px = 0; px < S && s.ox[kx] + px < W; px++) any |= tv[(size_t)py * S + px];
+                    for (int px = 0; px < S && s.ox[kx] + px < W; px++)
+                        any |= tv[(size_t)py * S + px];
                 if (!any) continue;
                 s.active[WIDX(&s, kx, ky)] = 1;
                 s.slot[n++] = kx;
@@ -341,7 +355,8 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
         if (r) goto out;
         if (p->sampler == MM_SAMPLER_HEUN && tn > 0.0) {
             for (int j = 0; j < s.nt; j++)
-                for (size_t k = 0; k < canvas; k++) x2[j][k] = s.x[j][k] - (float)dt * v[j][k];
+                for (size_t k = 0; k < canvas; k++)
+                    x2[j][k] = s.x[j][k] - (float)dt * v[j][k];
             r = fused_velocity(&s, x2, tn, v2, err, errlen);
             if (r == MMGEO_INTERRUPTED) goto interrupted;
             if (r) goto out;
@@ -353,13 +368,16 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
             const float a = (float)(-dt * (1.0 + eta * (1.0 - t))), bx = (float)(1.0 - dt * eta);
             const float sn = (float)sqrt(2.0 * eta * t * dt);
             for (int j = 0; j < s.nt; j++) {
-                for (size_t k = 0; k < canvas; k++) s.x[j][k] = a * v[j][k] + bx * s.x[j][k];
+                for (size_t k = 0; k < canvas; k++)
+                    s.x[j][k] = a * v[j][k] + bx * s.x[j][k];
                 if (global_noise(&s, v[j], MM_NOISE_SDE, mp->target_mods[j], i)) goto nomem;
-                for (size_t k = 0; k < canvas; k++) s.x[j][k] += sn * v[j][k];
+                for (size_t k = 0; k < canvas; k++)
+                    s.x[j][k] += sn * v[j][k];
             }
         } else {
             for (int j = 0; j < s.nt; j++)
-                for (size_t k = 0; k < canvas; k++) s.x[j][k] += (float)-dt * v[j][k];
+                for (size_t k = 0; k < canvas; k++)
+                    s.x[j][k] += (float)-dt * v[j][k];
         }
     }
 
@@ -380,7 +398,8 @@ int mmgeo_run_seamless(const mmgeo_job *job, mmgeo_model_processor *mp, char *er
     proc.window = S;
     proc.n_sources = s.ns;
     proc.n_targets = s.nt;
-    for (int i = 0; i < s.ns; i++) proc.src_channels[i] = channels[i];
+    for (int i = 0; i < s.ns; i++)
+        proc.src_channels[i] = channels[i];
     for (int j = 0; j < s.nt; j++)
         proc.dst_channels[j] = mm_model_modality_channels(m, mp->target_mods[j]);
     rc = mmgeo_run(&j2, &proc, err, errlen);
@@ -399,7 +418,8 @@ out:
         if (src[i].ds) GDALClose(src[i].ds);
         free(img[i]);
     }
-    for (int j = 0; j < s.nt; j++) free(s.x[j]), free(s.acc[j]), free(v[j]), free(x2[j]), free(v2[j]);
+    for (int j = 0; j < s.nt; j++)
+        free(s.x[j]), free(s.acc[j]), free(v[j]), free(x2[j]), free(v2[j]);
     free(s.ox), free(s.oy), free(s.wacc), free(s.wl), free(s.active), free(s.slat);
     free(s.win_x), free(s.win_v), free(s.tbuf), free(s.ids), free(s.slot);
     free(tv), free(mraw), free(raw);

@@ -24,7 +24,9 @@ static const uint32_t K[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-static uint32_t ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+static uint32_t ror(uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+}
 
 static void block(sha256_ctx *c, const uint8_t *p) {
     uint32_t w[64];
@@ -39,7 +41,8 @@ static void block(sha256_ctx *c, const uint8_t *p) {
     uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4], f = c->h[5],
              g = c->h[6], h = c->h[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+        uint32_t t1 =
+            h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
         uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
         h = g, g = f, f = e, e = d + t1, d = cc, cc = b, b = a, a = t1 + t2;
     }
@@ -64,7 +67,8 @@ static void sha_update(sha256_ctx *c, const uint8_t *p, size_t n) {
         block(c, c->buf);
         c->n = 0;
     }
-    for (; n >= 64; p += 64, n -= 64) block(c, p);
+    for (; n >= 64; p += 64, n -= 64)
+        block(c, p);
     memcpy(c->buf, p, n);
     c->n = n;
 }
@@ -73,10 +77,12 @@ static void sha_final(sha256_ctx *c, uint8_t out[32]) {
     uint64_t bits = c->len * 8;
     uint8_t pad[72] = {0x80};
     size_t k = (c->n < 56 ? 56 : 120) - c->n;
-    for (int i = 0; i < 8; i++) pad[k + i] = (uint8_t)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        pad[k + i] = (uint8_t)(bits >> (56 - 8 * i));
     sha_update(c, pad, k + 8);
     for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 4; j++) out[4 * i + j] = (uint8_t)(c->h[i] >> (24 - 8 * j));
+        for (int j = 0; j < 4; j++)
+            out[4 * i + j] = (uint8_t)(c->h[i] >> (24 - 8 * j));
 }
 
 void mmgeo_sha256(const void *data, size_t n, uint8_t out[32]) {
@@ -98,13 +104,15 @@ int mmgeo_sha256_file(const char *path, char hex[65], char *err, size_t errlen) 
     sha256_ctx c;
     sha_init(&c);
     size_t n;
-    while ((n = fread(buf, 1, CHUNK, f)) > 0) sha_update(&c, buf, n);
+    while ((n = fread(buf, 1, CHUNK, f)) > 0)
+        sha_update(&c, buf, n);
     int bad = ferror(f);
     fclose(f);
     free(buf);
     if (bad) return mmgeo_fail(err, errlen, "cannot read '%s'", path);
     uint8_t d[32];
     sha_final(&c, d);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
     return 0;
 }

@@ -45,7 +45,9 @@ char **mmgeo_virtual_warnings(const mmgeo_virtual *v) {
     return v->warnings;
 }
 
-void mmgeo_virtual_params_init(mmgeo_virtual_params *p) { memset(p, 0, sizeof *p); }
+void mmgeo_virtual_params_init(mmgeo_virtual_params *p) {
+    memset(p, 0, sizeof *p);
+}
 
 void mmgeo_virtual_close(mmgeo_virtual *v) {
     if (!v) return;
@@ -276,7 +278,8 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     mmgeo_model_geo_target_profile(&v->geo, tm, names[tm], &job->targets[0].profile);
     /* profile overrides and the output type, as mm_translate --profile and -ot */
     for (int k = 0; k < set->n_profiles; k++) {
-        const char *spec = set->profiles[k], *eq = strchr(spec, '='); /* MODALITY=SPEC (settings.c) */
+        const char *spec = set->profiles[k],
+                   *eq = strchr(spec, '='); /* MODALITY=SPEC (settings.c) */
         const size_t ml = (size_t)(eq - spec);
         int used = 0;
         for (int i = 0; i <= ns; i++) {
@@ -347,8 +350,9 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
     if (set->samples.samples > 1) {
         mmgeo_samples_options so = set->samples;
         if (so.spread_set && so.spread != MMGEO_SPREAD_BAND) {
-            mmgeo_fail(err, errlen, "SPREAD=SIDECAR: a dataset has no sidecar; its spread is one "
-                                    "more band (SPREAD=BAND)");
+            mmgeo_fail(err, errlen,
+                       "SPREAD=SIDECAR: a dataset has no sidecar; its spread is one "
+                       "more band (SPREAD=BAND)");
             goto fail;
         }
         so.spread = MMGEO_SPREAD_BAND;
@@ -414,15 +418,16 @@ int mmgeo_virtual_open(const mmgeo_virtual_params *p, mmgeo_virtual **out, char 
                      sha ? sha : "", mm_sampler_name(mp->params.sampler), mp->params.steps,
                      (double)mp->params.guidance, (double)mp->params.sde_eta,
                      (double)mp->params.time_shift, (unsigned long long)mp->params.seed,
-                     (int)(set->device == MM_DEVICE_CUDA),
-                     (int)mm_context_precision(v->ctx)) < 0)
+                     (int)(set->device == MM_DEVICE_CUDA), (int)mm_context_precision(v->ctx)) < 0)
             v->key = NULL;
     } else if (asprintf(&v->key, "processor %s\n", processor) < 0) {
         v->key = NULL;
     }
-    if (v->key && set->samples.samples > 1) { /* the window results are the samples' mean and spread */
+    if (v->key &&
+        set->samples.samples > 1) { /* the window results are the samples' mean and spread */
         char *k2 = NULL;
-        if (asprintf(&k2, "%ssamples %d spread band\n", v->key, set->samples.samples) < 0) k2 = NULL;
+        if (asprintf(&k2, "%ssamples %d spread band\n", v->key, set->samples.samples) < 0)
+            k2 = NULL;
         free(v->key);
         v->key = k2;
     }
