@@ -704,7 +704,7 @@ static int run_chunk(const plan *p, int k) {
     char task[128];
     snprintf(task, sizeof task, "chunk %d of %d: -srcwin %d %d %d %d", k, p->n, w[0], w[1], w[2],
              w[3]);
-    key = mm_batch_stamp_key(&c, c.src_path[0], &fields);
+    key = mm_batch_stamp_key_sources(&c, &fields); /* every source: a change to any redoes it */
     sp = mm_batch_stamp_path(c.dst_path);
     if (key && mm_batch_stamp_matches(sp, key, c.dst_path)) {
         fprintf(stderr, "%s: %s: up to date (its stamp matches), skipped\n", TOOL, task);
@@ -722,7 +722,7 @@ static int run_chunk(const plan *p, int k) {
         if (!key) {
             cJSON_Delete(fields);
             fields = NULL;
-            key = mm_batch_stamp_key(&c, c.src_path[0], &fields);
+            key = mm_batch_stamp_key_sources(&c, &fields);
         }
         if (!key || mm_batch_write_stamp(sp, key, fields, c.src_path[0], task, c.dst_path))
             rc = 1;
@@ -913,14 +913,21 @@ static int stitch_main(int argc, char **argv) {
         goto out;
     }
     const char *src = c.src_path[0], *dst = p.output;
-    char in_hex[65], model_hex[65], err[2048];
-    if (mmgeo_sha256_file(src, in_hex, err, sizeof err) ||
-        mmgeo_sha256_file(c.opt.model_path, model_hex, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", TOOL, err);
+    char in_hex[MMGEO_MAX_IO][65], model_hex[65], err[2048];
+    const char *hexes[MMGEO_MAX_IO];
+    for (int i = 0; i < c.n_src; i++) { /* every source (SAR and another modality, ...) */
+        if (mmgeo_sha256_file(c.src_path[i], in_hex[i], err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", TOOL, err);
+            goto out;
+        }
+        hexes[i] = in_hex[i];
+    }
+    if (c.n_src < 1 || mmgeo_sha256_file(c.opt.model_path, model_hex, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", TOOL, c.n_src < 1 ? "the plan's translation has no source" : err);
         goto out;
     }
     /* the final output's stamp: the whole translation's, as an mm_batch item of it would have */
-    key = mm_batch_stamp_key_hex(&c, in_hex, model_hex, &fields);
+    key = mm_batch_stamp_key_hexes(&c, hexes, c.n_src, model_hex, &fields);
     sp = mm_batch_stamp_path(dst);
     if (mm_batch_stamp_matches(sp, key, dst)) {
         if (!quiet) fprintf(stderr, "%s: stitch: '%s' is up to date (its stamp matches)\n", TOOL, dst);
@@ -939,7 +946,7 @@ static int stitch_main(int argc, char **argv) {
         }
         as_chunk(&ck, &p, k);
         cJSON *f = NULL;
-        char *kk = mm_batch_stamp_key_hex(&ck, in_hex, model_hex, &f);
+        char *kk = mm_batch_stamp_key_hexes(&ck, hexes, c.n_src, model_hex, &f);
         char *ksp = mm_batch_stamp_path(ck.dst_path);
         if (!mm_batch_stamp_matches(ksp, kk, ck.dst_path)) {
             const size_t l = strlen(missing);

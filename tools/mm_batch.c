@@ -39,6 +39,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "Usage: mm_batch [--help] [--help-general] [--version] [-q] [-j N] [--report FILE]\n"
             "         [--no-stac] [--catalog FILE]\n"
+            "         [--output-dir DIR --task SOURCE:TARGET [--stac-asset KEY]] (STAC manifests)\n"
             "         [mm_translate's options: -of FORMAT, -co NAME=VALUE, --config KEY VALUE,\n"
             "          --model FILE, --device cpu|cuda, --threads N, --precision bf16|fp32,\n"
             "          --steps N, --guidance G, --seed N, --sampler euler|heun|euler_maruyama,\n"
@@ -50,6 +51,9 @@ static void usage(FILE *f) {
             "         MANIFEST\n"
             "Runs the translations of MANIFEST, a CSV file (header input,output,task[,options]) or\n"
             "JSON Lines ({\"input\": ..., \"output\": ..., \"task\": \"sar:rgb\", \"options\": ...}),\n"
+            "or a STAC ItemCollection or Catalog (catalog.json: its items, its children's; each\n"
+            "Item's input its asset KEY, else the one with role data, else the only GeoTIFF;\n"
+            "the output DIR/ID.tif),\n"
             "each as mm_translate would with the options given here, then the item's own. A\n"
             "stamp OUTPUT.mmstamp.json records each output's input, model and options; items\n"
             "whose stamp matches are skipped. Exit status 0 when every item succeeded or was up\n"
@@ -76,7 +80,18 @@ typedef struct {
     pid_t pid;
     FILE *log; /* the child's stderr */
     double t0, seconds;
+    /* from a STAC manifest: the Item's id, the asset taken as the input, the Item (linked from
+       the output's STAC item as derived_from) and its href */
+    char *stac_id, *asset, *src_href;
+    cJSON *src_item;
 } item;
+
+/* what a STAC manifest needs from the command line (taken out of argv before mm_translate's
+   parser sees it) */
+typedef struct {
+    const char *asset, *out_dir, *task;
+    const char *ext; /* the outputs' file extension, from -of */
+} stac_opts;
 
 typedef struct {
     item *v;
@@ -226,7 +241,55 @@ static char **csv_record(const char **p, int *line, int *bad) {
 }
 
 /* Reads MANIFEST into it; 0, or -1 after msg. */
-static int read_manifest(const char *path, items *it, char *msg, size_t len) {
+/* The items of a STAC manifest (an ItemCollection or a Catalog, parsed as root): the input is the
+ * chosen asset, the output OUT_DIR/ID.EXT, the task --task's. 0, or -1 after msg. */
+static int read_stac_manifest(const char *path, cJSON *root, const stac_opts *so, items *it,
+                              char *msg, size_t len) {
+    if (!so->out_dir || !so->task) {
+        snprintf(msg, len, "a STAC %s as the manifest needs %s (see mm_batch(1))",
+                 mm_batch_stac_kind(root) == 1 ? "ItemCollection" : "Catalog",
+                 !so->out_dir && !so->task ? "--output-dir DIR and --task SOURCE:TARGET"
+                 : !so->out_dir            ? "--output-dir DIR (where the outputs go)"
+                                           : "--task SOURCE:TARGET (e.g. sar:rgb)");
+        return -1;
+    }
+    mm_batch_stac_entry *e = NULL;
+    int n = 0;
+    if (mm_batch_read_stac(path, root, so->asset, &e, &n, msg, len)) return -1;
+    for (int i = 0; i < n; i++) {
+        /* the output's name: the id, with what a file name should not hold replaced by _ */
+        char *name = strdup(e[i].id);
+        for (char *q = name; *q; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                  *q == '-' || *q == '_' || (*q == '.' && q != name)))
+                *q = '_';
+        char *out = NULL;
+        if (asprintf(&out, "%s/%s.%s", so->out_dir, name, so->ext) < 0) out = NULL;
+        free(name);
+        if (!out || add_item(it, NULL, i + 1, e[i].input ? e[i].input : e[i].where, out, so->task,
+                             NULL, NULL, msg, len)) {
+            free(out);
+            mm_batch_stac_free(e, n);
+            return -1;
+        }
+        free(out);
+        item *x = &it->v[it->n - 1];
+        x->stac_id = strdup(e[i].id);
+        x->asset = e[i].asset ? strdup(e[i].asset) : NULL;
+        x->src_href = e[i].href ? strdup(e[i].href) : NULL;
+        x->src_item = e[i].item, e[i].item = NULL;
+        if (e[i].error) {
+            free(x->error);
+            x->error = strdup(e[i].error); /* a bad item: recorded, the rest go on */
+        }
+    }
+    mm_batch_stac_free(e, n);
+    return 0;
+}
+
+/* Reads MANIFEST into it; 0, or -1 after msg. *is_stac: the manifest was STAC. */
+static int read_manifest(const char *path, const stac_opts *so, items *it, int *is_stac, char *msg,
+                         size_t len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(msg, len, "cannot open '%s': %s", path, strerror(errno));
@@ -254,7 +317,23 @@ static int read_manifest(const char *path, items *it, char *msg, size_t len) {
     if (!strncmp(s, "\xEF\xBB\xBF", 3)) s += 3; /* a UTF-8 byte order mark */
     const char *first = s + strspn(s, " \t\r\n");
     int rc = 0, line = 0;
-    if (*first == '{') { /* JSON Lines */
+    cJSON *whole = NULL;
+    if (*first == '{') { /* one JSON document: a STAC ItemCollection or Catalog? */
+        const char *end = NULL;
+        whole = cJSON_ParseWithOpts(first, &end, 1);
+        if (!mm_batch_stac_kind(whole)) cJSON_Delete(whole), whole = NULL;
+    }
+    *is_stac = whole != NULL;
+    if (!whole && (so->asset || so->out_dir || so->task)) {
+        snprintf(msg, len, "%s is for a STAC manifest (an ItemCollection or a Catalog); this one "
+                           "is %s",
+                 so->asset ? "--stac-asset" : so->out_dir ? "--output-dir" : "--task",
+                 *first == '{' ? "JSON Lines" : "CSV");
+        rc = -1;
+    } else if (whole) {
+        rc = read_stac_manifest(path, whole, so, it, msg, len);
+        cJSON_Delete(whole);
+    } else if (*first == '{') { /* JSON Lines */
         while (*s && !rc) {
             line++;
             const char *e = strchr(s, '\n');
@@ -366,8 +445,12 @@ static int read_manifest(const char *path, items *it, char *msg, size_t len) {
     for (int i = 0; i < it->n && !rc; i++)
         for (int k = 0; k < i; k++)
             if (!strcmp(it->v[i].output, it->v[k].output)) {
-                snprintf(msg, len, "lines %d and %d write the same output '%s'", it->v[k].line,
-                         it->v[i].line, it->v[i].output);
+                if (it->v[i].stac_id)
+                    snprintf(msg, len, "the STAC items '%s' and '%s' write the same output '%s'",
+                             it->v[k].stac_id, it->v[i].stac_id, it->v[i].output);
+                else
+                    snprintf(msg, len, "lines %d and %d write the same output '%s'", it->v[k].line,
+                             it->v[i].line, it->v[i].output);
                 rc = -1;
                 break;
             }
@@ -483,11 +566,33 @@ char *mm_batch_stamp_key(const mm_translate_cmd *c, const char *input, cJSON **f
     return stamp_key(c, input, fields);
 }
 
+char *mm_batch_stamp_key_sources(const mm_translate_cmd *c, cJSON **fields) {
+    if (c->n_src < 1) return NULL;
+    char hex[MMGEO_MAX_IO][65], model_hex[65], err[1024];
+    const char *h[MMGEO_MAX_IO];
+    for (int i = 0; i < c->n_src; i++) {
+        if (!c->src_path[i] || mmgeo_sha256_file(c->src_path[i], hex[i], err, sizeof err))
+            return NULL;
+        h[i] = hex[i];
+    }
+    if (mmgeo_sha256_file(c->opt.model_path, model_hex, err, sizeof err)) return NULL;
+    return mm_batch_stamp_key_hexes(c, h, c->n_src, model_hex, fields);
+}
+
 char *mm_batch_stamp_key_hex(const mm_translate_cmd *c, const char *in_hex, const char *model_hex,
                              cJSON **fields) {
+    return mm_batch_stamp_key_hexes(c, &in_hex, 1, model_hex, fields);
+}
+
+char *mm_batch_stamp_key_hexes(const mm_translate_cmd *c, const char *const *in_hex, int n,
+                               const char *model_hex, cJSON **fields) {
     cJSON *k = cJSON_CreateObject();
     cJSON_AddStringToObject(k, "version", MM_VERSION_STRING);
-    cJSON_AddStringToObject(k, "input_sha256", in_hex);
+    cJSON_AddStringToObject(k, "input_sha256", in_hex[0]);
+    if (n > 1) { /* several sources: every one decides the output */
+        cJSON *a = cJSON_AddArrayToObject(k, "sources_sha256");
+        for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(in_hex[i]));
+    }
     cJSON_AddStringToObject(k, "model_sha256", model_hex);
     cJSON_AddItemToObject(k, "options", normalised_options(c));
     char *text = cJSON_PrintUnformatted(k);
@@ -534,6 +639,8 @@ int mm_batch_write_stamp(const char *sp, const char *key, cJSON *fields, const c
     cJSON_AddStringToObject(j, "task", task);
     cJSON_AddItemReferenceToObject(j, "version", cJSON_GetObjectItem(fields, "version"));
     cJSON_AddItemReferenceToObject(j, "input_sha256", cJSON_GetObjectItem(fields, "input_sha256"));
+    cJSON *all = cJSON_GetObjectItem(fields, "sources_sha256");
+    if (all) cJSON_AddItemReferenceToObject(j, "sources_sha256", all);
     cJSON_AddItemReferenceToObject(j, "model_sha256", cJSON_GetObjectItem(fields, "model_sha256"));
     cJSON_AddItemReferenceToObject(j, "options", cJSON_GetObjectItem(fields, "options"));
     cJSON_AddNumberToObject(j, "output_size", (double)st.st_size);
@@ -598,13 +705,18 @@ static int run_item(const item *x, int argc, char **argv, int jobs) {
     cJSON *fields = NULL;
     char *key = stamp_key(&c, x->input, &fields);
     char *sp = mm_batch_stamp_path(x->output);
+    /* an input from a STAC manifest: the output's item links the source's Item (written here,
+       not by the run) */
+    const int stac = c.stac;
+    if (x->src_item) c.stac = 0;
     if (key && mm_batch_stamp_matches(sp, key, x->output)) {
         /* up to date; its STAC item (made from the output alone) written if a run without one
            (--no-stac) left none */
-        char *ip = c.stac ? mm_tool_stac_path(x->output) : NULL;
+        char *ip = stac ? mm_tool_stac_path(x->output) : NULL;
         const int missing = ip && access(ip, F_OK) != 0;
         free(ip);
-        if (missing && mm_tool_stac_item(TOOL, x->output)) return 1;
+        if (missing && mm_tool_stac_item_source(TOOL, x->output, x->src_href, x->src_item))
+            return 1;
         return EXIT_UP_TO_DATE;
     }
     if (unlink(sp) && errno != ENOENT) {
@@ -612,6 +724,9 @@ static int run_item(const item *x, int argc, char **argv, int jobs) {
         return 1;
     }
     int rc = mm_translate_cmd_run(&c, TOOL);
+    if (rc == 0 && stac && !c.stac &&
+        mm_tool_stac_item_source(TOOL, x->output, x->src_href, x->src_item))
+        rc = 1;
     if (rc == 0) {
         if (!key) { /* the input changed under the run: hash it again */
             key = stamp_key(&c, x->input, &fields);
@@ -697,7 +812,15 @@ static int write_report(const char *path, const char *manifest, const items *it,
     for (int i = 0; i < it->n; i++) {
         const item *x = &it->v[i];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "line", x->line);
+        if (x->stac_id) { /* from a STAC manifest: the Item, and the asset taken */
+            cJSON_AddStringToObject(o, "stac_item", x->stac_id);
+            if (x->src_href) cJSON_AddStringToObject(o, "stac_href", x->src_href);
+            if (x->asset)
+                cJSON_AddStringToObject(o, "asset", x->asset);
+            else
+                cJSON_AddNullToObject(o, "asset");
+        } else
+            cJSON_AddNumberToObject(o, "line", x->line);
         cJSON_AddStringToObject(o, "input", x->input);
         cJSON_AddStringToObject(o, "output", x->output);
         cJSON_AddStringToObject(o, "task", x->task);
@@ -762,6 +885,45 @@ int main(int argc, char **argv) {
         return mm_batch_plan_main(argc - 1, argv + 1);
     if (mm_args_general(TOOL, argc, argv, usage, "GDAL", GDALVersionInfo("RELEASE_NAME")))
         return 0;
+    /* a STAC manifest's options (--stac-asset, --output-dir, --task): mm_batch's own, taken out
+       before mm_translate's parser (and each item's) sees the rest */
+    stac_opts so = {0};
+    {
+        static const char *const names[3] = {"--stac-asset", "--output-dir", "--task"};
+        const char **dst[3] = {&so.asset, &so.out_dir, &so.task};
+        int k = 1;
+        for (int i = 1; i < argc; i++) {
+            int hit = -1;
+            const char *val = NULL;
+            for (int o = 0; o < 3 && hit < 0 && i < argc - 1; o++) {
+                const size_t l = strlen(names[o]);
+                if (!strcmp(argv[i], names[o])) {
+                    hit = o;
+                    if (i + 1 < argc - 1) val = argv[++i];
+                } else if (!strncmp(argv[i], names[o], l) && argv[i][l] == '=')
+                    hit = o, val = argv[i] + l + 1;
+            }
+            if (hit < 0) {
+                argv[k++] = argv[i];
+                continue;
+            }
+            if (!val || !*val) {
+                fprintf(stderr, "%s: %s needs a value before MANIFEST\n", TOOL, names[hit]);
+                return 2;
+            }
+            *dst[hit] = val;
+        }
+        argv[k] = NULL;
+        argc = k;
+    }
+    if (so.task) {
+        const char *colon = strchr(so.task, ':');
+        if (!colon || strchr(colon + 1, ':') || !colon[1]) {
+            fprintf(stderr, "%s: bad --task '%s': expected SOURCE:TARGET (e.g. sar:rgb; SOURCE may "
+                            "be empty)\n", TOOL, so.task);
+            return 2;
+        }
+    }
     /* the arguments as given (getopt permutes argv): each item re-parses them */
     char **orig = calloc((size_t)argc + 1, sizeof *orig);
     for (int i = 0; i < argc; i++) orig[i] = argv[i];
@@ -783,7 +945,43 @@ int main(int argc, char **argv) {
     const char *report = cmd.report, *manifest = cmd.manifest;
     items it = {0};
     char msg[2048];
-    const int bad_manifest = read_manifest(manifest, &it, msg, sizeof msg);
+    /* a STAC manifest's outputs: OUT_DIR/ID.EXT, EXT the format's (tif for GTiff and COG) */
+    char ext[32] = "tif";
+    if (cmd.opt.format && !EQUAL(cmd.opt.format, "GTiff") && !EQUAL(cmd.opt.format, "COG")) {
+        GDALAllRegister();
+        GDALDriverH drv = GDALGetDriverByName(cmd.opt.format);
+        const char *e = drv ? GDALGetMetadataItem(drv, GDAL_DMD_EXTENSION, NULL) : NULL;
+        if (e && *e) snprintf(ext, sizeof ext, "%s", e);
+    }
+    so.ext = ext;
+    int is_stac = 0;
+    int bad_manifest = read_manifest(manifest, &so, &it, &is_stac, msg, sizeof msg);
+    char *stac_catalog = NULL;
+    if (!bad_manifest && is_stac) {
+        struct stat st;
+        if (stat(so.out_dir, &st) && (errno != ENOENT || mkdir(so.out_dir, 0777))) {
+            snprintf(msg, sizeof msg, "cannot make the output folder '%s': %s", so.out_dir,
+                     strerror(errno));
+            bad_manifest = -1;
+        } else if (!stat(so.out_dir, &st) && !S_ISDIR(st.st_mode)) {
+            snprintf(msg, sizeof msg, "--output-dir '%s' is not a folder", so.out_dir);
+            bad_manifest = -1;
+        }
+        /* the batch's catalog: OUT_DIR/catalog.json unless --catalog; never the manifest */
+        if (!bad_manifest && !cmd.catalog &&
+            asprintf(&stac_catalog, "%s/catalog.json", so.out_dir) >= 0)
+            cmd.catalog = stac_catalog;
+        char *a = cmd.stac && cmd.catalog ? realpath(cmd.catalog, NULL) : NULL,
+             *b = a ? realpath(manifest, NULL) : NULL;
+        if (!bad_manifest && a && b && !strcmp(a, b)) {
+            snprintf(msg, sizeof msg,
+                     "the batch's STAC catalog '%s' would replace the manifest; name another with "
+                     "--catalog FILE or --output-dir DIR",
+                     cmd.catalog);
+            bad_manifest = -1;
+        }
+        free(a), free(b);
+    }
     if (bad_manifest) {
         fprintf(stderr, "%s: %s: %s\n", TOOL, manifest, msg);
     }
@@ -853,7 +1051,10 @@ int main(int argc, char **argv) {
         finished++;
         count[x->status]++;
         if (x->status != ST_SKIPPED) busy += x->seconds, ran++;
-        if (x->status == ST_FAILED)
+        if (x->status == ST_FAILED && x->stac_id)
+            fprintf(stderr, "%s: failed: %s (STAC item %s): %s\n", TOOL, x->output, x->stac_id,
+                    x->error);
+        else if (x->status == ST_FAILED)
             fprintf(stderr, "%s: failed: %s (line %d): %s\n", TOOL, x->output, x->line, x->error);
         if (!quiet) {
             char eta[64] = "";
@@ -898,11 +1099,14 @@ out:
     for (int i = 0; i < it.n; i++) {
         item *x = &it.v[i];
         free(x->input), free(x->output), free(x->task), free(x->error);
+        free(x->stac_id), free(x->asset), free(x->src_href);
+        cJSON_Delete(x->src_item);
         CSLDestroy(x->args);
         CSLDestroy(x->warnings);
     }
     free(it.v);
     mm_translate_cmd_free(&cmd);
+    free(stac_catalog);
     free(orig);
     return rc;
 }

@@ -6,7 +6,8 @@
 # Float32, as Byte COG with -co, with a masked source and under -srcwin. A rerun of a done chunk is
 # skipped; a chunk lost is named by stitch (exit 1, nothing written) and redone alone; the scripts
 # carry the sbatch options; --submit runs sbatch (a stand-in that records its arguments) for the
-# array and the stitch with --dependency=afterok; bad usage exits 2.
+# array and the stitch with --dependency=afterok; bad usage exits 2. Two sources (SAR and NIR):
+# a change to the second source redoes the chunks (their stamps hash every source).
 # Usage: batch_plan.sh BUILD_DIR MODEL
 set -u
 TEST_NAME=mm_batch_plan_test
@@ -147,5 +148,34 @@ env -u SLURM_ARRAY_TASK_ID $MB chunk p4 >/dev/null 2>err.txt
 echo '{"plan_version": 9}' >bad.json
 expect 2 "not a plan" $MB stitch bad.json
 no_file x_rgb.tif
+
+# --- 8. two sources (SAR and NIR): the chunks' stamps hash every source, so a change to the
+# second source redoes the chunks (and stitch refuses the old ones)
+cp scene_sar.tif ms_sar.tif
+cp scene_nir.tif ms_nir.tif
+MS="-s sar:ms_sar.tif -s nir:ms_nir.tif"
+$MT $MS full_ms_rgb.tif || fail "mm_translate (two sources)"
+expect 0 "" $MB plan -q --chunks 2 --dir pms -- $OPTS $MS ms_rgb.tif
+run_all pms
+expect 0 "" $MB stitch -q pms
+$SAME full_ms_rgb.tif ms_rgb.tif || fail "two sources: the stitched output differs from mm_translate's"
+grep -q '"sources_sha256"' pms/chunks/chunk-0000_*.mmstamp.json || fail "two sources: the chunk's stamp has no sources_sha256"
+expect 0 "up to date" $MB chunk pms 0
+$PY - ms_nir.tif <<'PY' || fail "cannot change the second source"
+import sys
+from osgeo import gdal
+gdal.UseExceptions()
+d = gdal.Open(sys.argv[1], gdal.GA_Update)
+b = d.GetRasterBand(1)
+b.WriteArray(b.ReadAsArray() * 0.5)
+d = None
+PY
+expect 1 "2 of the 2 chunks are missing or out of date: 0,1" $MB stitch pms
+expect 0 "chunk 0 of 2: .*done" $MB chunk pms 0
+grep -q "up to date" err.txt && fail "two sources: chunk 0 taken as up to date after the second source changed"
+expect 0 "chunk 1 of 2: .*done" $MB chunk pms 1
+expect 0 "" $MB stitch -q pms
+$MT $MS full_ms2_rgb.tif || fail "mm_translate (two sources, changed)"
+$SAME full_ms2_rgb.tif ms_rgb.tif || fail "two sources: after the change the stitched output differs from mm_translate's"
 
 [ "$fails" -eq 0 ] && echo "PASS" || { echo "$fails failure(s)"; exit 1; }

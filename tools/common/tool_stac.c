@@ -306,6 +306,11 @@ static int write_json(const char *tool, const char *path, cJSON *j) {
 }
 
 int mm_tool_stac_item(const char *tool, const char *dst) {
+    return mm_tool_stac_item_source(tool, dst, NULL, NULL);
+}
+
+int mm_tool_stac_item_source(const char *tool, const char *dst, const char *source_href,
+                             const cJSON *source) {
     char err[1024];
     GDALAllRegister(); /* (mm_batch calls it for an up-to-date output, without a run) */
     GDALDatasetH ds = mmgeo_open_raster(dst, err, sizeof err);
@@ -362,7 +367,12 @@ int mm_tool_stac_item(const char *tool, const char *dst) {
 
     /* properties: when, what made it, and that it is synthetic */
     char *src_item_path = NULL;
-    cJSON *src_item = job->n_sources ? source_item(job->sources[0].path, &src_item_path) : NULL;
+    cJSON *src_item = NULL;
+    if (source_href && source) { /* the Item the input came from (a STAC manifest) */
+        src_item = cJSON_Duplicate(source, 1);
+        src_item_path = strdup(source_href);
+    } else if (job->n_sources)
+        src_item = source_item(job->sources[0].path, &src_item_path);
     source_datetime(props, src, src_item, src_item_path, now);
     cJSON_AddStringToObject(props, "created", now);
     char task[512] = "";
@@ -424,7 +434,11 @@ int mm_tool_stac_item(const char *tool, const char *dst) {
         cJSON_AddStringToObject(l, "rel", "derived_from");
         cJSON_AddStringToObject(l, "href", src_item_path);
         cJSON_AddStringToObject(l, "type", "application/geo+json");
-        cJSON_AddStringToObject(l, "title", "the source's STAC item");
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(src_item, "id");
+        cJSON_AddStringToObject(l, "title",
+                                cJSON_IsString(sid)
+                                    ? CPLSPrintf("the source's STAC item %s", sid->valuestring)
+                                    : "the source's STAC item");
         cJSON_AddItemToArray(links, l);
     }
 

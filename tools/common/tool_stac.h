@@ -17,6 +17,12 @@ char *mm_tool_stac_path(const char *dst);
  * with metaearth:synthetic true. Returns 0, or -1 after a message on stderr (the raster stays
  * written). */
 int mm_tool_stac_item(const char *tool, const char *dst);
+/* The same with the source's STAC Item given (an input taken from a STAC manifest): source (the
+ * Item, for the datetime) linked as rel derived_from with source_href, in place of the item looked
+ * for beside the source. */
+struct cJSON;
+int mm_tool_stac_item_source(const char *tool, const char *dst, const char *source_href,
+                             const struct cJSON *source);
 /* Writes a STAC Catalog at path (id, description) linking the items (n paths; relative hrefs
  * for those under the catalog's folder). Returns 0, or -1 after a message on stderr. */
 int mm_tool_stac_catalog(const char *tool, const char *path, const char *id,
