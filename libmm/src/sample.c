@@ -250,6 +250,14 @@ static size_t image_floats(const mm_model *m, int mod) {
     return (size_t)m->cfg.modality_channels[mod] * m->cfg.image_size * m->cfg.image_size;
 }
 
+/* The largest image of any modality (floats per tile). */
+static size_t max_image_floats(const mm_model *m) {
+    size_t max_img = 0;
+    for (int i = 0; i < m->cfg.n_modalities; i++)
+        if (image_floats(m, i) > max_img) max_img = image_floats(m, i);
+    return max_img;
+}
+
 mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_tiles,
                        const uint64_t *tile_ids, int n_sources, const int *source_mods,
                        const float *const *sources, int n_targets, const int *target_mods,
@@ -292,10 +300,7 @@ mm_status mm_translate(mm_context *ctx, const mm_sample_params *params, int n_ti
                           : (size_t)(n_sources ? n_sources : 1) * B2 * s.lat);
     s.xin = mm_ws(ctx, WS_S_LAT, (size_t)n_targets * B2 * s.lat);
     float *x = mm_ws(ctx, WS_S_X, (size_t)n_targets * n_tiles * s.lat);
-    size_t max_img = 0;
-    for (int i = 0; i < m->cfg.n_modalities; i++)
-        if (image_floats(m, i) > max_img) max_img = image_floats(m, i);
-    float *img = mm_ws(ctx, WS_S_IMG, max_img * n_tiles);
+    float *img = mm_ws(ctx, WS_S_IMG, max_image_floats(m) * n_tiles);
     s.t_host = malloc(sizeof(float) * (size_t)(n_sources + n_targets) * B2);
     mm_status st = MM_ERROR_BACKEND;
     if (!s.src || !s.xin || !x || !img || !s.t_host) {
@@ -345,10 +350,82 @@ mm_status mm_generate(mm_context *ctx, const mm_sample_params *params, int n_til
 
 /* ---- scene embedding and latent-level access ------------------------------------------------ */
 
+/* The parts of one scene sequence: the sources (host images), read at time source_t (0: clean;
+ * t > 0: (1 - t) z + t eps with eps the MM_NOISE_INITIAL noise of the source's modality), then,
+ * when noise_branch >= 0, the branch of that modality as pure noise (MM_NOISE_UNCOND, step 0) at
+ * t = 1. seed and tile_ids address the noise (only read when there is noise). */
+typedef struct {
+    int n_sources;
+    const int *source_mods;
+    const float *const *sources;
+    float source_t;
+    int noise_branch;
+    uint64_t seed;
+    const uint64_t *tile_ids;
+} scene_parts;
+
+/* The scene tokens of these parts (arguments checked by the caller): each source uploaded and
+ * VAE-encoded (and noised), one forward of the scene module. *scene: the tokens in backend
+ * memory, n_tiles x parts x NH (tile b, part i at (b * parts + i) * NH), valid until the next
+ * call on ctx. Used by mm_embed (clean sources, no branch) and mm_embed_readout. */
+static mm_status scene_tokens(mm_context *ctx, int n_tiles, const scene_parts *sp, float **scene) {
+    const mm_model *m = ctx->model;
+    const int ns = sp->n_sources, np = ns + (sp->noise_branch >= 0);
+    const float ts = sp->source_t;
+    const size_t lat = (size_t)m->cfg.vae.latent_channels * m->cfg.latent_size * m->cfg.latent_size;
+    const size_t NH = (size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size;
+    float *lats = mm_ws(ctx, WS_S_SRC, (size_t)np * n_tiles * lat);
+    float *img = mm_ws(ctx, WS_S_IMG, max_image_floats(m) * n_tiles);
+    float *eps = ts > 0.0f ? mm_ws(ctx, WS_S_XI, (size_t)n_tiles * lat) : NULL;
+    float *out = mm_ws(ctx, WS_S_X, (size_t)np * n_tiles * NH);
+    float *times = malloc(sizeof(float) * 2 * (size_t)n_tiles); /* sources, then the branch */
+    mm_part_dev parts[MM_MAX_MODALITIES];
+    mm_status st = MM_ERROR_BACKEND;
+    if (!lats || !img || !out || !times || (ts > 0.0f && !eps)) {
+        st = MM_ERROR_NOMEM;
+        if (!ctx->errmsg[0]) mm_ctx_seterr(ctx, "out of memory");
+        goto done;
+    }
+    for (int b = 0; b < n_tiles; b++)
+        times[b] = ts, times[n_tiles + b] = 1.0f;
+    for (int i = 0; i < np; i++) {
+        float *dst = lats + (size_t)i * n_tiles * lat;
+        const int mod = i < ns ? sp->source_mods[i] : sp->noise_branch;
+        if (i < ns) {
+            if (OPS->upload(BE, img, sp->sources[i], image_floats(m, mod) * n_tiles)) {
+                mm_ctx_backend_failed(ctx, "upload");
+                goto done;
+            }
+            if (mm_vae_encode_dev(ctx, mod, n_tiles, img, dst)) goto done;
+        }
+        /* the noise branch's noise, or the noise of a source read at source_t > 0 */
+        float *nz = i < ns ? eps : dst;
+        for (int b = 0; nz && b < n_tiles; b++)
+            if (OPS->noise(BE, nz + (size_t)b * lat, sp->seed, sp->tile_ids[b],
+                           i < ns ? MM_NOISE_INITIAL : MM_NOISE_UNCOND, mod, 0, lat)) {
+                mm_ctx_backend_failed(ctx, "noise");
+                goto done;
+            }
+        if (i < ns && eps && /* (1 - t) z + t eps */
+            OPS->axpby(BE, dst, ts, eps, 1.0f - ts, (size_t)n_tiles * lat)) {
+            mm_ctx_backend_failed(ctx, "noising");
+            goto done;
+        }
+        parts[i] = (mm_part_dev){mod, dst, i < ns ? times : times + n_tiles};
+    }
+    if (mm_dit_forward(ctx, n_tiles, np, parts, 0, NULL, NULL, out)) goto done;
+    *scene = out;
+    st = MM_OK;
+done:
+    free(times);
+    return st;
+}
+
 mm_status mm_embed(mm_context *ctx, int n_tiles, int n_sources, const int *source_mods,
                    const float *const *sources, float *const *out) {
     if (!check_ctx(ctx)) return MM_ERROR_ARGUMENT;
     ctx->errmsg[0] = 0;
+    ctx->be->errmsg[0] = 0;
     unsigned seen = 0;
     if (check_tiles(ctx, n_tiles) ||
         check_modalities(ctx, n_sources, source_mods, (const void *const *)sources, "source",
@@ -363,39 +440,19 @@ mm_status mm_embed(mm_context *ctx, int n_tiles, int n_sources, const int *sourc
             mm_ctx_seterr(ctx, "output %d is NULL", i);
             return MM_ERROR_ARGUMENT;
         }
-    const mm_model *m = ctx->model;
-    const size_t lat = (size_t)m->cfg.vae.latent_channels * m->cfg.latent_size * m->cfg.latent_size;
-    const size_t NH = (size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size;
-    float *lats = mm_ws(ctx, WS_S_SRC, (size_t)n_sources * n_tiles * lat);
-    float *img =
-        mm_ws(ctx, WS_S_IMG,
-              (size_t)m->cfg.vae.in_channels * m->cfg.image_size * m->cfg.image_size * n_tiles);
-    float *scene = mm_ws(ctx, WS_S_X, (size_t)n_sources * n_tiles * NH);
-    float *zeros = calloc((size_t)n_tiles, sizeof(float));
-    mm_part_dev parts[MM_MAX_MODALITIES];
-    mm_status st = MM_ERROR_BACKEND;
-    if (!lats || !img || !scene || !zeros) {
-        st = MM_ERROR_NOMEM;
-        goto done;
-    }
-    for (int i = 0; i < n_sources; i++) {
-        float *dst = lats + (size_t)i * n_tiles * lat;
-        if (OPS->upload(BE, img, sources[i], image_floats(m, source_mods[i]) * n_tiles) ||
-            mm_vae_encode_dev(ctx, source_mods[i], n_tiles, img, dst))
-            goto done;
-        parts[i] = (mm_part_dev){source_mods[i], dst, zeros};
-    }
-    if (mm_dit_forward(ctx, n_tiles, n_sources, parts, 0, NULL, NULL, scene)) goto done;
+    const size_t NH = (size_t)ctx->model->cfg.n_tokens * ctx->model->cfg.dit.hidden_size;
+    const scene_parts sp = {n_sources, source_mods, sources, 0.0f, -1, 0, NULL};
+    float *scene = NULL;
+    const mm_status st = scene_tokens(ctx, n_tiles, &sp, &scene);
+    if (st != MM_OK) return st;
     for (int b = 0; b < n_tiles; b++)
         for (int i = 0; i < n_sources; i++)
             if (OPS->download(BE, out[i] + (size_t)b * NH, scene + ((size_t)b * n_sources + i) * NH,
-                              NH))
-                goto done;
-    st = MM_OK;
-done:
-    if (st == MM_ERROR_NOMEM && !ctx->errmsg[0]) mm_ctx_seterr(ctx, "out of memory");
-    free(zeros);
-    return st;
+                              NH)) {
+                mm_ctx_backend_failed(ctx, "download");
+                return MM_ERROR_BACKEND;
+            }
+    return MM_OK;
 }
 
 void mm_readout_params_default(mm_readout_params *p) {
@@ -441,61 +498,18 @@ mm_status mm_embed_readout(mm_context *ctx, const mm_readout_params *params, int
         return MM_ERROR_ARGUMENT;
     }
     const int np = n_sources + 1;
-    const size_t lat = (size_t)m->cfg.vae.latent_channels * m->cfg.latent_size * m->cfg.latent_size;
     const size_t NH = (size_t)m->cfg.n_tokens * m->cfg.dit.hidden_size;
-    size_t max_img = 0;
-    for (int i = 0; i < m->cfg.n_modalities; i++)
-        if (image_floats(m, i) > max_img) max_img = image_floats(m, i);
-    float *lats = mm_ws(ctx, WS_S_SRC, (size_t)np * n_tiles * lat);
-    float *img = mm_ws(ctx, WS_S_IMG, max_img * n_tiles);
-    float *eps = ts > 0.0f ? mm_ws(ctx, WS_S_XI, (size_t)n_tiles * lat) : NULL;
-    float *scene = mm_ws(ctx, WS_S_X, (size_t)np * n_tiles * NH);
-    float *times = malloc(sizeof(float) * 2 * (size_t)n_tiles);
-    mm_part_dev parts[MM_MAX_MODALITIES];
-    mm_status st = MM_ERROR_BACKEND;
-    if (!lats || !img || !scene || !times || (ts > 0.0f && !eps)) {
-        st = MM_ERROR_NOMEM;
-        goto done;
-    }
-    for (int b = 0; b < n_tiles; b++)
-        times[b] = ts, times[n_tiles + b] = 1.0f;
-    for (int i = 0; i < np; i++) {
-        float *dst = lats + (size_t)i * n_tiles * lat;
-        const int mod = i < n_sources ? source_mods[i] : rm;
-        if (i < n_sources) {
-            if (OPS->upload(BE, img, sources[i], image_floats(m, mod) * n_tiles)) {
-                mm_ctx_backend_failed(ctx, "upload");
-                goto done;
-            }
-            if (mm_vae_encode_dev(ctx, mod, n_tiles, img, dst)) goto done;
-        }
-        /* the readout branch's noise, or the noise of a source read at source_t > 0 */
-        float *nz = i < n_sources ? eps : dst;
-        for (int b = 0; nz && b < n_tiles; b++)
-            if (OPS->noise(BE, nz + (size_t)b * lat, params->seed, tile_ids[b],
-                           i < n_sources ? MM_NOISE_INITIAL : MM_NOISE_UNCOND, mod, 0, lat)) {
-                mm_ctx_backend_failed(ctx, "noise");
-                goto done;
-            }
-        if (i < n_sources && eps && /* (1 - t) z + t eps */
-            OPS->axpby(BE, dst, ts, eps, 1.0f - ts, (size_t)n_tiles * lat)) {
-            mm_ctx_backend_failed(ctx, "noising");
-            goto done;
-        }
-        parts[i] = (mm_part_dev){mod, dst, i < n_sources ? times : times + n_tiles};
-    }
-    if (mm_dit_forward(ctx, n_tiles, np, parts, 0, NULL, NULL, scene)) goto done;
+    const scene_parts sp = {n_sources, source_mods, sources, ts, rm, params->seed, tile_ids};
+    float *scene = NULL;
+    const mm_status st = scene_tokens(ctx, n_tiles, &sp, &scene);
+    if (st != MM_OK) return st;
     for (int b = 0; b < n_tiles; b++)
         if (OPS->download(BE, out + (size_t)b * NH, scene + ((size_t)b * np + n_sources) * NH,
                           NH)) {
             mm_ctx_backend_failed(ctx, "download");
-            goto done;
+            return MM_ERROR_BACKEND;
         }
-    st = MM_OK;
-done:
-    if (st == MM_ERROR_NOMEM && !ctx->errmsg[0]) mm_ctx_seterr(ctx, "out of memory");
-    free(times);
-    return st;
+    return MM_OK;
 }
 
 static mm_status vae_call(mm_context *ctx, int modality, int n_tiles, const float *in, float *out,
