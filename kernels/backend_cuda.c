@@ -1149,6 +1149,7 @@ static void cu_destroy(mm_backend *b) {
 
 static const mm_backend_ops cuda_ops = {
     .name = "cuda",
+    .host_memory = 0,
     .destroy = cu_destroy,
     .resident = cu_resident,
     .alloc = cu_alloc,

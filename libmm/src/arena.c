@@ -317,7 +317,7 @@ mm_status mm_context_plan(mm_context *ctx, const mm_workload *w, mm_memory_plan 
  * libraries allocate themselves (lazily loaded kernels, library handles): 512 MiB on a device,
  * 256 MiB on the host. */
 static size_t usable(const mm_backend *b, size_t fr) {
-    const size_t keep = (strcmp(b->ops->name, "cpu") == 0 ? 256u : 512u) << 20;
+    const size_t keep = (b->ops->host_memory ? 256u : 512u) << 20;
     const size_t u = fr / 20 * 19;
     return u > keep ? u - keep : 0;
 }

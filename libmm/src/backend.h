@@ -43,7 +43,12 @@ typedef struct {
 typedef struct mm_backend mm_backend;
 
 typedef struct {
-    const char *name;
+    const char *name; /* for messages and reports only: model code never compares it */
+    /* Capabilities, declared by the backend; model code asks these, never the name.
+     * host_memory: 1 when the backend's buffers are host memory (the CPU backend's), so that
+     * model code may hand host arrays to the forward passes without upload()/download() and
+     * plans its working memory with the host's reserve; 0 for device memory (CUDA). */
+    int host_memory;
     void (*destroy)(mm_backend *b);
 
     /* Read-only model data (norm weights, embeddings) as the backend reads it: the CPU backend

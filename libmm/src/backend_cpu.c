@@ -1011,6 +1011,7 @@ static void cpu_destroy(mm_backend *b) {
 
 static const mm_backend_ops cpu_ops = {
     .name = "cpu",
+    .host_memory = 1,
     .destroy = cpu_destroy,
     .alloc = cpu_alloc,
     .free = cpu_free,

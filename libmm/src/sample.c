@@ -550,8 +550,9 @@ mm_status mm_vae_decode(mm_context *ctx, int modality, int n_tiles, const float 
     return vae_call(ctx, modality, n_tiles, latents, images, 0);
 }
 
-/* Latent-level single evaluation: the CPU backend reads host memory directly; a device backend
- * stages the latents in (upload) and the velocities and scene tokens out (download). */
+/* Latent-level single evaluation: a backend with host memory (the CPU backend) reads the host
+ * arrays directly; a device backend stages the latents in (upload) and the velocities and scene
+ * tokens out (download). */
 mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partition *parts,
                      int n_targets, const int *target_parts, float *const *v, float *scene_out) {
     if (!check_ctx(ctx)) return MM_ERROR_ARGUMENT;
@@ -563,7 +564,7 @@ mm_status mm_predict(mm_context *ctx, int n_tiles, int n_parts, const mm_partiti
                       n_targets);
         return MM_ERROR_ARGUMENT;
     }
-    const int host = strcmp(ctx->be->ops->name, "cpu") == 0;
+    const int host = ctx->be->ops->host_memory;
     mm_part_dev pd[MM_MAX_MODALITIES];
     unsigned seen = 0;
     for (int i = 0; i < n_parts; i++) {
