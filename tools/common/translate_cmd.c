@@ -282,7 +282,10 @@ int mm_translate_cmd_run(mm_translate_cmd *c, const char *tool) {
         proc.user = &proc;
         if (window) proc.window = window;
     } else {
-        fprintf(stderr, "%s: unknown --processor '%s' (model; test hooks: identity, negate)\n",
+        /* not reached from the command line: the settings parser (mmgeo_settings_set) refuses
+         * any other --processor, so this is a processor added there and not here, a bug */
+        fprintf(stderr, "%s: internal error: the settings admit --processor '%s', which this "
+                        "tool does not run\n",
                 TOOL, processor);
         goto done;
     }
