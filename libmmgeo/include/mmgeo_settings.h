@@ -7,7 +7,8 @@
  * "--seed", "seed" and "SEED" are the same, "--sar-units" and "SAR_UNITS" too (case-insensitive,
  * leading dashes dropped, '-' and '_' alike). -b is BANDS and -ot is OT.
  *
- * Rules (docs/tools.md, "settings", man/mm_translate.1 and man/gdal_mm.7 state them):
+ * Rules (stated for users in docs/tools.md "Settings" and man/mm_settings.7, which the tools'
+ * man pages and man/gdal_mm.7 point to):
  *  - an integer is written in decimal digits only: no sign, no spaces, no exponent, no leading
  *    zero ("0" itself is fine), no 0x prefix, nothing after it; then it must be in the setting's
  *    range. So SEED=1e3, SEED=010, SEED=0x10, SEED=+5, SEED=" 5" and SEED=5x are refused;
