@@ -93,7 +93,8 @@ static char *resolve_href(const char *base, const char *href, const char **why) 
     }
     char *d = dir_of(base), *p = NULL;
     const char *h = href;
-    while (!strncmp(h, "./", 2)) h += 2;
+    while (!strncmp(h, "./", 2))
+        h += 2;
     if (asprintf(&p, "%s/%s", d, h) < 0) p = NULL;
     free(d);
     return p;
@@ -297,7 +298,8 @@ static int read_catalog(reader *r, const char *path, const cJSON *cat, char **st
             }
             char *text = mm_read_text_file(p);
             if (!text) {
-                const int rc = fail(r, "cannot read the child catalog '%s': %s", p, strerror(errno));
+                const int rc =
+                    fail(r, "cannot read the child catalog '%s': %s", p, strerror(errno));
                 free(p), free(real);
                 return rc;
             }
@@ -328,8 +330,7 @@ int mm_batch_stac_kind(const cJSON *root) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
     if (!cJSON_IsObject(root) || !cJSON_IsString(type)) return 0;
     if (!strcmp(type->valuestring, "FeatureCollection")) return 1;
-    if (!strcmp(type->valuestring, "Catalog") || !strcmp(type->valuestring, "Collection"))
-        return 2;
+    if (!strcmp(type->valuestring, "Catalog") || !strcmp(type->valuestring, "Collection")) return 2;
     return 0;
 }
 
@@ -384,11 +385,13 @@ int mm_batch_read_stac(const char *path, cJSON *root, const char *asset_key,
     } else {
         rc = fail(&r, "not a STAC ItemCollection or Catalog");
     }
-    for (int i = 0; i < r.n_seen; i++) free(r.seen_items[i]);
-    for (int i = 0; i < r.n_done; i++) free(r.done_cats[i]);
+    for (int i = 0; i < r.n_seen; i++)
+        free(r.seen_items[i]);
+    for (int i = 0; i < r.n_done; i++)
+        free(r.done_cats[i]);
     free(r.seen_items), free(r.done_cats);
-    if (!rc && r.n == 0) rc = fail(&r, "the STAC %s has no items",
-                                   kind == 1 ? "ItemCollection" : "Catalog");
+    if (!rc && r.n == 0)
+        rc = fail(&r, "the STAC %s has no items", kind == 1 ? "ItemCollection" : "Catalog");
     if (rc) {
         mm_batch_stac_free(r.v, r.n);
         r.v = NULL, r.n = 0;

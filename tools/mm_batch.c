@@ -84,6 +84,7 @@ typedef struct {
        the output's STAC item as derived_from) and its href */
     char *stac_id, *asset, *src_href;
     cJSON *src_item;
+    double pixels; /* the input's width x height (0 when it cannot be opened), for the progress */
 } item;
 
 /* what a STAC manifest needs from the command line (taken out of argv before mm_translate's
@@ -999,6 +1000,19 @@ int main(int argc, char **argv) {
     int next = 0, running = 0, finished = 0, count[6] = {0}, forwarded = 0;
     double busy = 0; /* seconds of the items that ran (not the skipped ones) */
     int ran = 0;
+    /* pixels, for the progress: every input's, those finished, and the done items' rate */
+    double px_all = 0, px_fin = 0, px_ok = 0, sec_ok = 0;
+    if (!quiet) {
+        GDALAllRegister();
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        for (int i = 0; i < it.n; i++) {
+            item *x = &it.v[i];
+            GDALDatasetH d = x->error ? NULL : GDALOpenEx(x->input, GDAL_OF_RASTER, NULL, NULL, NULL);
+            if (d) x->pixels = (double)GDALGetRasterXSize(d) * GDALGetRasterYSize(d), GDALClose(d);
+            px_all += x->pixels;
+        }
+        CPLPopErrorHandler();
+    }
     while (finished < it.n) {
         while (!g_interrupted && running < jobs && next < it.n) {
             item *x = &it.v[next++];
@@ -1051,23 +1065,33 @@ int main(int argc, char **argv) {
         finished++;
         count[x->status]++;
         if (x->status != ST_SKIPPED) busy += x->seconds, ran++;
+        px_fin += x->pixels;
+        if (x->status == ST_OK && x->pixels > 0) px_ok += x->pixels, sec_ok += x->seconds;
         if (x->status == ST_FAILED && x->stac_id)
             fprintf(stderr, "%s: failed: %s (STAC item %s): %s\n", TOOL, x->output, x->stac_id,
                     x->error);
         else if (x->status == ST_FAILED)
             fprintf(stderr, "%s: failed: %s (line %d): %s\n", TOOL, x->output, x->line, x->error);
         if (!quiet) {
-            char eta[64] = "";
+            char eta[64] = "", px[96] = "";
             const int left = it.n - finished;
-            if (left && ran) {
+            const double par = jobs < left ? jobs : left;
+            if (left && px_ok > 0 && sec_ok > 0 && px_all > px_fin) {
+                /* the pixels left at the rate of the items done */
                 char t[32];
-                const double per = busy / ran, par = jobs < left ? jobs : left;
-                fmt_time(per * left / par, t, sizeof t);
+                fmt_time((px_all - px_fin) / (px_ok / sec_ok) / par, t, sizeof t);
+                snprintf(eta, sizeof eta, "; about %s left", t);
+            } else if (left && ran) { /* no pixel rate yet: the mean item time */
+                char t[32];
+                fmt_time(busy / ran * left / par, t, sizeof t);
                 snprintf(eta, sizeof eta, "; about %s left", t);
             }
-            fprintf(stderr, "%s: [%d/%d] %s %s (%.1f s); %d ok, %d skipped, %d failed%s\n", TOOL,
-                    finished, it.n, status_name[x->status], x->output, x->seconds, count[ST_OK],
-                    count[ST_SKIPPED], count[ST_FAILED], eta);
+            if (px_all > 0)
+                snprintf(px, sizeof px, "; %.3g of %.3g Mpx (%.0f %%)", px_fin / 1e6, px_all / 1e6,
+                         100 * px_fin / px_all);
+            fprintf(stderr, "%s: [%d/%d] %s %s (%.1f s); %d ok, %d skipped, %d failed%s%s\n",
+                    TOOL, finished, it.n, status_name[x->status], x->output, x->seconds,
+                    count[ST_OK], count[ST_SKIPPED], count[ST_FAILED], px, eta);
         }
     }
     for (int i = 0; i < it.n; i++)

@@ -7,7 +7,8 @@
 # asset; a rerun skips the done items. An ItemCollection (named without .json: the kind is read
 # from the content) gives the same bytes as the equivalent CSV manifest. A cycle in the links is
 # an error (exit 2), not a hang; a missing --output-dir or --task, or a STAC option with a CSV
-# manifest, is a usage error.
+# manifest, is a usage error. The progress lines count pixels and estimate the time left; -q
+# silences them.
 # Usage: batch_stac.sh BUILD_DIR MODEL
 set -u
 TEST_NAME=mm_batch_stac_test
@@ -65,6 +66,11 @@ check() { # report output status [error pattern]
 # --- 1. the catalog: 2 good outputs, the missing asset and the ambiguous item failed, exit 1
 expect 1 "failed: .*scene-d.tif (STAC item scene-d)" $MB --output-dir out --task sar:rgb --report r1.json s/catalog.json
 grep -q "4 items: 2 done, 0 skipped (up to date), 2 failed" err.txt || fail "summary: $(tail -3 err.txt)"
+# the progress counts pixels (72 x 54 per readable input: 2 of them) with a time-left estimate
+grep -q "\[1/4\] ok .*scene-a.tif .*; 0.00389 of 0.00778 Mpx (50 %); about .* left" err.txt ||
+    fail "progress: no pixels and time left in the first line: $(grep '\[1/4\]' err.txt)"
+grep -q "\[4/4\] failed .*; 0.00778 of 0.00778 Mpx (100 %)" err.txt ||
+    fail "progress: the last line: $(grep '\[4/4\]' err.txt)"
 for f in scene-a scene-c; do
     [ -s "out/$f.tif" ] || fail "no output out/$f.tif"
     [ -s "out/$f.tif.mmstamp.json" ] || fail "no stamp out/$f.tif.mmstamp.json"
@@ -104,6 +110,8 @@ grep -q '"id": "flood"' s/catalog.json || fail "the input catalog was changed"
 # --- 2. a rerun skips the done items; --stac-asset picks the ambiguous item's asset
 expect 1 "" $MB --output-dir out --task sar:rgb --report r2.json s/catalog.json
 grep -q "4 items: 0 done, 2 skipped (up to date), 2 failed" err.txt || fail "rerun: $(tail -3 err.txt)"
+expect 1 "failed: .*scene-d.tif" $MB -q --output-dir out --task sar:rgb s/catalog.json
+grep -q "Mpx\|\[4/4\]\|items:" err.txt && fail "-q: progress or summary on stderr: $(cat err.txt)"
 expect 1 "" $MB --output-dir out --task sar:rgb --stac-asset vh --report r3.json s/catalog.json
 check r3.json scene-e.tif ok
 check r3.json scene-a.tif failed "no asset 'vh' (its assets: 'vv', 'thumb')"
